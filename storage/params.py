@@ -1,0 +1,161 @@
+"""The training parameters: names, defaults and checks, the contract both sides share."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from storage.errors import BadInput
+
+MODELS = ("mlp", "lenet")
+ACTIVATIONS = ("tanh", "relu", "leaky_relu", "sigmoid", "elu", "softplus")
+INITS = ("glorot", "uniform01", "uniform_pm1")
+LOSSES = ("cross_entropy", "mse")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
+SCHEDULES = ("constant", "linear", "exponential", "inverse_time")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One training parameter: its type, bounds or choices, and what it means."""
+
+    name: str
+    kind: type
+    doc: str
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    models: tuple = MODELS
+
+    def describe(self) -> str:
+        """The allowed values in words, for error messages."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        kind = "an integer" if self.kind is int else "a number"
+        parts = []
+        if self.low is not None:
+            parts.append(("> " if self.low_open else ">= ") + _fmt(self.low))
+        if self.high is not None:
+            parts.append(("< " if self.high_open else "<= ") + _fmt(self.high))
+        return kind + (" " + " and ".join(parts) if parts else "")
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+PARAMS: dict[str, Param] = {p.name: p for p in [
+    Param("width", int, "hidden units per layer (LeNet: the fully connected layer)", low=1, high=100_000),
+    Param("depth", int, "MLP hidden layers (0 = logistic regression)", low=0, high=32, models=("mlp",)),
+    Param("conv1_maps", int, "LeNet feature maps of the first convolution", low=1, high=1024, models=("lenet",)),
+    Param("conv2_maps", int, "LeNet feature maps of the second convolution", low=1, high=1024, models=("lenet",)),
+    Param("activation", str, "hidden activation", choices=ACTIVATIONS),
+    Param("init", str, "weight initialisation", choices=INITS),
+    Param("loss", str, "training loss on the softmax output", choices=LOSSES),
+    Param("dropout", float, "drop rate of hidden layers (0 = off)", low=0, high=1, high_open=True),
+    Param("input_dropout", float, "drop rate of the input (0 = off)", low=0, high=1, high_open=True),
+    Param("l1", float, "L1 penalty on weights (not biases)", low=0),
+    Param("l2", float, "L2 penalty (sum of squares) on weights (not biases)", low=0),
+    Param("optimizer", str, "update rule", choices=OPTIMIZERS),
+    Param("lr", float, "initial learning rate", low=0, low_open=True),
+    Param("momentum", float, "momentum coefficient (momentum, nesterov)", low=0, high=1, high_open=True),
+    Param("rho", float, "decay of squared-gradient averages (rmsprop, adadelta)", low=0, high=1, low_open=True, high_open=True),
+    Param("beta1", float, "Adam first-moment decay", low=0, high=1, high_open=True),
+    Param("beta2", float, "Adam second-moment decay", low=0, high=1, high_open=True),
+    Param("eps", float, "numerical stabiliser of adaptive rules", low=0, low_open=True),
+    Param("schedule", str, "learning-rate schedule over epochs", choices=SCHEDULES),
+    Param("lr_end", float, "final learning rate of the linear schedule", low=0, low_open=True),
+    Param("decay", float, "per-epoch factor (exponential: lr*decay**epoch) or rate (inverse_time: lr/(1+decay*epoch))",
+          low=0),
+    Param("batch_size", int, "minibatch size", low=1, high=1_000_000),
+    Param("ema", float, "moving-average decay of weights used for evaluation (0 = off)", low=0, high=1, high_open=True),
+    Param("patience", int, "early stopping patience in epochs, Theano-tutorial style (0 = off)", low=0),
+    Param("improvement_threshold", float, "relative validation improvement that extends patience",
+          low=0, high=1, low_open=True),
+    Param("valid_size", float, "validation share of the training data (< 1) or number of images (>= 1)",
+          low=0, low_open=True),
+]}
+
+# Section D's baseline for the MLP; the LeNet of section D trained with Adam.
+_COMMON = dict(activation="relu", init="glorot", loss="cross_entropy", dropout=0.0, input_dropout=0.0,
+               l1=0.0, l2=1e-4, momentum=0.9, rho=0.9, beta1=0.9, beta2=0.999, eps=1e-8,
+               lr_end=None, batch_size=100, ema=0.0, patience=0, improvement_threshold=0.995, valid_size=0.2)
+DEFAULTS: dict[str, dict] = {
+    "mlp": dict(_COMMON, width=500, depth=1, optimizer="sgd", lr=0.8, schedule="exponential", decay=0.99),
+    "lenet": dict(_COMMON, width=500, conv1_maps=20, conv2_maps=50, optimizer="adam", lr=1e-3,
+                  schedule="constant", decay=0.99),
+}
+# Optimizer-specific defaults, used unless the user sets the parameter.
+OPTIMIZER_DEFAULTS = {"adadelta": dict(rho=0.95, eps=1e-6), "rmsprop": dict(eps=1e-6), "adagrad": dict(eps=1e-6)}
+
+
+def unknown(name: str, known=None) -> BadInput:
+    """The error for an unknown parameter name, with the nearest valid one suggested."""
+    known = list(known if known is not None else PARAMS)
+    near = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean '{near[0]}'?" if near else "valid names: " + ", ".join(known)
+    return BadInput(f"unknown parameter '{name}': {hint}")
+
+
+def check(name: str, value, model: str | None = None):
+    """Return `value` converted to the parameter's type, or raise BadInput naming the allowed values."""
+    if name not in PARAMS:
+        raise unknown(name)
+    p = PARAMS[name]
+    if model is not None and model not in p.models:
+        raise BadInput(f"parameter '{name}' applies to {', '.join(p.models)} only, not {model}: remove it")
+    if name == "lr_end" and value is None:
+        return None
+    bad = BadInput(f"parameter {name}={value!r} is invalid: use {p.describe()}")
+    if p.choices:
+        if not isinstance(value, str) or value not in p.choices:
+            raise bad
+        return value
+    if isinstance(value, bool):
+        raise bad
+    if isinstance(value, str):
+        value = value.strip()
+        try:
+            value = int(value) if p.kind is int else float(value)
+        except ValueError:
+            raise bad from None
+    if p.kind is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int):
+            raise bad
+    elif not isinstance(value, (int, float)):
+        raise bad
+    value = p.kind(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise bad
+    if p.low is not None and (value < p.low or (p.low_open and value == p.low)):
+        raise bad
+    if p.high is not None and (value > p.high or (p.high_open and value == p.high)):
+        raise bad
+    return value
+
+
+def check_model(model: str) -> str:
+    """Return the model name or raise BadInput listing the models."""
+    if model not in MODELS:
+        raise BadInput(f"unknown model '{model}': use one of {', '.join(MODELS)}")
+    return model
+
+
+def resolve(model: str, overrides: dict | None = None) -> dict:
+    """The full configuration of `model`: defaults, then optimizer defaults, then checked overrides."""
+    check_model(model)
+    overrides = {k: check(k, v, model) for k, v in (overrides or {}).items()}
+    config = dict(DEFAULTS[model])
+    optimizer = overrides.get("optimizer", config["optimizer"])
+    config.update(OPTIMIZER_DEFAULTS.get(optimizer, {}))
+    config.update(overrides)
+    if config["lr_end"] is None:
+        config["lr_end"] = config["lr"] / 10
+    if config["schedule"] == "exponential" and not 0 < config["decay"] <= 1:
+        raise BadInput(f"parameter decay={config['decay']!r} is invalid for the exponential schedule: "
+                       "use a factor in (0, 1]")
+    return config

@@ -1,0 +1,1 @@
+"""sweeper, control side: specs, studies, CLI, analysis. Never imports workers."""

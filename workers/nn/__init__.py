@@ -1,0 +1,1 @@
+"""PyTensor building blocks as plain functions: layers, models, update rules, penalties."""
