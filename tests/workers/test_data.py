@@ -1,0 +1,302 @@
+"""workers.data: IDX files, the real MNIST files, digits, the split, and downloads from a real local HTTP server."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.server
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from storage.errors import BadInput
+from workers.data import Dataset, load, mnist
+from workers.data.idx import read_idx, write_idx
+
+README_CLASS_COUNTS = [2381, 2732, 2347, 2487, 2347, 2144, 2370, 2489, 2292, 2411]
+FILE_NAMES = [f"{stem}.gz" for stem in mnist.FILES]
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+# --- IDX ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compress", [True, False], ids=["gz", "raw"])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(7 * 5 * 3, dtype=np.uint8).reshape(7, 5, 3),
+        np.array([-128, -1, 0, 127], dtype=np.int8),
+        np.arange(-600, 600, 7, dtype=np.int16).reshape(-1, 1),
+        np.array([[-(2**31), 2**31 - 1], [1, -1]], dtype=np.int32),
+        np.linspace(-1, 1, 24, dtype=np.float32).reshape(2, 3, 4),
+        np.array([np.pi, -np.e, 1e300], dtype=np.float64),
+        np.zeros((0, 28, 28), dtype=np.uint8),
+    ],
+    ids=["u8-3d", "i8", "i16-2d", "i32", "f32-3d", "f64", "empty"],
+)
+def test_idx_round_trip(tmp_path, array, compress):
+    path = write_idx(tmp_path / "a.idx", array, gzip=compress)
+    assert (path.read_bytes()[:2] == b"\x1f\x8b") == compress
+    back = read_idx(path)
+    assert back.dtype == array.dtype and back.dtype.isnative and back.shape == array.shape
+    np.testing.assert_array_equal(back, array)
+
+
+def test_idx_gzip_detected_by_magic_not_name(tmp_path):
+    array = np.arange(12, dtype=np.int32).reshape(3, 4)
+    raw, packed = tmp_path / "x.gz", tmp_path / "x.idx"  # names lie on purpose
+    write_idx(raw, array, gzip=False)
+    write_idx(packed, array, gzip=True)
+    np.testing.assert_array_equal(read_idx(raw), array)
+    np.testing.assert_array_equal(read_idx(packed), array)
+
+
+def test_idx_header_is_big_endian(tmp_path):
+    path = write_idx(tmp_path / "labels", np.array([1, 2, 3], dtype=np.uint8), gzip=False)
+    assert path.read_bytes() == bytes.fromhex("00000801 00000003 010203")
+
+
+def _one_line_bad_input(path: Path, *words: str) -> str:
+    with pytest.raises(BadInput) as info:
+        read_idx(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and "re-download" in message
+    for word in words:
+        assert word in message
+    return message
+
+
+@pytest.mark.parametrize(
+    "header", ["00000a01", "01000801", "00000800", "0000"], ids=["type", "nonzero", "ndim0", "short"]
+)
+def test_idx_corrupt_magic(tmp_path, header):
+    path = tmp_path / "bad"
+    whole = len(header) == 8
+    path.write_bytes(bytes.fromhex(header) + b"\0" * 16 * whole)
+    _one_line_bad_input(path, "magic" if whole else "too short")
+
+
+def test_idx_truncated_and_oversized_payload(tmp_path):
+    good = write_idx(tmp_path / "good", np.ones((4, 28, 28), np.uint8), gzip=False).read_bytes()
+    short = tmp_path / "short.gz"
+    short.write_bytes(gzip.compress(good[:-1]))
+    _one_line_bad_input(short, "truncated", "3136 bytes", "3135")
+    long = tmp_path / "long"
+    long.write_bytes(good + b"\0")
+    _one_line_bad_input(long, "oversized")
+    header_only = tmp_path / "header"
+    header_only.write_bytes(good[:10])  # says 3 dims, holds 1.5
+    _one_line_bad_input(header_only, "header cut short")
+
+
+def test_idx_bad_gzip(tmp_path):
+    packed = gzip.compress(write_idx(tmp_path / "raw", np.ones(1000, np.int16), gzip=False).read_bytes())
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    _one_line_bad_input(cut, "gzip")
+    flipped = tmp_path / "flipped.gz"
+    flipped.write_bytes(packed[:20] + bytes([packed[20] ^ 0xFF]) + packed[21:])
+    _one_line_bad_input(flipped, "gzip")
+
+
+def test_idx_missing_file(tmp_path):
+    _one_line_bad_input(tmp_path / "nothing-here", "cannot read")
+
+
+# --- the real MNIST files ----------------------------------------------------------------------
+
+
+def test_load_idx_real_mnist(mnist_dir):
+    data = load(f"idx:{mnist_dir}")
+    assert isinstance(data, Dataset) and data.image_shape == (28, 28) and data.n_classes == 10
+    assert (len(data.y_train), len(data.y_valid), len(data.y_test)) == (19200, 4800, 10000)
+    for x, y in [(data.x_train, data.y_train), (data.x_valid, data.y_valid), (data.x_test, data.y_test)]:
+        assert x.dtype == np.float32 and x.flags.c_contiguous and x.shape == (len(y), 28, 28)
+        assert y.dtype == np.int32 and set(np.unique(y)) == set(range(10))
+        assert 0.0 <= x.min() and x.max() == 1.0
+        assert not x.flags.writeable and not y.flags.writeable
+    # training + validation together are the training file: the README's class counts
+    counts = np.bincount(np.concatenate([data.y_train, data.y_valid]), minlength=10)
+    assert counts.tolist() == README_CLASS_COUNTS
+    # the split is a fixed permutation (seed 0): its first 4800 are validation, both parts in file order
+    images = read_idx(mnist_dir / "train-images-idx3-ubyte.gz")
+    order = np.random.default_rng(0).permutation(24000)
+    train, valid = np.sort(order[4800:]), np.sort(order[:4800])
+    np.testing.assert_array_equal(data.x_train[:50], images[train[:50]] / np.float32(255))
+    np.testing.assert_array_equal(data.x_valid[-50:], images[valid[-50:]] / np.float32(255))
+    assert load(f"idx:{mnist_dir}") is data  # cached per process
+
+
+def test_load_idx_count_and_determinism(mnist_dir):
+    a = load(f"idx:{mnist_dir}", valid_size=1000)
+    assert (len(a.y_train), len(a.y_valid)) == (23000, 1000)
+    load.cache_clear()
+    b = load(f"idx:{mnist_dir}", valid_size=1000)
+    assert a is not b
+    for name in ("x_train", "y_train", "x_valid", "y_valid", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    with pytest.raises(ValueError):
+        a.x_train[0, 0, 0] = 1.0  # read-only: the cache cannot be corrupted
+
+
+def test_load_idx_raw_files_and_mismatched_counts(tmp_path, mnist_dir):
+    for name in FILE_NAMES:  # raw (un-gzipped) copies load too
+        (tmp_path / name.removesuffix(".gz")).write_bytes(gzip.decompress((mnist_dir / name).read_bytes()))
+    assert len(load(f"idx:{tmp_path}", 0.5).y_test) == 10000
+    labels = read_idx(tmp_path / "t10k-labels-idx1-ubyte")
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels[:-1], gzip=False)
+    with pytest.raises(BadInput, match="10000 images but t10k-labels-idx1-ubyte 9999 labels"):
+        load(f"idx:{tmp_path}", 0.25)
+    labels[3] = 10
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels, gzip=False)
+    with pytest.raises(BadInput, match=r"labels span 0\.\.10, expected 0\.\.9"):
+        load(f"idx:{tmp_path}", 0.125)
+
+
+def test_load_idx_missing_file_named(tmp_path, mnist_dir):
+    shutil.copy(mnist_dir / "train-images-idx3-ubyte.gz", tmp_path)
+    with pytest.raises(BadInput, match=r"missing train-labels-idx1-ubyte\[\.gz\] in "):
+        load(f"idx:{tmp_path}")
+    with pytest.raises(BadInput, match="no directory"):
+        load(f"idx:{tmp_path / 'nope'}")
+
+
+# --- digits, specs, valid_size -----------------------------------------------------------------
+
+
+def test_digits_loads_with_no_file():
+    data = load("digits")
+    assert data.image_shape == (8, 8)
+    assert (len(data.y_train), len(data.y_valid), len(data.y_test)) == (1150, 288, 359)
+    assert data.x_train.dtype == np.float32 and data.x_train.max() == 1.0 and data.x_train.min() == 0.0
+    assert data.y_train.dtype == np.int32 and set(np.unique(data.y_test)) == set(range(10))
+    assert not data.x_test.flags.writeable
+    # the test set does not depend on valid_size; train + valid are the same 1438 images
+    other = load("digits", valid_size=100)
+    np.testing.assert_array_equal(other.x_test, data.x_test)
+    both = lambda d: np.sort(np.concatenate([d.x_train, d.x_valid]).reshape(-1, 64), axis=0)  # noqa: E731
+    np.testing.assert_array_equal(both(other), both(data))
+    assert len(other.y_valid) == 100 and len(other.y_train) == 1338
+    assert len(load("digits", 0).y_valid) == 0
+
+
+@pytest.mark.parametrize("spec", ["foo", "MNIST", "idx:", "idx:  ", "digits ", ""])
+def test_unknown_spec(spec):
+    with pytest.raises(BadInput, match="unknown dataset .*: use digits, mnist or idx:DIR") as info:
+        load(spec)
+    assert "\n" not in str(info.value)
+
+
+def test_spec_not_a_string():
+    with pytest.raises(BadInput, match="must be a string"):
+        load(["digits"])
+
+
+@pytest.mark.parametrize("valid_size", [-1, -0.1, 1438, 1437.5, 10**6, float("nan"), float("inf"), True, "0.2", None])
+def test_impossible_valid_size(valid_size):
+    with pytest.raises(BadInput, match="valid_size=") as info:
+        load("digits", valid_size)
+    assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
+
+
+def test_valid_size_edges():
+    assert len(load("digits", 1437).y_train) == 1
+    assert len(load("digits", 1e-9).y_valid) == 1  # a positive share keeps at least one image
+    assert len(load("digits", 5.0).y_valid) == 5
+
+
+# --- downloads from a real HTTP server on 127.0.0.1 --------------------------------------------
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Start an HTTP server for a directory; returns its URL base. Stopped after the test."""
+    servers = []
+
+    def start(directory: Path) -> str:
+        handler = functools.partial(_Quiet, directory=str(directory))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def shared_checksums(mnist_dir) -> dict[str, str]:
+    return {name: md5(mnist_dir / name) for name in FILE_NAMES}
+
+
+def test_download_then_load(tmp_path, mnist_dir, serve, shared_checksums, monkeypatch):
+    site = tmp_path / "site"
+    shutil.copytree(mnist_dir, site)
+    table = tmp_path / "mnist.md5"
+    table.write_text("".join(f"{digest}  {name}\n" for name, digest in shared_checksums.items()))
+    monkeypatch.setenv("SWEEPER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SWEEPER_MNIST_MIRROR", serve(site).rstrip("/"))  # a trailing / is optional
+    monkeypatch.setenv("SWEEPER_MNIST_CHECKSUMS", str(table))
+    load.cache_clear()
+    data = load("mnist")
+    target = tmp_path / "data" / "mnist"
+    assert sorted(p.name for p in target.iterdir()) == sorted(FILE_NAMES)  # no temporary files left
+    assert all(md5(target / name) == digest for name, digest in shared_checksums.items())
+    assert (len(data.y_train), len(data.y_valid), len(data.y_test)) == (19200, 4800, 10000)
+    assert mnist.download(target) == []  # nothing missing, nothing fetched
+    load.cache_clear()
+
+
+def test_download_checksum_mismatch_leaves_nothing(tmp_path, mnist_dir, serve, shared_checksums):
+    site = tmp_path / "site"
+    site.mkdir()
+    for name in FILE_NAMES:  # every file is served, but train-images holds the test images
+        shutil.copy(mnist_dir / ("t10k-images-idx3-ubyte.gz" if name.startswith("train-images") else name), site / name)
+    target = tmp_path / "target"
+    url = serve(site)
+    with pytest.raises(BadInput) as info:
+        mnist.download(target, url, shared_checksums)
+    message = str(info.value)
+    assert message.startswith(f"checksum mismatch for train-images-idx3-ubyte.gz from {url}: ")
+    assert shared_checksums["train-images-idx3-ubyte.gz"] in message and message.endswith("check the mirror")
+    assert list(target.iterdir()) == []
+
+
+def test_download_missing_on_mirror(tmp_path, serve, shared_checksums):
+    url = serve(tmp_path / "empty-site")
+    with pytest.raises(BadInput, match="cannot download .*train-images-idx3-ubyte.gz: .*SWEEPER_MNIST_MIRROR"):
+        mnist.download(tmp_path / "target", url, shared_checksums)
+    assert list((tmp_path / "target").iterdir()) == []
+
+
+def test_download_unreachable_mirror(tmp_path):
+    with socket.socket() as sock:  # an ephemeral port that nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(BadInput, match=f"cannot download http://127.0.0.1:{port}/.*check the network") as info:
+        mnist.download(tmp_path / "target", f"http://127.0.0.1:{port}/", {n: "0" * 32 for n in FILE_NAMES}, timeout=5)
+    assert "\n" not in str(info.value)
+    assert list((tmp_path / "target").iterdir()) == []
+
+
+def test_default_checksum_table_is_the_original_mnist(monkeypatch):
+    monkeypatch.delenv("SWEEPER_MNIST_CHECKSUMS", raising=False)
+    table = mnist.checksum_table()
+    assert table == mnist.CHECKSUMS and set(table) == set(FILE_NAMES)
+    assert table["t10k-images-idx3-ubyte.gz"] == "9fb629c4189551a2d022fa330f9573f3"  # README: byte-identical

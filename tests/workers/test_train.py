@@ -1,0 +1,149 @@
+"""The training core end to end: reproducibility, compile-once, divergence, early stopping, schedules, penalties."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from workers import compiled
+from workers.data import load
+from workers.schedules import learning_rate
+from workers.train import Diverged, EpochRecord, train
+from storage.errors import BadInput
+from storage.params import resolve
+
+SMALL = dict(width=32, batch_size=50)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits")
+
+
+def _run(data, params, epochs=3, seed=0, model="mlp"):
+    records = []
+    result = train(model, params, data, epochs=epochs, seed=seed, on_epoch=records.append)
+    return records, result
+
+
+def test_same_seed_bit_identical_with_dropout(digits):
+    params = dict(SMALL, dropout=0.3, input_dropout=0.1)
+    a_records, a = _run(digits, params)
+    _run(digits, params, seed=5)  # another run in between must not leak state
+    b_records, b = _run(digits, params)
+    strip = [(r.train_loss, r.train_error, r.valid_error, r.lr) for r in a_records]
+    assert strip == [(r.train_loss, r.train_error, r.valid_error, r.lr) for r in b_records]
+    assert (a.test_error, a.valid_error) == (b.test_error, b.valid_error)
+
+
+def test_dropout_masks_depend_on_seed(digits):
+    params = dict(SMALL, dropout=0.5)
+    a, _ = _run(digits, params, epochs=1, seed=1)
+    b, _ = _run(digits, params, epochs=1, seed=2)
+    assert a[0].train_loss != b[0].train_loss
+
+
+def test_compile_once_per_architecture(digits):
+    _run(digits, dict(SMALL, lr=0.1), epochs=1)
+    before = compiled.compiles
+    for params in (dict(lr=0.5, l1=1e-4, l2=0.0, momentum=0.5), dict(lr=0.01, l2=1e-3, decay=0.9),
+                   dict(lr=0.2, schedule="linear", lr_end=0.01, init="uniform_pm1")):
+        records, result = _run(digits, dict(SMALL, **params), epochs=1)
+        assert math.isfinite(result.test_error)
+    assert compiled.compiles == before, "changing symbolic hyperparameters must not recompile"
+    _run(digits, dict(SMALL, width=33), epochs=1)
+    assert compiled.compiles == before + 1, "a new width is a new architecture"
+
+
+def test_learning_rate_reaches_the_compiled_function(digits):
+    """lr = 0 would leave the weights as initialised: same loss every epoch (a symbolic lr that is ignored fails)."""
+    frozen, _ = _run(digits, dict(SMALL, lr=1e-30, schedule="constant", l2=0.0, ema=0.0), epochs=2)
+    assert frozen[0].train_loss == pytest.approx(frozen[1].train_loss, rel=1e-6)
+    moving, _ = _run(digits, dict(SMALL, lr=0.5, schedule="constant", l2=0.0, ema=0.0), epochs=2)
+    assert moving[1].train_loss < moving[0].train_loss * 0.8
+
+
+def test_divergence_is_reported_with_epoch(digits):
+    seen = []
+    with pytest.raises(Diverged, match=r"^diverged at epoch \d+$") as caught:
+        train("mlp", dict(SMALL, lr=1e4, schedule="constant"), digits, epochs=10, on_epoch=seen.append)
+    assert caught.value.epoch == len(seen) + 1 <= 10
+    assert all(math.isfinite(r.train_loss) for r in seen)
+
+
+def test_every_optimizer_and_activation_trains(digits):
+    for optimizer, lr in [("sgd", 0.3), ("momentum", 0.05), ("nesterov", 0.05), ("adagrad", 0.05),
+                          ("rmsprop", 0.003), ("adadelta", 1.0), ("adam", 0.003)]:
+        records, result = _run(digits, dict(SMALL, optimizer=optimizer, lr=lr, schedule="constant"), epochs=4)
+        assert records[-1].valid_error < 0.2, (optimizer, records[-1])
+    for activation in ("tanh", "leaky_relu", "sigmoid", "elu", "softplus"):
+        records, _ = _run(digits, dict(SMALL, activation=activation, optimizer="adam", lr=0.01,
+                                       schedule="constant"), epochs=4)
+        assert records[-1].valid_error < 0.3, (activation, records[-1])
+
+
+def test_early_stopping_theano_patience(digits):
+    records, result = _run(digits, dict(SMALL, patience=2, improvement_threshold=0.995, lr=1e-30,
+                                        schedule="constant", ema=0.0), epochs=20)
+    # nothing improves after epoch 1, so patience (2 epochs) ends the run at epoch 2
+    assert result.epochs_run == 2 and result.stopped_early and len(records) == 2
+    records, result = _run(digits, dict(SMALL, patience=2, lr=0.3), epochs=6)
+    assert result.valid_error == min(r.valid_error for r in records)
+
+
+def test_l2_shrinks_weights_not_biases(digits):
+    """A huge L2 with no data gradient to speak of drives weights, never biases, to zero."""
+    net_params = dict(SMALL, lr=0.05, l2=5.0, schedule="constant", ema=0.0, init="uniform_pm1", depth=1)
+    _run(digits, net_params, epochs=2)
+    net = compiled.network("mlp", resolve("mlp", net_params), digits.image_shape, digits.n_classes)
+    weights = [p.get_value() for p, s in zip(net.params, net.layout) if s.is_weight]
+    biases = [p.get_value() for p, s in zip(net.params, net.layout) if not s.is_weight]
+    assert max(np.abs(w).max() for w in weights) < 1e-3
+    assert max(np.abs(b).max() for b in biases) > 1e-3
+
+
+def test_penalties_are_biases_free():
+    from workers.train import runtime  # noqa: F401
+
+    import pytensor
+    from workers.nn import penalties
+
+    w = pytensor.shared(np.array([[1.0, -2.0]], np.float32))
+    assert float(penalties.l1([w]).eval()) == pytest.approx(3.0)
+    assert float(penalties.l2([w]).eval()) == pytest.approx(5.0)
+    assert float(penalties.regularize(0.5, [w], 0.1, 0.01).eval()) == pytest.approx(0.5 + 0.3 + 0.05)
+
+
+def test_schedules():
+    base = resolve("mlp", {"lr": 1.0, "decay": 0.5, "lr_end": 0.1})
+    assert [learning_rate(dict(base, schedule="constant"), e, 4) for e in range(4)] == [1.0] * 4
+    assert learning_rate(dict(base, schedule="linear"), 3, 4) == pytest.approx(0.1)
+    assert learning_rate(dict(base, schedule="linear"), 0, 4) == pytest.approx(1.0)
+    assert learning_rate(dict(base, schedule="exponential"), 2, 4) == pytest.approx(0.25)
+    assert learning_rate(dict(base, schedule="inverse_time"), 2, 4) == pytest.approx(0.5)
+
+
+def test_bad_parameters_are_bad_input(digits):
+    for params, message in [({"lrr": 1}, "did you mean 'lr'"), ({"dropout": 1.0}, "dropout"),
+                            ({"optimizer": "sgdd"}, "one of sgd"), ({"width": 0}, "width"),
+                            ({"schedule": "exponential", "decay": 2.0}, "decay")]:
+        with pytest.raises(BadInput, match=message):
+            train("mlp", params, digits, epochs=1)
+    with pytest.raises(BadInput, match="epochs"):
+        train("mlp", {}, digits, epochs=0)
+
+
+def test_result_figures(digits):
+    records, result = _run(digits, dict(SMALL, lr=0.3), epochs=3)
+    assert all(isinstance(r, EpochRecord) for r in records) and [r.epoch for r in records] == [1, 2, 3]
+    assert result.report["accuracy"] == pytest.approx(1 - result.test_error)
+    assert 0 < result.confident["n"] <= len(digits.y_test)
+    assert 0.5 < result.confident["precision"] <= 1.0
+
+
+def test_lenet_on_small_images_pads(digits):
+    records, result = _run(digits, dict(width=16, conv1_maps=4, conv2_maps=8, batch_size=50), epochs=2,
+                           model="lenet")
+    assert records[-1].valid_error < 0.5

@@ -1,0 +1,96 @@
+"""`python -m workers`: train once (`train`) or pull trials from a study (`worker`); thin click commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from storage.errors import BadInput
+
+EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
+
+
+@click.group(context_settings=dict(help_option_names=["-h", "--help"]))
+def cli() -> None:
+    """sweeper's compute side."""
+
+
+def _param(ctx, option, values) -> dict:
+    """Parse repeated NAME=VALUE options into a dict (values checked later against storage.params)."""
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise BadInput(f"--param {item!r} is malformed: write NAME=VALUE, e.g. --param lr=0.1")
+        out[name.strip()] = value.strip()
+    return out
+
+
+@cli.command()
+@click.option("--model", default="mlp", show_default=True, help="mlp or lenet")
+@click.option("--dataset", default="digits", show_default=True, help="digits, mnist or idx:DIR")
+@click.option("--param", "params", multiple=True, callback=_param, metavar="NAME=VALUE",
+              help="a training parameter (repeatable), e.g. --param lr=0.1")
+@click.option("--epochs", default=10, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--backend", default=None, help="jax (default), numba or c; or $SWEEPER_BACKEND")
+@click.option("--threads", default=None, type=int, help="BLAS/OpenMP/XLA threads for this process")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines: one object per epoch, then a final one")
+def train(model, dataset, params, epochs, seed, backend, threads, as_json) -> None:
+    """Train one network once, without a database, and report epoch by epoch."""
+    from storage.params import check_model, resolve
+    from workers import runtime
+
+    check_model(model)
+    resolve(model, params)  # bad parameters fail before any data is read or anything compiles
+    runtime.configure(threads=threads, backend=backend)
+    from workers.data import load
+    from workers.metrics import report_text
+    from workers.train import Diverged, train as run
+
+    data = load(dataset, valid_size=resolve(model, params)["valid_size"])
+
+    def show(rec) -> None:
+        if as_json:
+            click.echo(json.dumps(dict(type="epoch", **rec.__dict__)))
+        else:
+            click.echo(f"epoch {rec.epoch:4d}  loss {rec.train_loss:.4f}  train_error {rec.train_error:7.2%}  "
+                       f"valid_error {rec.valid_error:7.2%}  lr {rec.lr:.3g}  {rec.seconds:.2f}s")
+
+    if not as_json:
+        click.echo(f"{model} on {data!r}, backend {runtime.backend_name()}")
+    try:
+        result = run(model, params, data, epochs=epochs, seed=seed, on_epoch=show)
+    except Diverged as exc:
+        if as_json:
+            click.echo(json.dumps(dict(type="diverged", epoch=exc.epoch, error=str(exc))))
+        click.echo(f"error: {exc}: lower the learning rate or add a schedule", err=True)
+        sys.exit(EXIT_DIVERGED)
+    if as_json:
+        click.echo(json.dumps(dict(type="result", **result.to_dict())))
+        return
+    conf = result.confident
+    click.echo(f"test_error {result.test_error:.2%}  valid_error {result.valid_error:.2%}  "
+               f"epochs {result.epochs_run}{' (early stop)' if result.stopped_early else ''}  "
+               f"{result.seconds:.1f}s")
+    click.echo(report_text(result.report))
+    click.echo(f"confident predictions (p > 0.5): n={conf['n']}  precision={conf['precision']:.2%}")
+
+
+try:  # the worker command (issue 3) lives in its own module
+    from workers.worker_cli import worker
+
+    cli.add_command(worker)
+except ImportError:
+    pass
+
+
+def main() -> None:
+    """Run the compute CLI: BadInput is one line and exit 2."""
+    try:
+        cli(standalone_mode=True)
+    except BadInput as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)

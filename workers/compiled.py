@@ -1,0 +1,148 @@
+"""Compiled train/predict functions, built once per architecture per process; each run only resets state."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+
+from workers import runtime
+from workers.nn import losses, models, penalties, updates
+from workers.nn.init import initial_values
+
+# Graph-shaping parameters; all others are symbolic inputs of the compiled step.
+ARCHITECTURE = {
+    "mlp": ("width", "depth", "activation", "loss", "optimizer"),
+    "lenet": ("width", "conv1_maps", "conv2_maps", "activation", "loss", "optimizer"),
+}
+HYPER = ("lr", "l1", "l2", "momentum", "rho", "beta1", "beta2", "eps", "dropout", "input_dropout", "ema")
+EVAL_CHUNK = 1000  # predictions run on fixed-size chunks so JAX compiles one shape
+compiles = 0  # how many networks this process has compiled (tests check compile-once)
+_cache: dict[tuple, "Network"] = {}
+
+
+@dataclass
+class Network:
+    """One compiled architecture: shared parameters, optimizer state, and the compiled functions."""
+
+    layout: list
+    params: list
+    shadows: list | None
+    state: list
+    rng: object
+    train_step: object = field(repr=False)
+    predict: object = field(repr=False)
+
+    def reset(self, init: str, seed: int) -> None:
+        """Fresh weights from `seed`, zeroed optimizer state, reseeded dropout generator."""
+        values = initial_values(self.layout, init, np.random.default_rng(seed), pytensor.config.floatX)
+        for p, v in zip(self.params, values):
+            p.set_value(v)
+        for s, v in zip(self.shadows or [], values):
+            s.set_value(v.copy())
+        for s in self.state:
+            s.set_value(np.zeros_like(s.get_value()))
+        if self.rng is not None:
+            _reseed(self.train_step, self.rng, np.random.default_rng([seed, 1]))
+
+    def step(self, x: np.ndarray, y: np.ndarray, hyper: tuple) -> tuple:
+        """One minibatch update; returns (loss, error) as backend arrays (not synchronised)."""
+        return self.train_step(x, y, *hyper)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, K) for images x (N, H, W), in fixed-size chunks."""
+        out = []
+        for i in range(0, len(x), EVAL_CHUNK):
+            chunk = x[i:i + EVAL_CHUNK]
+            n = len(chunk)
+            if n < EVAL_CHUNK:
+                chunk = np.concatenate([chunk, np.zeros((EVAL_CHUNK - n, *x.shape[1:]), x.dtype)])
+            out.append(np.asarray(self.predict(chunk))[:n])
+        return np.concatenate(out)
+
+    def snapshot(self) -> list[np.ndarray]:
+        """Copies of the weights used for evaluation (for early stopping's best epoch)."""
+        return [v.get_value().copy() for v in (self.shadows or self.params)]
+
+    def restore(self, values: list[np.ndarray]) -> None:
+        """Put a snapshot back into the evaluation weights."""
+        for v, value in zip(self.shadows or self.params, values):
+            v.set_value(value)
+
+
+def network(model: str, config: dict, image_shape: tuple, n_classes: int) -> Network:
+    """The compiled Network for this architecture, compiling it on first use in this process."""
+    key = (runtime.compile_mode(), model, tuple(image_shape), n_classes,
+           *(config[k] for k in ARCHITECTURE[model]),
+           config["dropout"] > 0 or config["input_dropout"] > 0, config["ema"] > 0)
+    if key not in _cache:
+        _cache[key] = _compile(model, config, image_shape, n_classes)
+    return _cache[key]
+
+
+def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Network:
+    global compiles
+    floatx = pytensor.config.floatX
+    if model == "mlp":
+        layout = models.mlp_layout(int(np.prod(image_shape)), config["width"], config["depth"], n_classes)
+        forward = models.mlp
+    else:
+        layout = models.lenet_layout(image_shape, config["conv1_maps"], config["conv2_maps"], config["width"],
+                                     n_classes)
+        forward = models.lenet
+    params = [pytensor.shared(np.zeros(s.shape, floatx), name=s.name, shape=s.shape) for s in layout]
+    weights = [p for p, s in zip(params, layout) if s.is_weight]
+    x = pt.tensor("x", dtype=floatx, shape=(None, *image_shape))
+    y = pt.ivector("y")
+    hyper = {name: pt.scalar(name, dtype=floatx) for name in HYPER}
+
+    use_dropout = config["dropout"] > 0 or config["input_dropout"] > 0
+    rng = pytensor.shared(np.random.default_rng(0), name="dropout_rng") if use_dropout else None
+    drop = (hyper["dropout"], hyper["input_dropout"]) if use_dropout else (None, None)
+    logits, rng_updates = forward(params, x, config["activation"], *drop, rng=rng)
+    loss = losses.LOSSES[config["loss"]](logits, y)
+    cost = penalties.regularize(loss, weights, hyper["l1"], hyper["l2"])
+    step_updates = updates.build(config["optimizer"], cost, params, hyper)
+    state = updates.state_of(step_updates, params)
+    if rng_updates:
+        step_updates[rng] = rng_updates[-1]
+
+    shadows = None
+    if config["ema"] > 0:
+        shadows, ema_state = _moving_average(step_updates, params, hyper["ema"])
+        state.append(ema_state)
+
+    train_step = pytensor.function([x, y, *hyper.values()], [loss, losses.error_rate(logits, y)],
+                                   updates=step_updates, mode=runtime.compile_mode(), on_unused_input="ignore")
+    eval_logits, _ = forward(shadows or params, x, config["activation"])
+    predict = pytensor.function([x], pt.special.softmax(eval_logits, axis=1), mode=runtime.compile_mode())
+    compiles += 1
+    return Network(layout, params, shadows, state, rng, train_step, predict)
+
+
+def _moving_average(step_updates, params, decay):
+    """Add shadow-weight updates with TensorFlow's warm-up: d_t = min(decay, (1 + t) / (10 + t))."""
+    floatx = pytensor.config.floatX
+    t = pytensor.shared(np.asarray(0.0, floatx), name="ema_t")
+    d = pt.minimum(decay, (1 + t) / (10 + t))
+    shadows = [pytensor.shared(p.get_value(), name=f"{p.name}_ema", shape=p.type.shape) for p in params]
+    for s, p in zip(shadows, params):
+        step_updates[s] = d * s + (1 - d) * step_updates[p]
+    step_updates[t] = t + 1
+    return shadows, t
+
+
+def _reseed(fn, rng_var, generator: np.random.Generator) -> None:
+    """Reseed a compiled function's random generator, including the private copy the JAX backend keeps."""
+    rng_var.set_value(generator)
+    for container in fn.input_storage:
+        value = container.storage[0]
+        if isinstance(value, np.random.Generator):
+            container.storage[0] = copy.deepcopy(generator)
+        elif isinstance(value, dict) and "jax_state" in value:
+            from pytensor.link.jax.dispatch import jax_typify
+
+            container.storage[0] = jax_typify(generator)

@@ -1,0 +1,133 @@
+"""Data sets for the compute side: ``load("digits" | "mnist" | "idx:DIR")`` -> a read-only `Dataset`."""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from storage.errors import BadInput
+from workers.data import digits, mnist
+
+__all__ = ["Dataset", "load", "SPLIT_SEED"]
+
+SPLIT_SEED = 0  # the train/validation permutation; independent of any training seed
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Dataset:
+    """Images and labels split into training, validation and test sets.
+
+    Attributes
+    ----------
+    name : str
+        The spec it was loaded from, e.g. ``"digits"``.
+    x_train, x_valid, x_test : np.ndarray
+        float32, shape ``(N, H, W)``, values in [0, 1], C-contiguous, read-only.
+    y_train, y_valid, y_test : np.ndarray
+        int32, shape ``(N,)``, values ``0 .. n_classes - 1``, read-only.
+    n_classes : int
+        10.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_valid: np.ndarray
+    y_valid: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int = 10
+
+    def __post_init__(self):
+        for part in ("train", "valid", "test"):
+            x, y = getattr(self, f"x_{part}"), getattr(self, f"y_{part}")
+            if x.ndim != 3 or y.shape != x.shape[:1]:
+                raise ValueError(f"{part}: images {x.shape} and labels {y.shape} must be (N, H, W) and (N,)")
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """``(H, W)``: (28, 28) for MNIST, (8, 8) for digits."""
+        return tuple(self.x_train.shape[1:])
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{p}={len(getattr(self, 'y_' + p))}" for p in ("train", "valid", "test"))
+        return f"Dataset({self.name!r}, {sizes}, image_shape={self.image_shape})"
+
+
+def load(spec: str, valid_size: float | int = 0.2) -> Dataset:
+    """Load a data set once per process (later calls with the same arguments return the cache).
+
+    Parameters
+    ----------
+    spec : str
+        ``"digits"`` (scikit-learn's bundled 8x8 digits), ``"mnist"`` (``$SWEEPER_DATA_DIR/mnist``,
+        downloaded when missing) or ``"idx:DIR"`` (the four MNIST IDX files in DIR).
+    valid_size : float or int
+        Below 1: the share of the training file held out for validation; 1 or more: a count of
+        images. The split is a fixed permutation (seed `SPLIT_SEED`); the test set is separate.
+
+    Returns
+    -------
+    Dataset
+        Read-only arrays; images float32 ``(N, H, W)`` in [0, 1], labels int32 ``(N,)``.
+
+    Raises
+    ------
+    BadInput
+        An unknown spec, an impossible ``valid_size``, missing or corrupt files.
+    """
+    if not isinstance(spec, str):
+        raise BadInput(f"dataset spec must be a string, got {spec!r}: use digits, mnist or idx:DIR")
+    return _load(spec, valid_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(spec: str, valid_size: float | int) -> Dataset:
+    if spec == "digits":
+        x_train, y_train, x_test, y_test = digits.read()
+    elif spec == "mnist":
+        directory = mnist.data_dir()
+        mnist.download(directory)  # only the files that are missing
+        x_train, y_train, x_test, y_test = _scale(*mnist.read(directory))
+    elif spec.startswith("idx:") and spec[4:].strip():
+        x_train, y_train, x_test, y_test = _scale(*mnist.read(Path(spec[4:].strip()).expanduser()))
+    else:
+        raise BadInput(f"unknown dataset {spec!r}: use digits, mnist or idx:DIR")
+    n_valid = _n_valid(valid_size, len(y_train))
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(y_train))
+    valid, train = np.sort(order[:n_valid]), np.sort(order[n_valid:])
+    arrays = [x_train[train], y_train[train], x_train[valid], y_train[valid], x_test, y_test]
+    for a in arrays:
+        a.setflags(write=False)
+    return Dataset(spec, *arrays)
+
+
+load.cache_clear = _load.cache_clear  # for tests that change SWEEPER_DATA_DIR and the like
+
+
+def _scale(x_train, y_train, x_test, y_test):
+    """uint8 images -> float32 in [0, 1]."""
+    return np.divide(x_train, 255, dtype=np.float32), y_train, np.divide(x_test, 255, dtype=np.float32), y_test
+
+
+def _n_valid(valid_size: float | int, n: int) -> int:
+    """The number of validation images out of ``n`` training-file images."""
+    fix = "use a share in [0, 1) or a whole count that leaves at least one training image"
+    if isinstance(valid_size, bool) or not isinstance(valid_size, numbers.Real) or not math.isfinite(valid_size):
+        raise BadInput(f"valid_size={valid_size!r} is not a number: {fix}")
+    if valid_size < 0:
+        raise BadInput(f"valid_size={valid_size!r} is negative: {fix}")
+    if valid_size < 1:
+        k = max(1, round(valid_size * n)) if valid_size > 0 else 0
+    elif float(valid_size).is_integer():
+        k = int(valid_size)
+    else:
+        raise BadInput(f"valid_size={valid_size!r} is a count but not a whole number: {fix}")
+    if k > n - 1:
+        raise BadInput(f"valid_size={valid_size!r} takes {k} of {n} training images, leaving {max(n - k, 0)}: {fix}")
+    return k

@@ -1,0 +1,51 @@
+"""Layers as plain functions of symbolic tensors: activations, dense, dropout, zero padding."""
+
+from __future__ import annotations
+
+import pytensor.tensor as pt
+
+
+def leaky_relu(x, alpha: float = 0.01):
+    """max(x, alpha x)."""
+    return pt.maximum(x, alpha * x)
+
+
+def elu(x, alpha: float = 1.0):
+    """x for x > 0, alpha (exp(x) - 1) otherwise."""
+    return pt.switch(x > 0, x, alpha * pt.expm1(pt.minimum(x, 0)))
+
+
+ACTIVATIONS = {
+    "tanh": pt.tanh,
+    "relu": lambda x: pt.maximum(x, 0),
+    "leaky_relu": leaky_relu,
+    "sigmoid": pt.sigmoid,
+    "elu": elu,
+    "softplus": pt.softplus,
+}
+
+
+def dense(x, w, b):
+    """Affine map. x: (B, n_in), w: (n_in, n_out), b: (n_out,) -> (B, n_out)."""
+    return pt.dot(x, w) + b
+
+
+def dropout(x, rate, rng):
+    """Inverted dropout: zero each unit with probability `rate` (symbolic), scale survivors by 1 / (1 - rate).
+
+    `rng` is a shared random generator variable; returns (output, next_rng) so the caller can
+    add the generator's update. `uniform >= rate` instead of binomial: it runs on every backend.
+    """
+    next_rng, u = pt.random.uniform(size=x.shape, rng=rng, dtype=x.dtype).owner.outputs
+    keep = 1 - rate
+    return pt.switch(u >= rate, x / keep, pt.zeros_like(x)), next_rng
+
+
+def pad_to(x, size: int):
+    """Zero-pad the last two axes of x (B, C, H, W) symmetrically to at least size x size."""
+    h, w = x.type.shape[-2:]
+    ph, pw = max(0, size - h), max(0, size - w)
+    if not (ph or pw):
+        return x
+    out = pt.zeros((x.shape[0], x.shape[1], h + ph, w + pw), dtype=x.dtype)
+    return pt.set_subtensor(out[:, :, ph // 2: ph // 2 + h, pw // 2: pw // 2 + w], x)

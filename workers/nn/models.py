@@ -1,0 +1,119 @@
+"""The two networks as plain functions: a parameter layout and a symbolic forward pass to logits.
+
+A layout is a list of ParamSpec (shape, fans, weight or bias); the forward functions take the
+matching list of symbolic parameters, so the same graph serves live weights and their moving average.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytensor.tensor as pt
+
+# conv import is done in lenet() until conv.py lands
+from workers.nn.layers import ACTIVATIONS, dense, dropout, pad_to
+
+LENET_KERNEL = 5
+LENET_MIN_SIZE = 16  # smallest image for two 5x5 conv + 2x2 pool stages; smaller images are zero-padded
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter tensor: name, shape, fans for initialisation, and whether it is a weight (penalised)."""
+
+    name: str
+    shape: tuple
+    fan_in: int
+    fan_out: int
+    is_weight: bool
+
+
+def _dense_specs(name: str, n_in: int, n_out: int) -> list[ParamSpec]:
+    return [ParamSpec(f"{name}_W", (n_in, n_out), n_in, n_out, True),
+            ParamSpec(f"{name}_b", (n_out,), n_in, n_out, False)]
+
+
+def mlp_layout(n_in: int, width: int, depth: int, n_out: int) -> list[ParamSpec]:
+    """Parameters of an MLP n_in -> depth x width -> n_out (depth 0: logistic regression)."""
+    sizes = [n_in] + [width] * depth + [n_out]
+    return [s for i, (a, b) in enumerate(zip(sizes, sizes[1:])) for s in _dense_specs(f"dense{i}", a, b)]
+
+
+def mlp(params, x, activation: str, drop=None, input_drop=None, rng=None):
+    """MLP forward pass.
+
+    Parameters
+    ----------
+    params : list of (W, b) pairs flattened, as in `mlp_layout`.
+    x : (B, H, W) or (B, n_in) images.
+    activation : hidden activation name.
+    drop, input_drop : symbolic drop rates, or None for no dropout (evaluation).
+    rng : shared random generator, needed when dropping.
+
+    Returns
+    -------
+    logits (B, n_out), and the list of (rng, next_rng) updates dropout needs.
+    """
+    act = ACTIVATIONS[activation]
+    h = x.reshape((x.shape[0], int(np.prod(x.type.shape[1:]))))  # static width: JAX random needs it
+    rng_updates = []
+    if input_drop is not None:
+        h, rng = _drop(h, input_drop, rng, rng_updates)
+    pairs = list(zip(params[0::2], params[1::2]))
+    for w, b in pairs[:-1]:
+        h = act(dense(h, w, b))
+        if drop is not None:
+            h, rng = _drop(h, drop, rng, rng_updates)
+    w, b = pairs[-1]
+    return dense(h, w, b), rng_updates
+
+
+def _drop(h, rate, rng, rng_updates):
+    h, next_rng = dropout(h, rate, rng)
+    rng_updates.append(next_rng)
+    return h, next_rng
+
+
+def _lenet_sizes(image_shape) -> tuple[int, int]:
+    size = [max(LENET_MIN_SIZE, s) for s in image_shape]
+    after = [((s - LENET_KERNEL + 1) // 2 - LENET_KERNEL + 1) // 2 for s in size]
+    return after[0], after[1]
+
+
+def lenet_layout(image_shape, conv1_maps: int, conv2_maps: int, width: int, n_out: int) -> list[ParamSpec]:
+    """Parameters of LeNet-5: conv 5x5, pool, conv 5x5, pool, fully connected `width`, softmax."""
+    k2 = LENET_KERNEL * LENET_KERNEL
+    h, w = _lenet_sizes(image_shape)
+    return [
+        ParamSpec("conv1_W", (conv1_maps, 1, LENET_KERNEL, LENET_KERNEL), k2, conv1_maps * k2 // 4, True),
+        ParamSpec("conv1_b", (conv1_maps,), k2, conv1_maps * k2 // 4, False),
+        ParamSpec("conv2_W", (conv2_maps, conv1_maps, LENET_KERNEL, LENET_KERNEL), conv1_maps * k2,
+                  conv2_maps * k2 // 4, True),
+        ParamSpec("conv2_b", (conv2_maps,), conv1_maps * k2, conv2_maps * k2 // 4, False),
+        *_dense_specs("fc", conv2_maps * h * w, width),
+        *_dense_specs("out", width, n_out),
+    ]
+
+
+def lenet(params, x, activation: str, drop=None, input_drop=None, rng=None):
+    """LeNet-5 forward pass; x: (B, H, W) images -> logits (B, n_out), plus dropout's rng updates.
+
+    Activation is applied after pooling: the same result for our monotone activations, on 4x fewer values.
+    Dropout (when given) acts on the input pixels and on the fully connected layer, never on the output.
+    """
+    from workers.nn.conv import conv2d, max_pool
+
+    act = ACTIVATIONS[activation]
+    c1w, c1b, c2w, c2b, fw, fb, ow, ob = params
+    rng_updates = []
+    h = x.reshape((x.shape[0], 1, x.shape[1], x.shape[2]))
+    h = pad_to(pt.specify_shape(h, (None, 1, *x.type.shape[1:])), LENET_MIN_SIZE)
+    if input_drop is not None:
+        h, rng = _drop(h, input_drop, rng, rng_updates)
+    h = act(max_pool(conv2d(h, c1w) + c1b[None, :, None, None]))
+    h = act(max_pool(conv2d(h, c2w) + c2b[None, :, None, None]))
+    h = act(dense(h.reshape((h.shape[0], -1)), fw, fb))
+    if drop is not None:
+        h, rng = _drop(h, drop, rng, rng_updates)
+    return dense(h, ow, ob), rng_updates

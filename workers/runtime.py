@@ -1,0 +1,86 @@
+"""Process setup before PyTensor/JAX load: backend, float32, compile cache, thread budget, device."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from storage.errors import BadInput
+
+# PyTensor compilation modes by our backend names, measured on 2 cores (bench/train_speed.py).
+BACKENDS = {"jax": "JAX", "numba": "NUMBA", "c": "FAST_RUN"}
+DEFAULT_BACKEND = "jax"
+DEVICES = ("cpu", "cuda")
+
+
+def backend_name(name: str | None = None) -> str:
+    """The backend to use: `name`, else $SWEEPER_BACKEND, else jax; BadInput if unknown."""
+    name = (name or os.environ.get("SWEEPER_BACKEND") or DEFAULT_BACKEND).lower()
+    if name not in BACKENDS:
+        raise BadInput(f"unknown backend '{name}': use one of {', '.join(BACKENDS)}")
+    return name
+
+
+def compile_mode() -> str:
+    """The PyTensor mode string of the configured backend."""
+    return BACKENDS[backend_name()]
+
+
+def configure(threads: int | None = None, backend: str | None = None, device: str = "cpu",
+              cpus: list[int] | None = None) -> None:
+    """Set environment for this process; must run before pytensor or jax is imported.
+
+    Parameters
+    ----------
+    threads : int, optional
+        BLAS/OpenMP/XLA threads for this process (default: leave the libraries' own choice).
+    backend : {"jax", "numba", "c"}, optional
+        Compilation backend (default: $SWEEPER_BACKEND or jax).
+    device : {"cpu", "cuda"}
+        Where the JAX backend runs; "cuda" needs the JAX CUDA plugin and the jax backend.
+    cpus : list of int, optional
+        Pin this process to these cores (how XLA's thread pool is sized).
+    """
+    name = backend_name(backend)
+    if device not in DEVICES:
+        raise BadInput(f"unknown device '{device}': use cpu or cuda")
+    if device == "cuda" and name != "jax":
+        raise BadInput(f"device cuda needs the jax backend, not {name}: add --backend jax")
+    if "pytensor" in sys.modules or "jax" in sys.modules:
+        raise RuntimeError("workers.runtime.configure() must run before pytensor or jax is imported")
+    os.environ["SWEEPER_BACKEND"] = name
+    os.environ.setdefault("JAX_PLATFORMS", "cuda" if device == "cuda" else "cpu")
+    cache = os.environ.get("SWEEPER_COMPILEDIR") or _default_compiledir()
+    flags = [f for f in os.environ.get("PYTENSOR_FLAGS", "").split(",") if f]
+    keys = {f.split("=", 1)[0] for f in flags}
+    flags += [f for f in (f"floatX=float32", f"base_compiledir={cache}") if f.split("=", 1)[0] not in keys]
+    os.environ["PYTENSOR_FLAGS"] = ",".join(flags)
+    if threads:
+        n = str(int(threads))
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            os.environ[var] = n
+        xla = os.environ.get("XLA_FLAGS", "")
+        if threads == 1 and "xla_cpu_multi_thread_eigen" not in xla:
+            # XLA has no thread-count flag; one thread is eigen off, more are set by CPU affinity (cpus=).
+            os.environ["XLA_FLAGS"] = f"{xla} --xla_cpu_multi_thread_eigen=false".strip()
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*RandomType SharedVariables.*")
+    warnings.filterwarnings("ignore", message=".*Explicitly requested dtype.*")
+    warnings.filterwarnings("ignore", message=".*Skipping Assert.*as JAX tracing would remove it.*")
+
+
+def _default_compiledir() -> str:
+    import platformdirs
+
+    return os.path.join(platformdirs.user_cache_dir("sweeper"), "pytensor")
+
+
+def ensure_configured() -> None:
+    """Configure with defaults if nobody did (library use: `from workers.train import train`)."""
+    if "pytensor" not in sys.modules and "SWEEPER_BACKEND" not in os.environ:
+        configure()
+    elif "pytensor" not in sys.modules:
+        configure(backend=os.environ["SWEEPER_BACKEND"])

@@ -1,0 +1,118 @@
+"""The training loop, Optuna-free: epochs, shuffled minibatches, schedule, patience, NaN detection.
+
+`train(model, params, data, epochs=, seed=)` trains one network and returns its Result; `on_epoch`
+sees one EpochRecord per epoch (and may raise to stop, e.g. a pruner). The compiled functions are
+cached per architecture, so many runs in one process compile once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+from workers import runtime
+
+runtime.ensure_configured()
+
+from storage.params import resolve  # noqa: E402
+from workers import compiled, metrics  # noqa: E402
+from workers.compiled import HYPER  # noqa: E402
+from workers.schedules import learning_rate  # noqa: E402
+
+PATIENCE_INCREASE = 2  # the Theano tutorial's patience_increase
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """What one epoch did. Errors are shares in [0, 1]; train figures average the epoch's minibatches."""
+
+    epoch: int
+    train_loss: float
+    train_error: float
+    valid_error: float
+    lr: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Result:
+    """The end of a run: the kept epoch's validation error, test figures, and how the run went."""
+
+    valid_error: float
+    test_error: float
+    epochs_run: int
+    stopped_early: bool
+    seconds: float
+    report: dict
+    confident: dict
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict."""
+        return asdict(self)
+
+
+class Diverged(Exception):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, epoch: int):
+        super().__init__(f"diverged at epoch {epoch}")
+        self.epoch = epoch
+
+
+def train(model: str, params: dict, data, *, epochs: int, seed: int = 0,
+          on_epoch: Callable[[EpochRecord], None] | None = None) -> Result:
+    """Train `model` with parameter overrides `params` on `data` (a workers.data.Dataset).
+
+    Raises storage.errors.BadInput for bad parameters, Diverged when the loss is not finite.
+    """
+    if int(epochs) < 1:
+        from storage.errors import BadInput
+
+        raise BadInput(f"epochs={epochs} is invalid: use 1 or more")
+    config = resolve(model, params)
+    net = compiled.network(model, config, data.image_shape, data.n_classes)
+    net.reset(config["init"], seed)
+    shuffle = np.random.default_rng(seed)
+    n = len(data.x_train)
+    batch = min(config["batch_size"], n)
+    start = time.perf_counter()
+    best, limit, kept, stopped_early = math.inf, config["patience"], None, False
+    epoch = 0
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        lr = learning_rate(config, epoch - 1, epochs)
+        hyper = tuple(np.float32(lr if k == "lr" else config[k]) for k in HYPER)
+        order = shuffle.permutation(n)
+        x, y = data.x_train[order], data.y_train[order]
+        outs = [net.step(x[i:i + batch], y[i:i + batch], hyper) for i in range(0, n - batch + 1, batch)]
+        loss, err = np.asarray([[np.asarray(o) for o in out] for out in outs], dtype=np.float64).mean(axis=0)
+        if not np.isfinite(loss):
+            raise Diverged(epoch)
+        valid_error = _error(net.probabilities(data.x_valid), data.y_valid)
+        record = EpochRecord(epoch, float(loss), float(err), valid_error, float(lr), time.perf_counter() - t0)
+        if on_epoch is not None:
+            on_epoch(record)
+        if config["patience"]:
+            if valid_error < best:
+                if valid_error < best * config["improvement_threshold"]:
+                    limit = max(limit, epoch * PATIENCE_INCREASE)
+                best, kept = valid_error, net.snapshot()
+            if epoch >= limit and epoch < epochs:
+                stopped_early = True
+                break
+    if kept is not None:
+        net.restore(kept)
+    else:
+        best = valid_error
+    probs = net.probabilities(data.x_test)
+    return Result(valid_error=best, test_error=_error(probs, data.y_test), epochs_run=epoch,
+                  stopped_early=stopped_early, seconds=time.perf_counter() - start,
+                  report=metrics.report(probs, data.y_test), confident=metrics.confident_precision(probs, data.y_test))
+
+
+def _error(probs: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(probs.argmax(axis=1) != y))
