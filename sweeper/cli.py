@@ -10,6 +10,8 @@ import click
 from storage.errors import BadInput
 
 PASS_THROUGH = dict(ignore_unknown_options=True, allow_extra_args=True, help_option_names=[])
+FORMATS = ("table", "csv", "json", "parquet")
+STORAGE_HELP = "database URL [default: $SWEEPER_STORAGE, else sqlite:///sweeper.db]"
 
 
 def _exec_workers(command: str, args: list[str]) -> None:
@@ -17,6 +19,15 @@ def _exec_workers(command: str, args: list[str]) -> None:
     argv = [sys.executable, "-m", "workers", command, *args]
     sys.stdout.flush()
     os.execv(sys.executable, argv)
+
+
+def _url(storage: str | None) -> str:
+    from storage import urls
+
+    return urls.resolve(storage)
+
+
+storage_option = click.option("--storage", metavar="URL", default=None, help=STORAGE_HELP)
 
 
 @click.group(context_settings=dict(help_option_names=["-h", "--help"]))
@@ -31,10 +42,143 @@ def train(args: tuple[str, ...]) -> None:
     _exec_workers("train", list(args))
 
 
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@storage_option
+@click.option("--name", default=None, help="study name [default: [study] name of the spec]")
+def create(spec: str, storage: str | None, name: str | None) -> None:
+    """Create the study described by SPEC (a TOML file); a no-op if it exists with the same spec."""
+    from sweeper import spec as specs
+
+    parsed = specs.load(spec, name=name)  # everything about the spec is checked before the storage
+    handle, created = _create(parsed, _url(storage))
+    _say_created(handle, created)
+
+
+@cli.command(context_settings=PASS_THROUGH, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def worker(args: tuple[str, ...]) -> None:
+    """Pull trials of a study until its budget is spent (`sweeper worker --help`)."""
+    _exec_workers("worker", list(args))
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@storage_option
+@click.option("--name", default=None, help="study name [default: [study] name of the spec]")
+@click.option("--workers", "n_workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="worker processes on this machine")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="workers start no trial after this many seconds")
+@click.option("--backend", default=None, help="the workers' compile backend (jax, numba, c)")
+@click.option("--logs", type=click.Path(file_okay=False), default=None,
+              help="keep each worker's log in this folder [default: a temporary one, kept on failure]")
+def run(spec: str, storage: str | None, name: str | None, n_workers: int, timeout: float | None,
+        backend: str | None, logs: str | None) -> None:
+    """Create (or reuse) the study of SPEC, run N workers here until it is done, print a summary."""
+    from sweeper import runner
+    from sweeper import spec as specs
+
+    parsed = specs.load(spec, name=name)
+    handle, created = _create(parsed, _url(storage))
+    _say_created(handle, created)
+    code = runner.run(handle, n_workers=n_workers, timeout=timeout, backend=backend, log_dir=logs)
+    sys.exit(code)
+
+
+@cli.command()
+@storage_option
+def studies(storage: str | None) -> None:
+    """List the studies in the storage with their progress and best value."""
+    from storage import rdb, urls
+    from sweeper import manager, report
+
+    url = _url(storage)
+    if not rdb.has_studies(url):
+        click.echo(f"no studies in {urls.mask(url)}", err=True)
+        return
+    click.echo(report.table(manager.summaries(url)))
+
+
+@cli.command()
+@click.argument("name")
+@storage_option
+def status(name: str, storage: str | None) -> None:
+    """Trials by state, the best trial, and the running trials with their current epoch."""
+    from sweeper import manager, report
+
+    click.echo(report.status(manager.open_study(name, _url(storage))))
+
+
+def _table_command(kind: str):
+    @click.argument("name")
+    @storage_option
+    @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+    @click.option("--out", type=click.Path(dir_okay=False), default=None, help="write to FILE, not stdout")
+    def command(name: str, storage: str | None, fmt: str, out: str | None) -> None:
+        from sweeper import analysis, manager, report
+
+        if fmt == "parquet" and out is None:
+            raise BadInput("parquet is binary: add --out FILE.parquet, or use --format csv")
+        handle = manager.open_study(name, _url(storage))
+        frame = (analysis.trials if kind == "results" else analysis.epochs)(None, handle)
+        report.write(frame, fmt, out)
+
+    return command
+
+
+cli.command("results", help="One row per trial: state, parameters, validation and test error, epochs, "
+            "seconds, why it failed or was pruned (columns: docs/sweep.md).")(_table_command("results"))
+cli.command("epochs", help="One row per trial and epoch: train_loss, train_error, valid_error, lr, seconds.")(
+    _table_command("epochs"))
+
+
+@cli.command()
+@storage_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind (0.0.0.0 exposes it)")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+def dashboard(storage: str | None, host: str, port: int) -> None:
+    """Serve optuna-dashboard on the storage (Ctrl-C stops it)."""
+    from sweeper import web
+
+    web.serve(_url(storage), host=host, port=port)
+
+
+def _create(spec, url: str):
+    import optuna
+
+    from sweeper import manager
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # we say it ourselves, once
+    return manager.create(spec, url)
+
+
+def _say_created(handle, created: bool) -> None:
+    from storage import urls
+
+    spec = handle.spec
+    what = (f"{spec.n_trials} trials of {spec.model} on {spec.dataset}, {spec.epochs} epochs each, "
+            f"sampler {spec.sampler['name']}, pruner {spec.pruner['name']}")
+    if created:
+        click.echo(f"created study '{spec.name}' in {urls.mask(handle.url)}: {what}", err=True)
+    else:
+        click.echo(f"study '{spec.name}' exists with this spec in {urls.mask(handle.url)}: {what}", err=True)
+
+
 def main() -> None:
-    """Entry point: run the CLI, turning BadInput into one line on stderr and exit 2."""
+    """Entry point: BadInput and usage errors are one line on stderr and exit 2; the rest exit 1."""
     try:
-        cli(standalone_mode=True)
+        cli(standalone_mode=False)
     except BadInput as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:  # usage errors: one line, with where to read more
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -8,6 +8,7 @@ import sys
 import click
 
 from storage.errors import BadInput
+from workers.worker_cli import worker
 
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
 
@@ -79,12 +80,7 @@ def train(model, dataset, params, epochs, seed, backend, threads, as_json) -> No
     click.echo(f"confident predictions (p > 0.5): n={conf['n']}  precision={conf['precision']:.2%}")
 
 
-try:  # the worker command (issue 3) lives in its own module
-    from workers.worker_cli import worker
-
-    cli.add_command(worker)
-except ImportError:
-    pass
+cli.add_command(worker)
 
 
 def main() -> None:

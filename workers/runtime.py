@@ -8,7 +8,7 @@ import sys
 from storage.errors import BadInput
 
 # PyTensor compilation modes by our backend names, measured on 2 cores (bench/train_speed.py).
-BACKENDS = {"jax": "JAX", "numba": "NUMBA", "c": "FAST_RUN"}
+BACKENDS = {"jax": "JAX", "numba": "NUMBA", "c": "CVM"}
 DEFAULT_BACKEND = "jax"
 DEVICES = ("cpu", "cuda")
 

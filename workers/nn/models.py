@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytensor.tensor as pt
 
-# conv import is done in lenet() until conv.py lands
+from workers.nn.conv import conv2d, max_pool
 from workers.nn.layers import ACTIVATIONS, dense, dropout, pad_to
 
 LENET_KERNEL = 5
@@ -102,8 +102,6 @@ def lenet(params, x, activation: str, drop=None, input_drop=None, rng=None):
     Activation is applied after pooling: the same result for our monotone activations, on 4x fewer values.
     Dropout (when given) acts on the input pixels and on the fully connected layer, never on the output.
     """
-    from workers.nn.conv import conv2d, max_pool
-
     act = ACTIVATIONS[activation]
     c1w, c1b, c2w, c2b, fw, fb, ow, ob = params
     rng_updates = []

@@ -1,0 +1,83 @@
+"""The per-epoch metrics table beside Optuna's: one row per (trial, epoch), written idempotently."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+COLUMNS = ("train_loss", "train_error", "valid_error", "lr", "seconds")
+
+# Keyed to Optuna's trial_id; study_id and the trial number are copied so that reading one study's
+# epochs is a single indexed query that needs none of Optuna's tables.
+table = sa.Table(
+    "sweeper_epochs",
+    metadata,
+    sa.Column("trial_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("epoch", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("study_id", sa.Integer, nullable=False, index=True),
+    sa.Column("trial", sa.Integer, nullable=False),
+    *(sa.Column(name, sa.Float) for name in COLUMNS),
+)
+
+
+def create(engine: sa.Engine) -> None:
+    """Create the table if it is missing (safe to call from every process)."""
+    metadata.create_all(engine, checkfirst=True)
+
+
+def write(engine: sa.Engine, *, study_id: int, trial_id: int, trial: int, epoch: int, **values: float) -> None:
+    """Insert one epoch's row; a second write of the same (trial_id, epoch) changes nothing."""
+    row = dict(trial_id=trial_id, epoch=epoch, study_id=study_id, trial=trial,
+               **{k: _finite(values[k]) for k in COLUMNS})
+    with engine.begin() as conn:
+        conn.execute(_insert_ignore(engine.dialect.name), row)
+
+
+def read(engine: sa.Engine, study_id: int):
+    """One study's epochs as a DataFrame (trial, epoch, train_loss, ..., seconds), ordered."""
+    import pandas as pd
+
+    query = (sa.select(table.c.trial, table.c.epoch, *(table.c[k] for k in COLUMNS))
+             .where(table.c.study_id == study_id).order_by(table.c.trial, table.c.epoch))
+    if not sa.inspect(engine).has_table(table.name):
+        return pd.DataFrame({"trial": pd.Series(dtype="int64"), "epoch": pd.Series(dtype="int64"),
+                             **{k: pd.Series(dtype="float64") for k in COLUMNS}})
+    with engine.connect() as conn:
+        frame = pd.read_sql(query, conn)
+    return frame.astype({"trial": "int64", "epoch": "int64", **{k: "float64" for k in COLUMNS}})
+
+
+def last_epochs(engine: sa.Engine, study_id: int, trials: list[int]) -> dict[int, int]:
+    """The highest epoch written for each of the trial numbers `trials` (trials with no row left out)."""
+    if not trials or not sa.inspect(engine).has_table(table.name):
+        return {}
+    query = (sa.select(table.c.trial, sa.func.max(table.c.epoch))
+             .where(table.c.study_id == study_id, table.c.trial.in_(trials)).group_by(table.c.trial))
+    with engine.connect() as conn:
+        return dict(conn.execute(query).all())
+
+
+@functools.cache
+def _insert_ignore(dialect: str):
+    """The insert-or-ignore statement of a dialect, built once (statements are reusable)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        return insert(table).on_conflict_do_nothing(index_elements=["trial_id", "epoch"])
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+
+        return insert(table).on_conflict_do_nothing(index_elements=["trial_id", "epoch"])
+    if dialect in ("mysql", "mariadb"):
+        return sa.insert(table).prefix_with("IGNORE")
+    raise NotImplementedError(f"epoch rows need an insert-or-ignore for {dialect}")
+
+
+def _finite(x: float) -> float | None:
+    """NaN and infinities become NULL (SQLite cannot store NaN; a diverged loss is 'no value')."""
+    x = float(x)
+    return x if math.isfinite(x) else None

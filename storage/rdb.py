@@ -1,0 +1,117 @@
+"""Open Optuna's RDBStorage on a URL: reachability checked first, pool_pre_ping, SQLite WAL, heartbeat."""
+
+from __future__ import annotations
+
+import warnings
+
+import sqlalchemy as sa
+
+from storage import urls
+from storage.errors import BadInput
+
+SQLITE_BUSY_TIMEOUT_S = 60  # how long an SQLite writer waits for another process's write lock
+CONNECT_TIMEOUT_S = 10
+
+
+def engine_kwargs(url: str) -> dict:
+    """SQLAlchemy engine options: pre-ping pooled connections, bounded connect and lock waits."""
+    backend = sa.engine.make_url(url).get_backend_name()
+    if backend == "sqlite":
+        return {"pool_pre_ping": True, "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    if backend == "postgresql":
+        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    return {"pool_pre_ping": True}
+
+
+def check(url: str, *, create: bool = False) -> None:
+    """Raise BadInput unless the database answers; `create=False` also needs Optuna's tables in it.
+
+    Nothing is created here: a missing SQLite file is an error unless `create`, and then only its
+    folder is checked (the file appears when the study is created).
+    """
+    path = urls.sqlite_path(url)
+    shown = urls.mask(url)
+    if path is not None:
+        if create:
+            folder = path.resolve().parent
+            if not folder.is_dir():
+                raise BadInput(f"cannot create {path}: folder {folder} does not exist: create it or {urls.FIX}")
+            if not path.exists():
+                return
+        elif not path.exists():
+            raise BadInput(f"no database at {path}: create a study first (sweeper create SPEC.toml) or {urls.FIX}")
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+            has_tables = sa.inspect(conn).has_table("studies")
+    except sa.exc.SQLAlchemyError as exc:
+        raise BadInput(f"cannot reach storage {shown}: {_reason(exc)}: start the database or {urls.FIX}") from None
+    finally:
+        engine.dispose()
+    if not create and not has_tables:
+        raise BadInput(f"no studies in {shown}: create one first (sweeper create SPEC.toml) or {urls.FIX}")
+
+
+def has_studies(url: str) -> bool:
+    """Whether the database at `url` holds Optuna's tables (False for a missing SQLite file)."""
+    try:
+        check(url)
+    except BadInput as exc:
+        if str(exc).startswith(("no database at", "no studies in")):
+            return False
+        raise
+    return True
+
+
+def open_storage(url: str, *, create: bool = False, heartbeat: int | None = None, grace: int | None = None,
+                 max_retry: int | None = None):
+    """Optuna's RDBStorage on `url` (checked first, see `check`).
+
+    With `heartbeat` (seconds), running trials record a heartbeat; a trial silent for `grace`
+    seconds (default 2 x heartbeat) is failed by the next worker and retried up to `max_retry`
+    times as a new WAITING trial with the same parameters.
+    """
+    import optuna
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    check(url, create=create)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry) if heartbeat else None
+            storage = RDBStorage(url, engine_kwargs=engine_kwargs(url), heartbeat_interval=heartbeat or None,
+                                 grace_period=(grace or None) if heartbeat else None,
+                                 heartbeat_stale_trial_callback=retry)
+    except sa.exc.SQLAlchemyError as exc:
+        raise BadInput(f"cannot open storage {urls.mask(url)}: {_reason(exc)}: {urls.FIX}") from None
+    if storage.engine.dialect.name == "sqlite":
+        _tune_sqlite(storage.engine)
+    return storage
+
+
+def _engine(url: str) -> sa.Engine:
+    try:
+        return sa.create_engine(url, **engine_kwargs(url))
+    except (sa.exc.NoSuchModuleError, sa.exc.ArgumentError, ImportError) as exc:
+        raise BadInput(f"unsupported storage {urls.mask(url)}: {_reason(exc)}: {urls.FIX}") from None
+
+
+def _tune_sqlite(engine: sa.Engine) -> None:
+    """WAL lets readers (status, run's progress) and one writer work at once; NORMAL sync suits WAL."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("pragma journal_mode=wal")
+        cur.execute("pragma synchronous=normal")
+        cur.close()
+
+    engine.dispose()  # connections opened while Optuna created its tables get the pragmas too
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a driver error, without SQLAlchemy's background links."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return (text[0] if text else type(inner).__name__).rstrip(".:")

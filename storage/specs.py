@@ -1,0 +1,97 @@
+"""A study's spec (what to train and how to search), stored in the study's own user attrs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field, fields, replace
+
+from storage.errors import BadInput
+
+ATTR = "sweeper_spec"  # the study user attr that holds the spec
+VERSION = 1
+# The objective's metric and the direction it is optimised in. The test set is never a metric:
+# choosing hyperparameters on it would leak it into the selection (it is recorded per trial instead).
+METRICS = {"valid_error": "minimize", "valid_accuracy": "maximize"}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated study spec: fixed training parameters, a search space, budget, sampler, pruner."""
+
+    name: str
+    model: str
+    dataset: str
+    n_trials: int
+    epochs: int
+    metric: str = "valid_error"
+    seed: int = 0
+    sampler: dict = field(default_factory=lambda: {"name": "tpe", "seed": 0})
+    pruner: dict = field(default_factory=lambda: {"name": "none"})
+    heartbeat: int = 30
+    grace: int = 60
+    max_retry: int = 3
+    fixed: dict = field(default_factory=dict)
+    space: dict = field(default_factory=dict)  # parameter name -> optuna BaseDistribution
+
+    @property
+    def direction(self) -> str:
+        """minimize or maximize, from the metric."""
+        return METRICS[self.metric]
+
+    @property
+    def is_grid(self) -> bool:
+        """Whether the study walks a grid (every point is enqueued when the study is created)."""
+        return self.sampler["name"] == "grid"
+
+    def grid_space(self) -> dict[str, list]:
+        """The grid's axes: parameter -> values (the choices of each categorical distribution)."""
+        return {name: list(dist.choices) for name, dist in self.space.items()}
+
+    def grid_points(self) -> list[dict]:
+        """Every point of the grid, in the order of the axes as written."""
+        axes = self.grid_space()
+        return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+    def metric_value(self, valid_error: float) -> float:
+        """The objective's value for a validation error."""
+        return valid_error if self.metric == "valid_error" else 1.0 - valid_error
+
+    def to_attr(self) -> dict:
+        """A JSON-ready dict; distributions through optuna.distributions.distribution_to_json."""
+        from optuna.distributions import distribution_to_json
+
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "space"}
+        out["space"] = {k: json.loads(distribution_to_json(v)) for k, v in self.space.items()}
+        out["version"] = VERSION
+        return json.loads(json.dumps(out))
+
+    @classmethod
+    def from_attr(cls, attr: dict) -> "Spec":
+        """The inverse of `to_attr`."""
+        from optuna.distributions import json_to_distribution
+
+        attr = dict(attr)
+        if attr.pop("version", None) != VERSION:
+            raise BadInput(f"study spec version is not {VERSION}: this sweeper is older or newer than "
+                           "the one that created the study; use the same version")
+        attr["space"] = {k: json_to_distribution(json.dumps(v)) for k, v in attr.get("space", {}).items()}
+        return cls(**attr)
+
+    def same_as(self, other: "Spec") -> bool:
+        """Whether two specs describe the same search (the study name aside)."""
+        return replace(self, name="").to_attr() == replace(other, name="").to_attr()
+
+
+def save(study, spec: Spec) -> None:
+    """Store `spec` in `study` (an optuna.Study) as its user attr `sweeper_spec`."""
+    study.set_user_attr(ATTR, spec.to_attr())
+
+
+def load(study) -> Spec:
+    """The spec stored in `study`; BadInput if it has none (a study not created by sweeper)."""
+    attr = study.user_attrs.get(ATTR)
+    if attr is None:
+        raise BadInput(f"study '{study.study_name}' has no sweeper spec (made by another tool?): "
+                       "create a study with sweeper create SPEC.toml")
+    return Spec.from_attr(attr)

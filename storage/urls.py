@@ -1,0 +1,57 @@
+"""Storage URLs: pick one (flag, $SWEEPER_STORAGE, ./sweeper.db), normalise drivers, mask passwords."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from storage.errors import BadInput
+
+ENV = "SWEEPER_STORAGE"
+DEFAULT = "sqlite:///sweeper.db"
+FIX = f"pass --storage URL or set ${ENV}, e.g. sqlite:///sweeper.db or postgresql://USER@HOST/DB"
+# Drivers SQLAlchemy would pick by default that we replace: psycopg 3 is the one installed.
+_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+
+
+def resolve(flag: str | None = None) -> str:
+    """The storage URL: `flag`, else $SWEEPER_STORAGE, else sqlite:///sweeper.db; drivers normalised."""
+    url = flag or os.environ.get(ENV) or DEFAULT
+    return normalize(url)
+
+
+def normalize(url: str) -> str:
+    """`url` with postgresql:// (and postgres://) rewritten to psycopg 3; BadInput if it is no URL."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    url = url.strip()
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise BadInput(f"storage {url!r} is not a database URL: {FIX}") from None
+    if parsed.drivername in _DRIVERS:
+        parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
+    return parsed.render_as_string(hide_password=False)
+
+
+def mask(url: str) -> str:
+    """`url` with its password replaced by ***, for anything printed or logged."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - never fail while printing an error
+        return "<unparsable storage URL>"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL (None for other databases and for in-memory SQLite)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.database.startswith("file:"):  # URI form: sqlite:///file:path?mode=...&uri=true
+        return Path(parsed.database[5:].split("?", 1)[0])
+    return Path(parsed.database)

@@ -1,0 +1,5 @@
+"""`python -m sweeper`: the same as the `sweeper` command."""
+
+from sweeper.cli import main
+
+main()

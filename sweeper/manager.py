@@ -1,0 +1,106 @@
+"""Studies in a storage: create one from a spec (idempotently), load one by name, count its trials."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+from storage import budget, epochs, rdb, specs, studies, urls
+from storage.errors import BadInput
+from storage.specs import Spec
+
+
+@dataclass(frozen=True)
+class Handle:
+    """An open study: the Optuna objects, its spec, and the storage URL it lives at."""
+
+    study: object  # optuna.Study
+    spec: Spec
+    storage: object  # optuna.storages.RDBStorage
+    url: str
+
+    @property
+    def study_id(self) -> int:
+        """Optuna's id of the study in this storage."""
+        return self.storage.get_study_id_from_name(self.study.study_name)
+
+    def counts(self) -> budget.Counts:
+        """The study's trials by state (see storage.budget)."""
+        return budget.counts(self.storage.engine, self.study_id)
+
+
+def create(spec: Spec, url: str) -> tuple[Handle, bool]:
+    """Create the study of `spec` at `url`, or find the same one there; (handle, created?).
+
+    Everything that can be wrong was checked before (spec, then the storage); if creating fails
+    anyway, a new SQLite file is removed. A grid study gets its points enqueued, and its spec is
+    stored last, so a worker never sees a half-made study.
+    """
+    import optuna
+
+    path = urls.sqlite_path(url)
+    new_file = path is not None and not path.exists()
+    storage = rdb.open_storage(url, create=True)
+    try:
+        try:
+            existing = optuna.load_study(study_name=spec.name, storage=storage)
+        except KeyError:
+            existing = None
+        if existing is not None:
+            return Handle(existing, _same(existing, spec, url), storage, url), False
+        try:
+            study = optuna.create_study(storage=storage, study_name=spec.name, direction=spec.direction)
+        except optuna.exceptions.DuplicatedStudyError:  # created by another process just now
+            study = optuna.load_study(study_name=spec.name, storage=storage)
+            return Handle(study, _same(study, spec, url), storage, url), False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([spec.metric])
+        epochs.create(storage.engine)
+        for point in spec.grid_points() if spec.is_grid else ():
+            study.enqueue_trial(point)
+        specs.save(study, spec)
+        return Handle(study, spec, storage, url), True
+    except BaseException:
+        if new_file:
+            storage.engine.dispose()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+        raise
+
+
+def open_study(name: str, url: str) -> Handle:
+    """Load the study `name` at `url` with its spec; BadInput naming the known studies if missing."""
+    study, spec, storage = studies.load(name, url)
+    return Handle(study, spec, storage, url)
+
+
+def _same(study, spec: Spec, url: str) -> Spec:
+    stored = specs.load(study)
+    if not stored.same_as(spec):
+        diff = [k for k, v in spec.to_attr().items() if stored.to_attr().get(k) != v and k != "name"]
+        raise BadInput(f"study '{spec.name}' already exists in {urls.mask(url)} with a different spec "
+                       f"({', '.join(diff)} differ): choose another --name, or delete it first "
+                       f"(optuna delete-study --study-name {spec.name} --storage URL)")
+    return stored
+
+
+def summaries(url: str):
+    """One row per study at `url`: name, model, dataset, metric, trials done of the budget, best value."""
+    import optuna
+    import pandas as pd
+
+    storage = rdb.open_storage(url)
+    rows = []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=True):
+        attr = summary.user_attrs.get(specs.ATTR, {})
+        counts = budget.counts(storage.engine, storage.get_study_id_from_name(summary.study_name))
+        best = summary.best_trial
+        rows.append(dict(study=summary.study_name, model=attr.get("model"), dataset=attr.get("dataset"),
+                         metric=attr.get("metric"), done=counts.done, n_trials=attr.get("n_trials"),
+                         running=counts.running, best=None if best is None else best.value,
+                         best_trial=None if best is None else best.number,
+                         created=summary.datetime_start))
+    frame = pd.DataFrame(rows, columns=["study", "model", "dataset", "metric", "done", "n_trials", "running",
+                                        "best", "best_trial", "created"])
+    return frame.astype({"n_trials": "Int64", "best_trial": "Int64"})

@@ -1,0 +1,83 @@
+"""Render tables and a study's status for the terminal, or write them as CSV, JSON or Parquet."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import pandas as pd
+
+from storage import epochs, urls
+
+
+def table(frame: pd.DataFrame) -> str:
+    """A plain-text table: no index, 4 significant digits, '-' for missing values."""
+    if frame.empty:
+        return "(no rows)"
+    shown = frame.copy()
+    nullable = shown.select_dtypes(include=["Int64", "boolean"]).columns
+    shown[nullable] = shown[nullable].astype(object).where(shown[nullable].notna(), "-")
+    times = shown.select_dtypes(include=["datetime", "datetimetz"]).columns
+    shown[times] = shown[times].apply(lambda col: col.dt.strftime("%Y-%m-%d %H:%M:%S"))
+    return shown.to_string(index=False, na_rep="-", float_format=lambda x: f"{x:.4g}")
+
+
+def write(frame: pd.DataFrame, fmt: str, out: str | None) -> None:
+    """Write `frame` as table, csv, json (an array of records) or parquet to `out`, or stdout."""
+    if fmt == "parquet":
+        frame.to_parquet(out, index=False)
+        return
+    if fmt == "table":
+        text = table(frame) + "\n"
+    elif fmt == "csv":
+        text = frame.to_csv(index=False)
+    else:
+        text = frame.to_json(orient="records", date_format="iso", indent=1) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        with open(out, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+
+
+def status(handle) -> str:
+    """What `sweeper status` prints: the spec in one line, counts, best trial, running trials."""
+    from optuna.trial import TrialState
+
+    spec, counts = handle.spec, handle.counts()
+    lines = [f"study {spec.name}: {spec.model} on {spec.dataset}, {spec.direction} {spec.metric}, "
+             f"{spec.epochs} epochs, sampler {spec.sampler['name']}, pruner {spec.pruner['name']}",
+             f"storage: {urls.mask(handle.url)}",
+             f"trials: {counts.done} of {spec.n_trials} done ({counts.complete} complete, {counts.pruned} pruned, "
+             f"{counts.fail - counts.retried} failed), {counts.running} running, {counts.waiting} waiting"
+             + (f"; {counts.retried} lost and retried" if counts.retried else "")]
+    lines.append("best: " + best_line(handle))
+    running = handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if running:
+        last = epochs.last_epochs(handle.storage.engine, handle.study_id, [t.number for t in running])
+        frame = pd.DataFrame({
+            "trial": [t.number for t in running],
+            "epoch": [f"{last.get(t.number, 0)}/{spec.epochs}" for t in running],
+            "elapsed_s": [round((dt.datetime.now(t.datetime_start.tzinfo) - t.datetime_start).total_seconds(), 1)
+                          for t in running],
+            "worker": [t.user_attrs.get("worker", "-") for t in running],
+            **{p: [t.params.get(p) for t in running] for p in spec.space},
+        })
+        lines += ["running:", table(frame)]
+    return "\n".join(lines)
+
+
+def best_line(handle) -> str:
+    """The best trial in one line: number, metric, test error, parameters; or why there is none."""
+    try:
+        best = handle.study.best_trial
+    except ValueError:
+        return "none yet (no complete trial)"
+    params = " ".join(f"{k}={_short(v)}" for k, v in best.params.items())
+    test = best.user_attrs.get("test_error")
+    return (f"trial {best.number}  {handle.spec.metric} {best.value:.4f}"
+            + (f"  test_error {test:.4f}" if test is not None else "") + (f"  {params}" if params else ""))
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

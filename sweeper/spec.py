@@ -1,0 +1,248 @@
+"""Read a study spec from TOML and validate every key and value before anything is created."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from pathlib import Path
+
+from storage import datasets, samplers
+from storage.errors import BadInput
+from storage.params import PARAMS, check, check_model, resolve, unknown
+from storage.specs import METRICS, Spec
+
+TABLES = ("study", "params")
+STUDY_KEYS = ("name", "model", "dataset", "metric", "direction", "n_trials", "epochs", "seed", "sampler",
+              "pruner", "heartbeat", "grace", "max_retry")
+KINDS = ("float", "int", "choice", "grid")
+DIST_KEYS = KINDS + ("log", "step")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+MAX_GRID = 10_000
+
+
+def load(path: str | Path, name: str | None = None) -> Spec:
+    """Parse and validate the TOML file at `path`; `name` overrides [study] name."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"cannot read spec {path}: {exc.strerror or exc}: check the path") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{path}: invalid TOML: {str(exc).splitlines()[0]}: fix the syntax") from None
+    try:
+        return parse(data, name=name)
+    except BadInput as exc:
+        raise BadInput(f"{path}: {exc}") from None
+
+
+def parse(data: dict, name: str | None = None) -> Spec:
+    """Validate a spec already read from TOML (a dict of tables) into a Spec."""
+    for key in data:
+        if key not in TABLES:
+            raise _unknown_key(key, TABLES, "top-level table")
+    study = _table(data, "study")
+    for key in study:
+        if key not in STUDY_KEYS:
+            raise _unknown_key(key, STUDY_KEYS, "key in [study]")
+    name = _name(name if name is not None else study.get("name"))
+    model = check_model(_str(study, "model", "mlp"))
+    dataset = datasets.check(study.get("dataset", "digits"))
+    metric = _metric(study)
+    epochs = _int(study, "epochs", None, low=1)
+    seed = _int(study, "seed", 0, low=0)
+    heartbeat = _int(study, "heartbeat", 30, low=1)
+    grace = _int(study, "grace", 2 * heartbeat, low=heartbeat + 1,
+                 why=f"a trial is stale only after missing a heartbeat ({heartbeat} s)")
+    max_retry = _int(study, "max_retry", 3, low=0)
+
+    params = _table(data, "params")
+    grid_requested = any(isinstance(v, dict) and "grid" in v for v in params.values())
+    sampler = samplers.normalize("sampler", study.get("sampler", "grid" if grid_requested else "tpe"),
+                                 seed=seed, epochs=epochs)
+    pruner = samplers.normalize("pruner", study.get("pruner", "none"), seed=seed, epochs=epochs)
+    is_grid = sampler["name"] == "grid"
+    fixed, space = {}, {}
+    for key, value in params.items():
+        if key not in PARAMS:
+            raise BadInput(f"[params] {unknown(key)}")
+        if isinstance(value, dict):
+            space[key] = _distribution(key, value, model, is_grid)
+        elif isinstance(value, list):
+            raise BadInput(f"[params] {key} = {value!r}: a list is not one value: write "
+                           f"{key} = {{choice = {_toml(value)}}} to search among them")
+        else:
+            fixed[key] = _check(key, value, model)
+    _check_combinations(model, fixed, space)
+
+    n_points = 1
+    if is_grid:
+        for dist in space.values():
+            n_points *= len(dist.choices)
+        if n_points > MAX_GRID:
+            raise BadInput(f"the grid has {n_points} points, more than {MAX_GRID}: use fewer values or a sampler")
+    n_trials = _int(study, "n_trials", n_points if is_grid else None, low=1)
+    if is_grid and n_trials > n_points:
+        raise BadInput(f"[study] n_trials = {n_trials} exceeds the {n_points} grid points: "
+                       "remove n_trials (the grid size is the default) or add grid values")
+    return Spec(name=name, model=model, dataset=dataset, n_trials=n_trials, epochs=epochs, metric=metric,
+                seed=seed, sampler=sampler, pruner=pruner, heartbeat=heartbeat, grace=grace,
+                max_retry=max_retry, fixed=fixed, space=space)
+
+
+def _distribution(name: str, table: dict, model: str, is_grid: bool):
+    """One [params] table -> an Optuna distribution (a grid axis is a categorical one)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    where = f"[params] {name}"
+    for key in table:
+        if key not in DIST_KEYS:
+            raise _unknown_key(key, DIST_KEYS, f"key in {where}")
+    kinds = [k for k in KINDS if k in table]
+    if len(kinds) != 1:
+        raise BadInput(f"{where} needs exactly one of {', '.join(KINDS)} (has {', '.join(kinds) or 'none'}): "
+                       f"e.g. {name} = {{{_example(name)}}}")
+    kind = kinds[0]
+    param = PARAMS[name]
+    if model not in param.models:
+        raise BadInput(f"{where}: {name} applies to {', '.join(param.models)} only, not {model}: remove it")
+    if kind in ("choice", "grid"):
+        for key in ("log", "step"):
+            if key in table:
+                raise BadInput(f"{where}: '{key}' applies to float and int ranges, not to a {kind} list: remove it")
+        values = table[kind]
+        if not isinstance(values, list) or not values:
+            raise BadInput(f"{where}: {kind} must be a non-empty list, "
+                           f"e.g. {name} = {{{kind} = {_example_list(name)}}}")
+        values = [_check(name, v, model) for v in values]
+        if len(set(map(repr, values))) != len(values):
+            raise BadInput(f"{where}: {kind} lists a value twice: remove the duplicate")
+        if kind == "grid" and not is_grid:
+            raise BadInput(f"{where}: grid values need sampler = \"grid\": set it in [study], or write "
+                           f"{{choice = ...}} to let the sampler choose")
+        return CategoricalDistribution(values)
+
+    if param.choices:
+        raise BadInput(f"{where}: {name} is one of {', '.join(param.choices)}, not a range: "
+                       f"write {name} = {{choice = {_toml(list(param.choices[:2]))}}}")
+    if kind == "int" and param.kind is not int:
+        raise BadInput(f"{where}: {name} is a number, not an integer: write {name} = {{float = [LOW, HIGH]}}")
+    if kind == "float" and param.kind is int:
+        raise BadInput(f"{where}: {name} is an integer: write {name} = {{int = [LOW, HIGH]}}")
+    bounds = table[kind]
+    if not isinstance(bounds, list) or len(bounds) != 2:
+        raise BadInput(f"{where}: {kind} must be [LOW, HIGH], e.g. {name} = {{{_example(name)}}}")
+    low, high = (_check(name, b, model) for b in bounds)
+    if low > high:
+        raise BadInput(f"{where}: impossible range [{low}, {high}] (low > high): swap the bounds")
+    log = table.get("log", False)
+    if not isinstance(log, bool):
+        raise BadInput(f"{where}: log must be true or false, not {log!r}")
+    if log and low <= 0:
+        raise BadInput(f"{where}: a log scale needs low > 0, got {low}: raise the low bound or drop log")
+    step = table.get("step")
+    if step is not None:
+        if log:
+            raise BadInput(f"{where}: step and log cannot be combined: remove one")
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0 or \
+                (kind == "int" and not float(step).is_integer()):
+            raise BadInput(f"{where}: step must be a positive {'integer' if kind == 'int' else 'number'}, not {step!r}")
+    if kind == "int":
+        step = int(step or 1)
+        if is_grid:
+            return CategoricalDistribution(list(range(low, high + 1, step)))
+        return IntDistribution(low, high, log=log, step=step)
+    if is_grid:
+        raise BadInput(f"{where}: the grid sampler needs listed values, not a float range: "
+                       f"write {name} = {{grid = [...]}}")
+    return FloatDistribution(float(low), float(high), log=log, step=None if step is None else float(step))
+
+
+def _check_combinations(model: str, fixed: dict, space: dict) -> None:
+    """Every value a distribution can reach at its ends, with the fixed values, must resolve."""
+    resolve(model, fixed)
+    for name, dist in space.items():
+        ends = dist.choices if hasattr(dist, "choices") else (dist.low, dist.high)
+        for value in ends:
+            try:
+                resolve(model, {**fixed, name: value})
+            except BadInput as exc:
+                raise BadInput(f"[params] {name} can be {value!r}, but {exc}") from None
+
+
+def _check(name: str, value, model: str):
+    try:
+        return check(name, value, model)
+    except BadInput as exc:
+        raise BadInput(f"[params] {exc}") from None
+
+
+def _metric(study: dict) -> str:
+    metric = _str(study, "metric", "valid_error")
+    if metric.startswith("test_"):
+        raise BadInput(f"[study] metric = \"{metric}\" would choose hyperparameters on the test set: use "
+                       f"valid_{metric[5:]} (the test error is recorded for every trial)")
+    if metric not in METRICS:
+        raise _unknown_key(metric, METRICS, "metric")
+    direction = study.get("direction")
+    if direction is not None and direction != METRICS[metric]:
+        if direction not in ("minimize", "maximize"):
+            raise BadInput(f"[study] direction = {direction!r} is invalid: use minimize or maximize")
+        raise BadInput(f"[study] {metric} is to {METRICS[metric]}, not {direction}: "
+                       f"remove direction or set it to {METRICS[metric]}")
+    return metric
+
+
+def _table(data: dict, key: str) -> dict:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise BadInput(f"'{key}' must be a table: write [{key}] on its own line")
+    return value
+
+
+def _name(value) -> str:
+    if value is None:
+        raise BadInput("the study has no name: add name = \"...\" to [study] or pass --name")
+    if not isinstance(value, str) or not NAME.fullmatch(value):
+        raise BadInput(f"study name {value!r} is invalid: use letters, digits, '_', '.' and '-' (at most 128)")
+    return value
+
+
+def _str(study: dict, key: str, default: str) -> str:
+    value = study.get(key, default)
+    if not isinstance(value, str):
+        raise BadInput(f"[study] {key} = {value!r} must be a string: write {key} = \"{default}\"")
+    return value
+
+
+def _int(study: dict, key: str, default, *, low: int, why: str = "") -> int:
+    value = study.get(key, default)
+    if value is None:
+        raise BadInput(f"[study] {key} is missing: add e.g. {key} = 10")
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise BadInput(f"[study] {key} = {value!r} is invalid: use an integer >= {low}" + (f" ({why})" if why else ""))
+    return value
+
+
+def _unknown_key(key: str, known, where: str) -> BadInput:
+    near = difflib.get_close_matches(str(key), list(known), n=1)
+    hint = f"did you mean '{near[0]}'?" if near else "use one of " + ", ".join(known)
+    return BadInput(f"unknown {where} '{key}': {hint}")
+
+
+def _toml(values: list) -> str:
+    return "[" + ", ".join(f'"{v}"' if isinstance(v, str) else repr(v) for v in values) + "]"
+
+
+def _example(name: str) -> str:
+    p = PARAMS[name]
+    if p.choices:
+        return f"choice = {_toml(list(p.choices[:2]))}"
+    return "int = [1, 10]" if p.kind is int else "float = [1e-4, 1e-1], log = true"
+
+
+def _example_list(name: str) -> str:
+    p = PARAMS[name]
+    return _toml(list(p.choices[:2])) if p.choices else ("[1, 2]" if p.kind is int else "[0.1, 0.2]")

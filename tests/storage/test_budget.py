@@ -1,0 +1,100 @@
+"""The budget over all workers: which trials count as done, and the lock that keeps workers from overshooting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from storage import budget, rdb
+from storage.budget import Counts
+
+
+def test_next_step():
+    assert Counts().next_step(3) == "run"
+    assert Counts(complete=2, running=1).next_step(3) == "wait"
+    assert Counts(complete=2, pruned=1).next_step(3) == "done"
+    assert Counts(complete=3, waiting=1).next_step(3) == "run"  # a retry always runs
+    assert Counts(complete=1, fail=2, retried=1, running=0).next_step(3) == "run"
+    assert Counts(complete=1, fail=2, retried=0).next_step(3) == "done"  # failures count as done
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_counts_by_state_with_a_retried_stale_trial(db_url):
+    storage = rdb.open_storage(db_url, create=True, heartbeat=1, grace=2, max_retry=1)
+    study = optuna.create_study(storage=storage, study_name="b")
+    study_id = storage.get_study_id_from_name("b")
+    for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
+    stale = study.ask()  # RUNNING, its heartbeat recorded once and never again: its worker 'died'
+    storage.record_heartbeat(stale._trial_id)
+    assert budget.counts(storage.engine, study_id) == Counts(complete=1, pruned=1, fail=1, running=1)
+    time.sleep(3.2)  # SQLite keeps whole seconds: 3 > grace 2 for sure
+    with pytest.warns(optuna.exceptions.ExperimentalWarning):
+        optuna.storages.fail_stale_trials(study)  # FAIL, and a WAITING retry with the same parameters
+    counts = budget.counts(storage.engine, study_id)
+    assert counts == Counts(complete=1, pruned=1, fail=2, retried=1, waiting=1)
+    assert counts.done == 3 and counts.next_step(4) == "run"
+
+
+_HOLDER = textwrap.dedent("""
+    import sys, time
+    from storage import budget, rdb
+    lock = budget.Lock(rdb.open_storage(sys.argv[1]).engine, 1)
+    print("trying", flush=True)
+    t0 = time.monotonic()
+    with lock:
+        print(f"{time.monotonic() - t0:.2f}", flush=True)
+""")
+
+
+def test_the_lock_excludes_another_process_until_released(db_url):
+    storage = rdb.open_storage(db_url, create=True)
+    lock = budget.Lock(storage.engine, 1).acquire()
+    other = subprocess.Popen([sys.executable, "-c", _HOLDER, db_url], stdout=subprocess.PIPE, text=True)
+    assert other.stdout.readline().strip() == "trying"
+    time.sleep(1.0)
+    assert other.poll() is None  # still waiting for the lock
+    lock.release()
+    lock.release()  # twice is harmless
+    out, _ = other.communicate(timeout=30)
+    assert other.returncode == 0 and float(out) >= 0.9
+
+
+def test_locks_of_different_studies_are_independent(db_url):
+    engine = rdb.open_storage(db_url, create=True).engine
+    with budget.Lock(engine, 1):
+        with budget.Lock(engine, 2):
+            pass
+
+
+def test_a_dead_holder_frees_the_lock(db_url):
+    storage = rdb.open_storage(db_url, create=True)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sys, time
+        from storage import budget, rdb
+        budget.Lock(rdb.open_storage(sys.argv[1]).engine, 1).acquire()
+        print("held", flush=True)
+        time.sleep(60)
+    """), db_url], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait()
+    started = time.monotonic()
+    with budget.Lock(storage.engine, 1):
+        pass
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("n", [0, 2])
+def test_counts_of_an_empty_study(db_url, n):
+    storage = rdb.open_storage(db_url, create=True)
+    optuna.create_study(storage=storage, study_name="e")
+    assert budget.counts(storage.engine, storage.get_study_id_from_name("e")).next_step(n) == \
+        ("done" if n == 0 else "run")

@@ -1,0 +1,63 @@
+"""Opening a storage: checked before anything is created; WAL on SQLite; heartbeat wiring."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from storage import rdb, urls
+from storage.errors import BadInput
+
+
+def test_missing_sqlite_file_is_bad_input_and_not_created(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nope.db'}"
+    with pytest.raises(BadInput, match="no database at"):
+        rdb.check(url)
+    with pytest.raises(BadInput, match="no database at"):
+        rdb.open_storage(url)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_create_in_a_missing_folder_is_bad_input(tmp_path):
+    with pytest.raises(BadInput, match="does not exist"):
+        rdb.check(f"sqlite:///{tmp_path / 'no' / 'such' / 'x.db'}", create=True)
+
+
+def test_unreachable_postgres_is_bad_input_with_masked_password():
+    url = urls.normalize("postgresql://user:hunter2@127.0.0.1:1/db")
+    with pytest.raises(BadInput) as err:
+        rdb.check(url)
+    message = str(err.value)
+    assert message.startswith("cannot reach storage postgresql+psycopg://user:***@127.0.0.1:1/db")
+    assert "hunter2" not in message and "\n" not in message
+
+
+def test_missing_postgres_database_is_bad_input(pg_url):
+    with pytest.raises(BadInput, match="cannot reach storage"):
+        rdb.check(pg_url.rsplit("/", 1)[0] + "/sweeper_no_such_database")
+
+
+def test_empty_database_has_no_studies_and_reading_creates_nothing(db_url):
+    with pytest.raises(BadInput, match="no studies in|no database at"):
+        rdb.open_storage(db_url)
+    assert rdb.has_studies(db_url) is False
+    engine = sa.create_engine(db_url)
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+
+
+def test_open_creates_optuna_tables_then_reads_them(db_url):
+    storage = rdb.open_storage(db_url, create=True, heartbeat=5, grace=11, max_retry=2)
+    assert storage.heartbeat_interval == 5 and storage.grace_period == 11
+    assert storage.get_heartbeat_stale_trial_callback()._max_retry == 2
+    assert rdb.has_studies(db_url)
+    assert rdb.open_storage(db_url).heartbeat_interval is None
+
+
+def test_sqlite_runs_in_wal_mode(sqlite_url):
+    storage = rdb.open_storage(sqlite_url, create=True)
+    with storage.engine.connect() as conn:
+        assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("pragma synchronous").scalar() == 1  # NORMAL

@@ -1,0 +1,123 @@
+"""Every bad input: exit 2, one line on stderr that names the problem and the fix, and nothing created."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from conftest import tiny_spec
+
+GOOD = tiny_spec()
+UNREACHABLE = "postgresql://sweeper:secret@127.0.0.1:1/nowhere"
+
+
+def _bad(text: str, old: str, new: str) -> str:
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+CASES = {
+    "toml syntax": (_bad(GOOD, "[params]", "[params"), "invalid TOML"),
+    "unknown top-level table": (GOOD + "\n[paramz]\n", "did you mean 'params'?"),
+    "unknown study key": (_bad(GOOD, "epochs =", "epoch ="), "did you mean 'epochs'?"),
+    "unknown distribution key": (_bad(GOOD, "log = true}", "lgo = true}"), "did you mean 'log'?"),
+    "unknown parameter": (_bad(GOOD, "width = 16", "widht = 16"), "unknown parameter 'widht': did you mean 'width'?"),
+    "low above high": (_bad(GOOD, "[0.01, 0.5]", "[0.5, 0.01]"), "impossible range"),
+    "log with low 0": (_bad(GOOD, "[1e-6, 1e-3]", "[0, 1e-3]"), "a log scale needs low > 0"),
+    "invalid fixed value": (_bad(GOOD, "batch_size = 64", "batch_size = 0"), "parameter batch_size=0 is invalid"),
+    "unknown sampler": (_bad(GOOD, 'name = "tpe"', 'name = "tpe2"'), "unknown sampler 'tpe2'"),
+    "unknown pruner": (tiny_spec(pruner='"medians"'), "unknown pruner 'medians': did you mean 'median'?"),
+    "unknown model": (_bad(GOOD, 'model = "mlp"', 'model = "mpl"'), "unknown model 'mpl'"),
+    "unknown dataset": (_bad(GOOD, 'dataset = "digits"', 'dataset = "digit"'), "did you mean 'digits'?"),
+    "test metric": (_bad(GOOD, "[params]", 'metric = "test_error"\n[params]', ), "test set"),
+}
+
+
+def _assert_one_line(result, needle: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and needle in lines[0], lines[0]
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_spec_creates_no_sqlite_file(case, sweeper, write_spec, tmp_path):
+    text, needle = CASES[case]
+    spec = write_spec(text)
+    result = sweeper("create", spec)
+    _assert_one_line(result, needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.toml"]
+
+
+def test_bad_spec_creates_no_study_in_postgres(pg_url, sweeper, write_spec):
+    for text, needle in (CASES["unknown parameter"], CASES["low above high"]):
+        _assert_one_line(sweeper("create", write_spec(text), "--storage", pg_url), needle)
+    engine = sa.create_engine(pg_url)
+    try:
+        assert sa.inspect(engine).get_table_names() == []  # not even Optuna's tables
+    finally:
+        engine.dispose()
+
+
+def test_missing_spec_file(sweeper, tmp_path):
+    _assert_one_line(sweeper("create", "nope.toml"), "cannot read spec nope.toml")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["create", "spec.toml"], ["run", "spec.toml"], ["studies"],
+                                     ["status", "tiny"], ["results", "tiny"], ["epochs", "tiny"],
+                                     ["dashboard", "--port", "0"], ["worker", "tiny"]])
+def test_unreachable_storage(command, sweeper, write_spec, tmp_path):
+    write_spec(GOOD)
+    result = sweeper(*command, "--storage", UNREACHABLE)
+    _assert_one_line(result, "cannot reach storage postgresql+psycopg://sweeper:***@127.0.0.1:1/nowhere")
+    assert "secret" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.toml"]
+
+
+def test_unreachable_storage_from_the_environment(sweeper, write_spec):
+    result = sweeper("create", write_spec(GOOD), env={"SWEEPER_STORAGE": UNREACHABLE})
+    _assert_one_line(result, "cannot reach storage")
+
+
+def test_storage_that_is_no_url(sweeper, write_spec):
+    _assert_one_line(sweeper("create", write_spec(GOOD), "--storage", "sweeper.db"), "is not a database URL")
+
+
+@pytest.mark.parametrize("command", [["status", "tyni"], ["results", "tyni"], ["epochs", "tyni"],
+                                     ["worker", "tyni"]])
+def test_unknown_study_suggests_the_nearest(command, sweeper, write_spec, sqlite_url):
+    assert sweeper("create", write_spec(GOOD), "--storage", sqlite_url).returncode == 0
+    result = sweeper(*command, "--storage", sqlite_url)
+    _assert_one_line(result, "no study 'tyni' in sqlite:///")
+    assert "did you mean 'tiny'?" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["status", "tiny"], ["results", "tiny"], ["worker", "tiny"]])
+def test_reading_a_missing_sqlite_file_does_not_create_it(command, sweeper, tmp_path):
+    _assert_one_line(sweeper(*command), "no database at sweeper.db")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_same_spec_twice_is_a_no_op_and_a_different_one_is_refused(sweeper, write_spec, sqlite_url):
+    spec = write_spec(GOOD)
+    first = sweeper("create", spec, "--storage", sqlite_url)
+    assert first.returncode == 0 and "created study 'tiny'" in first.stderr
+    again = sweeper("create", spec, "--storage", sqlite_url)
+    assert again.returncode == 0 and "exists with this spec" in again.stderr
+    changed = write_spec(_bad(GOOD, "epochs = 2", "epochs = 3"), "changed.toml")
+    refused = sweeper("create", changed, "--storage", sqlite_url)
+    _assert_one_line(refused, "study 'tiny' already exists in sqlite:///")
+    assert "(epochs differ)" in refused.stderr
+    renamed = sweeper("create", changed, "--storage", sqlite_url, "--name", "tiny-3-epochs")
+    assert renamed.returncode == 0, renamed.stderr
+
+
+def test_parquet_needs_an_output_file(sweeper, write_spec, sqlite_url):
+    assert sweeper("create", write_spec(GOOD), "--storage", sqlite_url).returncode == 0
+    _assert_one_line(sweeper("results", "tiny", "--storage", sqlite_url, "--format", "parquet"), "add --out")
+
+
+def test_usage_errors_are_one_line_too(sweeper):
+    _assert_one_line(sweeper("results"), "Missing argument 'NAME'")
+    _assert_one_line(sweeper("results", "x", "--format", "xml"), "'xml' is not one of")

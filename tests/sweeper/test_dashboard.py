@@ -1,0 +1,73 @@
+"""`sweeper dashboard` serves the study: a real server process and real HTTP requests."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+import urllib.request
+
+import optuna
+import pytest
+from conftest import tiny_spec
+
+from sweeper import manager
+from sweeper import spec as specs
+
+
+@pytest.fixture
+def study_url(sqlite_url):
+    handle, _ = manager.create(specs.parse(tomllib.loads(tiny_spec(n_trials=3))), sqlite_url)
+    for value in (0.3, 0.2):
+        trial = handle.study.ask(handle.spec.space)
+        trial.report(value + 0.1, 1)
+        trial.set_user_attr("test_error", value)
+        handle.study.tell(trial, value)
+    return sqlite_url
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+def test_dashboard_serves_the_study_and_its_trials(study_url):
+    server = subprocess.Popen([sys.executable, "-m", "sweeper", "dashboard", "--storage", study_url,
+                               "--port", "0"], stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stderr.readline()
+        match = re.search(r"http://(127\.0\.0\.1):(\d+)/", line)
+        assert match, line  # bound to 127.0.0.1 by default
+        base = f"http://{match[1]}:{match[2]}"
+        studies = _get(f"{base}/api/studies")["study_summaries"]
+        assert [s["study_name"] for s in studies] == ["tiny"]
+        detail = _get(f"{base}/api/studies/{studies[0]['study_id']}")
+        assert detail["name"] == "tiny"
+        assert [t["values"] for t in detail["trials"]] == [[0.3], [0.2]]
+        assert detail["best_trials"][0]["number"] == 1
+        assert any(a["key"] == "sweeper_spec" for a in detail["user_attrs"])
+        with urllib.request.urlopen(f"{base}/dashboard", timeout=30) as page:
+            assert b"<html" in page.read().lower()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_busy_port_is_bad_input(study_url):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "sweeper", "dashboard", "--storage", study_url,
+                                 "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: port {port} on 127.0.0.1 is in use: pick another with --port"
+
+
+def test_the_optuna_study_is_untouched_by_serving(study_url):
+    assert len(optuna.load_study(study_name="tiny", storage=study_url).trials) == 2

@@ -1,0 +1,145 @@
+"""`sweeper run` end to end: the shipped quickstart on SQLite and on PostgreSQL with two workers."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import sqlalchemy as sa
+from conftest import ROOT
+
+QUICKSTART = ROOT / "studies" / "quickstart.toml"
+
+
+def _check_finished_study(results: pd.DataFrame, rows: pd.DataFrame, n_trials: int, epochs: int) -> None:
+    """n_trials finished trials, each once; epoch rows exactly once, up to the epoch each trial reached."""
+    assert len(results) == n_trials
+    assert results["trial"].is_unique and sorted(results["trial"]) == list(range(n_trials))
+    assert set(results["state"]) <= {"COMPLETE", "PRUNED", "FAIL"}
+    assert not rows.duplicated(["trial", "epoch"]).any()
+    reached = rows.groupby("trial")["epoch"].agg(["min", "max", "count"])
+    for trial in results.itertuples():
+        if trial.state == "FAIL":
+            continue
+        assert reached.loc[trial.trial].tolist() == [1, trial.epochs_run, trial.epochs_run], trial
+        if trial.state == "COMPLETE":
+            assert trial.epochs_run == epochs
+        else:
+            assert trial.reason.startswith(f"pruned at epoch {trial.epochs_run}")
+
+
+def test_quickstart_on_sqlite_finishes_in_time(sweeper, tmp_path):
+    started = time.monotonic()
+    run = sweeper("run", QUICKSTART, "--workers", "2", timeout=300)
+    elapsed = time.monotonic() - started
+    assert run.returncode == 0, run.stderr
+    assert elapsed < 180, f"quickstart took {elapsed:.0f} s"
+    assert "best: trial" in run.stdout and "10/10 done" in run.stderr
+    assert (tmp_path / "sweeper.db").exists()  # the default storage, in the current folder
+
+    csv = sweeper("results", "quickstart", "--format", "csv")
+    assert csv.returncode == 0, csv.stderr
+    results = pd.read_csv(io.StringIO(csv.stdout))
+    rows = pd.read_csv(io.StringIO(sweeper("epochs", "quickstart", "--format", "csv").stdout))
+    _check_finished_study(results, rows, n_trials=10, epochs=4)
+
+    again = sweeper("run", QUICKSTART)  # the study is done: nothing to run, same summary
+    assert again.returncode == 0 and "already done" in again.stderr
+
+
+def test_quickstart_on_postgres_with_two_workers(sweeper, pg_url, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SWEEPER_STORAGE"}
+    run = subprocess.Popen([sys.executable, "-m", "sweeper", "run", str(QUICKSTART), "--workers", "2",
+                            "--storage", pg_url.replace("postgresql+psycopg://", "postgresql://")],
+                           cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen_running = ""
+    while run.poll() is None:  # watch it with `sweeper status` while it runs
+        status = sweeper("status", "quickstart", "--storage", pg_url)
+        if status.returncode == 0 and "running:" in status.stdout:
+            seen_running = status.stdout
+        time.sleep(1)
+    out, err = run.communicate()
+    assert run.returncode == 0, err
+    assert "/4" in seen_running.split("running:")[1]  # the current epoch of a running trial, e.g. 2/4
+
+    results = pd.read_json(io.StringIO(sweeper("results", "quickstart", "--storage", pg_url,
+                                               "--format", "json").stdout))
+    epochs_file = tmp_path / "epochs.parquet"
+    assert sweeper("epochs", "quickstart", "--storage", pg_url, "--format", "parquet",
+                   "--out", epochs_file).returncode == 0
+    _check_finished_study(results, pd.read_parquet(epochs_file), n_trials=10, epochs=4)
+    assert len(set(results["worker"])) == 2  # both workers ran trials
+
+    engine = sa.create_engine(pg_url)  # nothing beyond the budget was ever started
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("select count(*) from trials")).scalar_one() == 10
+    finally:
+        engine.dispose()
+
+    status = sweeper("status", "quickstart", "--storage", pg_url)
+    assert "trials: 10 of 10 done" in status.stdout and "best: trial" in status.stdout
+    studies = sweeper("studies", "--storage", pg_url)
+    assert "quickstart" in studies.stdout and "10" in studies.stdout
+
+
+def test_a_failing_worker_fails_the_run(sweeper, write_spec, tmp_path):
+    empty = tmp_path / "idx"
+    empty.mkdir()
+    spec = write_spec(f"""
+        [study]
+        name = "broken"
+        dataset = "idx:{empty}"
+        n_trials = 2
+        epochs = 1
+    """)
+    run = sweeper("run", spec, "--workers", "1")
+    assert run.returncode == 2
+    assert "worker 0 exited with code 2" in run.stderr
+    assert "error:" in run.stderr  # the worker's own one-line reason, from its log
+
+
+def test_ctrl_c_lets_running_trials_finish_then_stops(tmp_path, write_spec):
+    import signal
+
+    spec = write_spec("""
+        [study]
+        name = "slow"
+        n_trials = 8
+        epochs = 12
+        [params]
+        width = 32
+        batch_size = 1
+        schedule = "constant"
+        lr = {float = [0.001, 0.05], log = true}
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "SWEEPER_STORAGE"}
+    run = subprocess.Popen([sys.executable, "-m", "sweeper", "run", str(spec), "--workers", "2"], cwd=tmp_path,
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    engine = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until a trial is training (it has an epoch row)
+        time.sleep(0.2)
+        if (tmp_path / "sweeper.db").exists():
+            engine = engine or sa.create_engine(f"sqlite:///{tmp_path / 'sweeper.db'}")
+            try:
+                with engine.connect() as conn:
+                    if conn.execute(sa.text("select count(*) from sweeper_epochs")).scalar_one():
+                        break
+            except sa.exc.OperationalError:
+                pass
+    run.send_signal(signal.SIGINT)  # as Ctrl-C would: only the run gets it, and tells its workers
+    out, err = run.communicate(timeout=120)
+    engine.dispose()
+    assert run.returncode == 130, err
+    assert "stopping: each worker finishes its current trial" in err
+    results = pd.read_csv(io.StringIO(subprocess.run(
+        [sys.executable, "-m", "sweeper", "results", "slow", "--format", "csv"], cwd=tmp_path, env=env,
+        capture_output=True, text=True).stdout))
+    assert set(results["state"]) == {"COMPLETE"} and 1 <= len(results) < 8
+    assert (results["epochs_run"] == 12).all()  # the trials it let finish ran all their epochs
+    assert f"not finished: {len(results)} of 8 trials done" in err

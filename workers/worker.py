@@ -1,0 +1,184 @@
+"""The worker loop: pull trials of one study until its budget is spent, as rq's work loop reads.
+
+    work(name, url)
+      connect: the study, its spec (stored in the study), an RDB storage with heartbeat and retry
+      load the data once (the core caches compiled functions per architecture across trials)
+      install signal handlers: first SIGTERM/SIGINT = finish this trial then stop, second = now
+      loop: stop if asked, out of own trials or time; under the study's budget lock, count:
+            run one trial (study.optimize, which keeps Optuna's heartbeat), wait for the
+            running trials of other workers (failing stale ones), or stop: budget spent
+      teardown: restore the signal handlers
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+
+import optuna
+
+from storage import budget, epochs, samplers, studies
+from storage.errors import BadInput
+from workers.objective import WORKER, Objective
+
+WAIT_S = 0.5  # how often a worker whose budget is taken by running trials looks again
+log = logging.getLogger("sweeper.worker")
+
+
+class WarmShutdown:
+    """First signal: stop after the current trial. Second: stop now (KeyboardInterrupt)."""
+
+    def __init__(self):
+        self.requested = threading.Event()
+        self._previous = {}
+
+    def install(self) -> "WarmShutdown":
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, _frame) -> None:
+        if self.requested.is_set():
+            raise KeyboardInterrupt
+        self.requested.set()
+        log.warning("%s: stopping after the current trial (send the signal again to stop now)",
+                    signal.Signals(signum).name)
+
+
+def work(name: str, url: str, *, n_trials: int | None = None, timeout: float | None = None,
+         seed_offset: int | None = None, on_trial=None) -> int:
+    """Run trials of study `name` at `url` until its budget, `n_trials` or `timeout` is reached.
+
+    `on_trial(wall_s, train_s)`, if given, sees each trial's whole time in this loop (budget check,
+    ask, training, epoch rows, reports, tell) and its time inside train() (bench/sweep_overhead.py).
+    """
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is ours (_log_trial)
+    study, spec, storage = connect(name, url, seed_offset=os.getpid() if seed_offset is None else seed_offset)
+    study_id = storage.get_study_id_from_name(name)
+    if budget.counts(storage.engine, study_id).next_step(spec.n_trials) == "done":
+        log.info("the study's budget of %d trials is spent: nothing to do", spec.n_trials)
+        return 0
+    epochs.create(storage.engine)
+
+    from workers.data import load
+
+    load(spec.dataset, valid_size=spec.fixed.get("valid_size", 0.2))  # a missing data set fails here, once
+    from workers.train import Diverged, train
+
+    objective = Objective(spec, storage, study_id, train=train, load=load, expected=(Diverged,))
+    shutdown = WarmShutdown().install()
+    log.info("worker %s on study '%s': %d trials of %s on %s", WORKER, name, spec.n_trials, spec.model,
+             spec.dataset)
+    ran, started = 0, time.monotonic()
+    try:
+        while True:
+            if shutdown.requested.is_set():
+                log.info("stopped on request after %d trial(s)", ran)
+                break
+            if n_trials is not None and ran >= n_trials:
+                log.info("ran the %d trial(s) asked for", ran)
+                break
+            if timeout is not None and time.monotonic() - started >= timeout:
+                log.info("timeout of %g s reached after %d trial(s)", timeout, ran)
+                break
+            begun = time.perf_counter()
+            with budget.Lock(storage.engine, study_id) as lock:
+                step = next_step(study, lock.bind, study_id, spec.n_trials)
+                if step == "run":
+                    objective.on_start = lock.release  # the trial exists: others may count it now
+                    run_trial(study, objective, expected=(Diverged, BadInput))
+                    objective.running = None
+                    ran += 1
+                    if on_trial is not None:
+                        on_trial(time.perf_counter() - begun, objective.train_seconds)
+            if step == "done":
+                log.info("the study's budget of %d trials is spent; this worker ran %d", spec.n_trials, ran)
+                break
+            if step == "wait":
+                shutdown.requested.wait(WAIT_S)
+    except KeyboardInterrupt:
+        if objective.running is not None:
+            requeue_interrupted(study, spec, objective.running)
+        return 130
+    finally:
+        shutdown.restore()
+    return 0
+
+
+def connect(name: str, url: str, *, seed_offset: int = 0):
+    """(study, spec, storage): the spec read from the study, then a storage with its heartbeat.
+
+    `seed_offset` makes the sampler's seed differ between workers, so that parallel workers with
+    one seeded sampler do not propose the same points (QMC and grid keep the shared seed).
+    """
+    _, spec, plain = studies.load(name, url)
+    plain.engine.dispose()
+    sampler = samplers.build("sampler", spec.sampler, search_space=spec.grid_space() if spec.is_grid else None,
+                             seed_offset=seed_offset)
+    pruner = samplers.build("pruner", spec.pruner)
+    study, spec, storage = studies.load(name, url, sampler=sampler, pruner=pruner, heartbeat=spec.heartbeat,
+                                        grace=spec.grace, max_retry=spec.max_retry)
+    return study, spec, storage
+
+
+def next_step(study, bind, study_id: int, n_trials: int) -> str:
+    """'run', 'wait' or 'done' (storage.budget.Counts.next_step); call it under the budget lock.
+
+    Before waiting on running trials, fail the stale ones (their worker died): each is retried as
+    a WAITING trial, which this worker then runs.
+    """
+    step = budget.counts(bind, study_id).next_step(n_trials)
+    if step == "wait":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        step = budget.counts(bind, study_id).next_step(n_trials)
+    return step
+
+
+def run_trial(study, objective: Objective, *, expected: tuple) -> None:
+    """One trial through study.optimize, so that Optuna's heartbeat thread runs beside it."""
+    study.optimize(objective, n_trials=1, catch=expected, callbacks=[_log_trial])
+
+
+def requeue_interrupted(study, spec, number: int) -> None:
+    """Trial `number`, cut short by a second signal, is FAIL: queue it again with its parameters."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from optuna.trial import TrialState
+
+    trial = study.trials[number]
+    if trial.state == TrialState.FAIL:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            RetryHeartbeatStaleTrialCallback(max_retry=spec.max_retry)(study, trial)
+        log.warning("trial %d interrupted: queued again", number)
+
+
+def _log_trial(study, trial) -> None:
+    attrs = trial.user_attrs
+    outcome = attrs.get("outcome", {})
+    params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+    if trial.state == optuna.trial.TrialState.COMPLETE:
+        what = f"value {trial.value:.4f} test_error {attrs.get('test_error', float('nan')):.4f}"
+    else:
+        what = attrs.get("fail_reason") or attrs.get("prune_reason") or ""
+    log.info("trial %d %s: %s (%s epochs, %.1f s) %s", trial.number, trial.state.name, what,
+             outcome.get("epochs_run", "?"), outcome.get("seconds") or float("nan"), params)
+
+
+def setup_logging(quiet: bool = False) -> None:
+    """One line per event on stderr, with time and worker (only our logger: libraries keep theirs)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {WORKER} %(message)s", datefmt="%H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False

@@ -1,0 +1,37 @@
+"""`python -m workers worker NAME`: pull trials of a study from its storage until the budget is spent."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command()
+@click.argument("name")
+@click.option("--storage", metavar="URL", default=None,
+              help="database URL [default: $SWEEPER_STORAGE, else sqlite:///sweeper.db]")
+@click.option("--n-trials", type=click.IntRange(min=1), default=None,
+              help="run at most this many trials in this worker (the study's budget still applies)")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="start no trial after this many seconds")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="BLAS/OpenMP/XLA threads")
+@click.option("--backend", default=None, help="jax (default), numba or c; or $SWEEPER_BACKEND")
+@click.option("--worker-index", type=click.IntRange(min=0), default=None,
+              help="offsets the sampler's seed; parallel workers need different ones [default: the pid]")
+@click.option("--quiet", is_flag=True, help="log only warnings, not one line per trial")
+def worker(name, storage, n_trials, timeout, threads, backend, worker_index, quiet) -> None:
+    """Pull trials of study NAME until its n_trials (over all workers), --n-trials or --timeout.
+
+    SIGTERM or Ctrl-C once: finish the current trial, then stop; twice: stop now and queue the
+    interrupted trial again.
+    """
+    from storage import urls
+    from workers import runtime
+
+    url = urls.resolve(storage)
+    runtime.configure(threads=threads, backend=backend)  # before pytensor or jax is imported
+    from workers.worker import setup_logging, work
+
+    setup_logging(quiet)
+    sys.exit(work(name, url, n_trials=n_trials, timeout=timeout, seed_offset=worker_index))
