@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from storage import urls
+from storage import retry, urls
 
 # Optuna's own tables, only the columns read here.
 _trials = sa.table("trials", sa.column("trial_id"), sa.column("study_id"), sa.column("state"))
@@ -47,6 +47,13 @@ class Counts:
 
 
 def counts(engine: sa.Engine | sa.Connection, study_id: int) -> Counts:
+    """Count a study's trials by state; on an engine, tried again on transient errors (storage.retry)."""
+    if isinstance(engine, sa.Connection):
+        return _counts(engine, study_id)
+    return retry.call(_counts, engine, study_id, _what="budget.counts")
+
+
+def _counts(engine: sa.Engine | sa.Connection, study_id: int) -> Counts:
     """Count a study's trials by state in two small queries on Optuna's tables (on `engine` or a connection)."""
     by_state = (sa.select(_trials.c.state, sa.func.count()).where(_trials.c.study_id == study_id)
                 .group_by(_trials.c.state))
@@ -88,8 +95,13 @@ class Lock:
         """Block until this process holds the lock."""
         dialect = self._engine.dialect.name
         if dialect == "postgresql":
-            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            self._conn.execute(sa.select(sa.func.pg_advisory_lock(self._key())))
+            conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                conn.execute(sa.select(sa.func.pg_advisory_lock(self._key())))
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
         elif dialect == "sqlite":
             path = urls.sqlite_path(self._engine.url.render_as_string(hide_password=False))
             if path is not None:  # byte `study_id` of DB-lock, beside SQLite's own DB-wal and DB-shm
@@ -103,6 +115,8 @@ class Lock:
             conn, self._conn = self._conn, None
             try:
                 conn.execute(sa.select(sa.func.pg_advisory_unlock(self._key())))
+            except sa.exc.DBAPIError:  # the connection died (server restart): its lock died with it
+                conn.invalidate()
             finally:
                 conn.close()
         if self._file is not None:

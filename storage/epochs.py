@@ -7,6 +7,8 @@ import math
 
 import sqlalchemy as sa
 
+from storage import retry
+
 metadata = sa.MetaData()
 
 COLUMNS = ("train_loss", "train_error", "valid_error", "lr", "seconds")
@@ -30,11 +32,19 @@ def create(engine: sa.Engine) -> None:
 
 
 def write(engine: sa.Engine, *, study_id: int, trial_id: int, trial: int, epoch: int, **values: float) -> None:
-    """Insert one epoch's row; a second write of the same (trial_id, epoch) changes nothing."""
+    """Insert one epoch's row; a second write of the same (trial_id, epoch) changes nothing.
+
+    Tried again on transient errors (storage.retry): the insert ignores a row already there, so a
+    try whose commit went through but whose answer was lost adds nothing twice.
+    """
     row = dict(trial_id=trial_id, epoch=epoch, study_id=study_id, trial=trial,
                **{k: _finite(values[k]) for k in COLUMNS})
-    with engine.begin() as conn:
-        conn.execute(_insert_ignore(engine.dialect.name), row)
+
+    def insert() -> None:
+        with engine.begin() as conn:
+            conn.execute(_insert_ignore(engine.dialect.name), row)
+
+    retry.call(insert, _what="epochs.write")
 
 
 def read(engine: sa.Engine, study_id: int):

@@ -11,6 +11,12 @@ from storage.errors import BadInput
 
 SQLITE_BUSY_TIMEOUT_S = 60  # how long an SQLite writer waits for another process's write lock
 CONNECT_TIMEOUT_S = 10
+# Per process: a worker uses at most 4 connections at once (its loop, Optuna's heartbeat thread,
+# the background writer, the budget lock): 3 kept open, 6 at most. Many workers on one server need
+# max_connections >= 6 x workers + a few (PostgreSQL's default 100 serves about 15; docs/scale.md).
+POOL = {"pool_size": 3, "max_overflow": 3, "pool_timeout": 60, "pool_recycle": 1800}
+# Keepalives find a connection dropped by a firewall or NAT while a long epoch trains.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 
 
 def engine_kwargs(url: str) -> dict:
@@ -19,7 +25,7 @@ def engine_kwargs(url: str) -> dict:
     if backend == "sqlite":
         return {"pool_pre_ping": True, "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     if backend == "postgresql":
-        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+        return {"pool_pre_ping": True, **POOL, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S, **KEEPALIVES}}
     return {"pool_pre_ping": True}
 
 
@@ -66,21 +72,23 @@ def has_studies(url: str) -> bool:
 
 def open_storage(url: str, *, create: bool = False, heartbeat: int | None = None, grace: int | None = None,
                  max_retry: int | None = None):
-    """Optuna's RDBStorage on `url` (checked first, see `check`).
+    """Optuna's RDBStorage on `url` (checked first, see `check`), its calls retried on transient errors.
 
     With `heartbeat` (seconds), running trials record a heartbeat; a trial silent for `grace`
     seconds (default 2 x heartbeat) is failed by the next worker and retried up to `max_retry`
     times as a new WAITING trial with the same parameters.
     """
     import optuna
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    from storage.resilient import ResilientRDBStorage
 
     check(url, create=create)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry) if heartbeat else None
-            storage = RDBStorage(url, engine_kwargs=engine_kwargs(url), heartbeat_interval=heartbeat or None,
+            storage = ResilientRDBStorage(url, engine_kwargs=engine_kwargs(url), heartbeat_interval=heartbeat or None,
                                  grace_period=(grace or None) if heartbeat else None,
                                  heartbeat_stale_trial_callback=retry)
     except sa.exc.SQLAlchemyError as exc:

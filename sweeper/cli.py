@@ -66,23 +66,32 @@ def worker(args: tuple[str, ...]) -> None:
 @click.argument("spec", type=click.Path(dir_okay=False))
 @storage_option
 @click.option("--name", default=None, help="study name [default: [study] name of the spec]")
-@click.option("--workers", "n_workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="worker processes on this machine")
+@click.option("--workers", "n_workers", default=None, type=click.IntRange(min=1),
+              help="worker processes on this machine [default: 1, or one per --gpus entry]")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="BLAS/OpenMP/XLA threads per worker [default: cores / workers]")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="where the workers train (cuda: the jax backend on the visible GPUs)")
+@click.option("--gpus", default=None, metavar="LIST", help="one GPU per worker, e.g. 0,1 (CUDA_VISIBLE_DEVICES)")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="workers start no trial after this many seconds")
 @click.option("--backend", default=None, help="the workers' compile backend (jax, numba, c)")
 @click.option("--logs", type=click.Path(file_okay=False), default=None,
               help="keep each worker's log in this folder [default: a temporary one, kept on failure]")
-def run(spec: str, storage: str | None, name: str | None, n_workers: int, timeout: float | None,
-        backend: str | None, logs: str | None) -> None:
+def run(spec: str, storage: str | None, name: str | None, n_workers: int | None, threads: int | None,
+        device: str, gpus: str | None, timeout: float | None, backend: str | None, logs: str | None) -> None:
     """Create (or reuse) the study of SPEC, run N workers here until it is done, print a summary."""
     from sweeper import runner
     from sweeper import spec as specs
 
+    gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
+    if gpus is not None and not (gpu_list and all(g.isdigit() for g in gpu_list)):
+        raise BadInput(f"--gpus {gpus!r} is not a list of GPU numbers: write e.g. 0 or 0,1")
     parsed = specs.load(spec, name=name)
     handle, created = _create(parsed, _url(storage))
     _say_created(handle, created)
-    code = runner.run(handle, n_workers=n_workers, timeout=timeout, backend=backend, log_dir=logs)
+    code = runner.run(handle, n_workers=n_workers or (len(gpu_list) if gpu_list else 1), timeout=timeout,
+                      backend=backend, log_dir=logs, threads=threads, device=device, gpus=gpu_list)
     sys.exit(code)
 
 
@@ -108,6 +117,37 @@ def status(name: str, storage: str | None) -> None:
     from sweeper import manager, report
 
     click.echo(report.status(manager.open_study(name, _url(storage))))
+
+
+@cli.command()
+@click.argument("name")
+@storage_option
+def stop(name: str, storage: str | None) -> None:
+    """Make every worker of study NAME, on any machine, finish its current trial and exit."""
+    _set_stopped(name, storage, True)
+
+
+@cli.command()
+@click.argument("name")
+@storage_option
+def resume(name: str, storage: str | None) -> None:
+    """Lift `sweeper stop NAME`: workers started from now on run trials again."""
+    _set_stopped(name, storage, False)
+
+
+def _set_stopped(name: str, storage: str | None, stopped: bool) -> None:
+    from storage import control
+    from sweeper import manager
+
+    handle = manager.open_study(name, _url(storage))
+    control.set_stopped(handle.storage, handle.study_id, stopped)
+    counts = handle.counts()
+    if stopped:
+        click.echo(f"study '{name}' stopped: its {counts.running} running trial(s) finish, then their workers "
+                   f"exit; sweeper resume {name} lifts it", err=True)
+    else:
+        click.echo(f"study '{name}' resumed: {counts.done} of {handle.spec.n_trials} trials done; start workers "
+                   f"(sweeper worker {name} or sweeper run SPEC) to go on", err=True)
 
 
 def _table_command(kind: str):

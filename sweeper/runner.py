@@ -13,12 +13,21 @@ from pathlib import Path
 
 import click
 
+from storage.errors import BadInput
+
 POLL_S = 1.0
+SQLITE_SHARED = ("warning: several workers share one SQLite file: writes queue behind its lock; for more than "
+                 "a few workers (or several machines) use PostgreSQL: --storage postgresql://USER@HOST/DB")
 
 
 def run(handle, *, n_workers: int, timeout: float | None = None, backend: str | None = None,
-        log_dir: str | None = None) -> int:
+        log_dir: str | None = None, threads: int | None = None, device: str = "cpu",
+        gpus: list[str] | None = None) -> int:
     """Run `n_workers` workers of `handle`'s study until its budget is spent; the exit code.
+
+    Each worker gets `threads` BLAS/OpenMP/XLA threads (default: this machine's cores / workers) and,
+    when the workers' threads fit the cores, its own cores (XLA sizes its pool by affinity). With
+    `gpus`, worker i sees only GPU gpus[i % len(gpus)] (CUDA_VISIBLE_DEVICES) and trains there.
 
     The workers run in their own process group, so that a Ctrl-C reaches them only through this
     process: the first Ctrl-C (or SIGTERM) asks each worker to finish its trial and stop, the
@@ -31,9 +40,22 @@ def run(handle, *, n_workers: int, timeout: float | None = None, backend: str | 
         return 0
     logs = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix=f"sweeper-{spec.name}-"))
     logs.mkdir(parents=True, exist_ok=True)
-    threads = max(1, (os.cpu_count() or 1) // n_workers)
-    workers = [_start(handle, i, threads, timeout, backend, logs) for i in range(n_workers)]
-    _echo(f"{n_workers} worker(s), {threads} thread(s) each; logs in {logs}")
+    from storage import control, urls
+
+    if control.is_stopped(handle.storage, handle.study_id):
+        raise BadInput(f"study '{spec.name}' is stopped (sweeper stop): lift it with sweeper resume {spec.name}")
+    cores = sorted(os.sched_getaffinity(0))
+    threads = threads or max(1, len(cores) // n_workers)
+    pin = n_workers > 1 and n_workers * threads <= len(cores)
+    if urls.sqlite_path(handle.url) is not None and n_workers > 1:
+        _echo(SQLITE_SHARED)
+    workers = []
+    for i in range(n_workers):
+        cpus = cores[i * threads:(i + 1) * threads] if pin else None
+        gpu = gpus[i % len(gpus)] if gpus else None
+        workers.append(_start(handle, i, threads, timeout, backend, logs, cpus=cpus, device=device, gpu=gpu))
+    where = f", GPU {', '.join(gpus)}" if gpus else ", one core each" if pin and threads == 1 else ""
+    _echo(f"{n_workers} worker(s), {threads} thread(s) each{where}; logs in {logs}")
     stops = []
 
     def stop(signum, _frame) -> None:
@@ -80,10 +102,17 @@ def run(handle, *, n_workers: int, timeout: float | None = None, backend: str | 
     return 0
 
 
-def _start(handle, index: int, threads: int, timeout, backend, logs: Path):
+def _start(handle, index: int, threads: int, timeout, backend, logs: Path, *, cpus=None, device="cpu", gpu=None):
     argv = [sys.executable, "-m", "workers", "worker", handle.spec.name, "--threads", str(threads),
             "--worker-index", str(index)]
     env = {**os.environ, "SWEEPER_STORAGE": _absolute(handle.url)}  # not in argv, where ps shows passwords
+    if cpus:
+        argv += ["--cpus", ",".join(map(str, cpus))]
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        device = "cuda"
+    if device != "cpu":
+        argv += ["--device", device]
     if timeout is not None:
         argv += ["--timeout", str(timeout)]
     if backend is not None:

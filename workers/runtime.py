@@ -84,3 +84,34 @@ def ensure_configured() -> None:
         configure()
     elif "pytensor" not in sys.modules:
         configure(backend=os.environ["SWEEPER_BACKEND"])
+
+
+def parse_cpus(text: str | None) -> list[int] | None:
+    """'0,2-3' -> [0, 2, 3]; BadInput naming the cores this machine has when one is missing."""
+    if not text:
+        return None
+    have = sorted(os.sched_getaffinity(0))
+    cpus = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            cpus += range(int(low), int(high or low) + 1)
+    except ValueError:
+        raise BadInput(f"--cpus {text!r} is not a list of cores: write e.g. 0 or 0,1 or 0-3") from None
+    missing = sorted(set(cpus) - set(have))
+    if missing:
+        raise BadInput(f"--cpus {text}: no core {missing[0]} here: use cores among {have[0]}-{have[-1]}")
+    return cpus
+
+
+def check_cuda() -> None:
+    """BadInput unless JAX (configured for cuda) sees a GPU; call after configure(device='cuda')."""
+    try:
+        import jax
+
+        devices = jax.devices("gpu")
+    except Exception:  # noqa: BLE001 - RuntimeError, or an AssertionError when JAX_PLATFORMS=cuda has no plugin
+        devices = []
+    if not devices:
+        raise BadInput("--device cuda: JAX has no CUDA backend or sees no GPU: pip install 'jax[cuda12]' on a "
+                       "machine with an NVIDIA GPU, or use --device cpu")

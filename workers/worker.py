@@ -4,7 +4,8 @@
       connect: the study, its spec (stored in the study), an RDB storage with heartbeat and retry
       load the data once (the core caches compiled functions per architecture across trials)
       install signal handlers: first SIGTERM/SIGINT = finish this trial then stop, second = now
-      loop: stop if asked, out of own trials or time; under the study's budget lock, count:
+      loop: stop if asked (a signal, or `sweeper stop` in the study), out of own trials or time;
+            under the study's budget lock (taken again after a transient database error), count:
             run one trial (study.optimize, which keeps Optuna's heartbeat), wait for the
             running trials of other workers (failing stale ones), or stop: budget spent
       teardown: restore the signal handlers
@@ -22,7 +23,7 @@ import warnings
 
 import optuna
 
-from storage import budget, epochs, samplers, studies
+from storage import budget, control, epochs, retry, samplers, studies
 from storage.errors import BadInput
 from workers.objective import WORKER, Objective
 
@@ -76,13 +77,18 @@ def work(name: str, url: str, *, n_trials: int | None = None, timeout: float | N
 
     objective = Objective(spec, storage, study_id, train=train, load=load, expected=(Diverged,))
     shutdown = WarmShutdown().install()
-    log.info("worker %s on study '%s': %d trials of %s on %s", WORKER, name, spec.n_trials, spec.model,
-             spec.dataset)
+    log.info("worker %s on study '%s': %d trials of %s on %s; %s", WORKER, name, spec.n_trials, spec.model,
+             spec.dataset, runtime_line())
+    _warn_shared_sqlite(storage, study_id)
     ran, started = 0, time.monotonic()
     try:
         while True:
             if shutdown.requested.is_set():
                 log.info("stopped on request after %d trial(s)", ran)
+                break
+            if control.is_stopped(storage, study_id):
+                log.info("study '%s' is stopped (sweeper stop) after %d trial(s) here: sweeper resume %s "
+                         "lifts it", name, ran, name)
                 break
             if n_trials is not None and ran >= n_trials:
                 log.info("ran the %d trial(s) asked for", ran)
@@ -91,8 +97,9 @@ def work(name: str, url: str, *, n_trials: int | None = None, timeout: float | N
                 log.info("timeout of %g s reached after %d trial(s)", timeout, ran)
                 break
             begun = time.perf_counter()
-            with budget.Lock(storage.engine, study_id) as lock:
-                step = next_step(study, lock.bind, study_id, spec.n_trials)
+            lock = budget.Lock(storage.engine, study_id)
+            step = retry.call(_locked_step, lock, study, study_id, spec.n_trials, _what="budget check")
+            try:
                 if step == "run":
                     objective.on_start = lock.release  # the trial exists: others may count it now
                     run_trial(study, objective, expected=(Diverged, BadInput))
@@ -100,6 +107,8 @@ def work(name: str, url: str, *, n_trials: int | None = None, timeout: float | N
                     ran += 1
                     if on_trial is not None:
                         on_trial(time.perf_counter() - begun, objective.train_seconds)
+            finally:
+                lock.release()
             if step == "done":
                 log.info("the study's budget of %d trials is spent; this worker ran %d", spec.n_trials, ran)
                 break
@@ -112,6 +121,36 @@ def work(name: str, url: str, *, n_trials: int | None = None, timeout: float | N
     finally:
         shutdown.restore()
     return 0
+
+
+def _locked_step(lock, study, study_id: int, n_trials: int) -> str:
+    """Take the budget lock and decide the next step; on an error the lock is freed (and retried)."""
+    lock.acquire()
+    try:
+        return next_step(study, lock.bind, study_id, n_trials)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def runtime_line() -> str:
+    """This process's thread budget and device, as the log shows them (tests and users check it)."""
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    cpus = ",".join(map(str, sorted(os.sched_getaffinity(0)))) if hasattr(os, "sched_getaffinity") else "?"
+    device = os.environ.get("JAX_PLATFORMS", "cpu")
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return (f"threads={threads} cpus={cpus} backend={os.environ.get('SWEEPER_BACKEND', '?')} device={device}"
+            + (f" CUDA_VISIBLE_DEVICES={gpu}" if gpu is not None else ""))
+
+
+def _warn_shared_sqlite(storage, study_id: int) -> None:
+    """One line when this worker shares an SQLite file with others: PostgreSQL is the fix."""
+    if storage.engine.dialect.name == "sqlite" and budget.counts(storage.engine, study_id).running:
+        log.warning(SQLITE_SHARED)
+
+
+SQLITE_SHARED = ("several workers share one SQLite file: writes queue behind its lock; for more than a few "
+                 "workers (or several machines) use PostgreSQL: --storage postgresql://USER@HOST/DB")
 
 
 def connect(name: str, url: str, *, seed_offset: int = 0):

@@ -17,10 +17,13 @@ import click
               help="start no trial after this many seconds")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="BLAS/OpenMP/XLA threads")
 @click.option("--backend", default=None, help="jax (default), numba or c; or $SWEEPER_BACKEND")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="where the jax backend trains (cuda: the GPUs in $CUDA_VISIBLE_DEVICES)")
+@click.option("--cpus", default=None, metavar="LIST", help="pin this worker to these cores, e.g. 0 or 0,1")
 @click.option("--worker-index", type=click.IntRange(min=0), default=None,
               help="offsets the sampler's seed; parallel workers need different ones [default: the pid]")
 @click.option("--quiet", is_flag=True, help="log only warnings, not one line per trial")
-def worker(name, storage, n_trials, timeout, threads, backend, worker_index, quiet) -> None:
+def worker(name, storage, n_trials, timeout, threads, backend, device, cpus, worker_index, quiet) -> None:
     """Pull trials of study NAME until its n_trials (over all workers), --n-trials or --timeout.
 
     SIGTERM or Ctrl-C once: finish the current trial, then stop; twice: stop now and queue the
@@ -30,7 +33,9 @@ def worker(name, storage, n_trials, timeout, threads, backend, worker_index, qui
     from workers import runtime
 
     url = urls.resolve(storage)
-    runtime.configure(threads=threads, backend=backend)  # before pytensor or jax is imported
+    runtime.configure(threads=threads, backend=backend, device=device, cpus=runtime.parse_cpus(cpus))
+    if device == "cuda":
+        runtime.check_cuda()  # one line and exit 2 when JAX sees no GPU
     from workers.worker import setup_logging, work
 
     setup_logging(quiet)

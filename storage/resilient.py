@@ -1,0 +1,59 @@
+"""Optuna's RDBStorage with every database call retried on transient errors (storage.retry)."""
+
+from __future__ import annotations
+
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import RDBStorage
+
+from storage import retry
+
+# RDBStorage's methods that talk to the database. Each runs in one transaction, so a failed try
+# changed nothing and trying again is safe; writes are upserts or checked (see set_trial_state_values).
+_CALLS = (
+    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
+    "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
+    "get_trial_user_attrs", "get_trial_system_attrs", "get_all_studies", "create_new_trial", "set_trial_param",
+    "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+    "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "get_best_trial",
+    "record_heartbeat", "_get_stale_trial_ids", "get_n_trials", "get_trial_number_from_id",
+    # the private ones that Optuna's _CachedStorage (what a Study wraps an RDBStorage in) calls
+    "_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials",
+)
+
+
+class ResilientRDBStorage(RDBStorage):
+    """RDBStorage whose calls survive a database restart, a dropped connection or a busy SQLite file."""
+
+    def set_trial_state_values(self, trial_id, state, values=None) -> bool:
+        tries = [0]
+
+        def attempt() -> bool:
+            tries[0] += 1
+            try:
+                return RDBStorage.set_trial_state_values(self, trial_id, state, values)
+            except UpdateFinishedTrialError:
+                # A try whose commit went through but whose answer was lost: the trial already
+                # holds this state (and values); anything else is a real conflict.
+                if tries[0] > 1 and state.is_finished():
+                    frozen = RDBStorage.get_trial(self, trial_id)
+                    if frozen.state == state and (values is None or list(frozen.values or []) == list(values)):
+                        return True
+                raise
+
+        return retry.call(attempt, _what="set_trial_state_values")
+
+
+def _wrap(name: str):
+    method = getattr(RDBStorage, name)
+
+    def wrapper(self, *args, **kwargs):
+        return retry.call(method, self, *args, _what=name, **kwargs)
+
+    wrapper.__name__ = wrapper.__qualname__ = name
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
+for _name in _CALLS:
+    if hasattr(RDBStorage, _name):
+        setattr(ResilientRDBStorage, _name, _wrap(_name))

@@ -1,0 +1,78 @@
+"""Retry a storage call with backoff on transient errors: server restart, dropped connection, SQLite busy."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import random
+import time
+
+import sqlalchemy as sa
+
+log = logging.getLogger("sweeper.worker")
+
+# How long one call keeps trying before the error is let through (a server restart takes seconds).
+PATIENCE_S = float(os.environ.get("SWEEPER_DB_PATIENCE", "120"))
+FIRST_WAIT_S, MAX_WAIT_S = 0.1, 5.0
+_TRANSIENT_TEXT = ("database is locked", "database is busy", "server closed the connection", "connection reset",
+                   "connection refused", "terminating connection", "could not connect", "connection is closed",
+                   "the database system is", "consuming input failed", "ssl syscall", "broken pipe",
+                   "connection timeout", "admin_shutdown", "connection failed", "not accepting connections")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps, e.g. Optuna's StorageInternalError) may pass if tried again."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError)):
+            return True
+        if any(text in str(exc).lower() for text in _TRANSIENT_TEXT):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def call(fn, *args, _what: str | None = None, _patience: float | None = None, **kwargs):
+    """fn(*args, **kwargs), tried again with exponential backoff while it fails transiently.
+
+    The first transient failure and the recovery are logged (one line each); after `_patience`
+    seconds (default $SWEEPER_DB_PATIENCE or 120) the last error is raised.
+    """
+    patience = PATIENCE_S if _patience is None else _patience
+    deadline, wait, failures = time.monotonic() + patience, FIRST_WAIT_S, 0
+    while True:
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - filtered just below
+            if not is_transient(exc) or time.monotonic() + wait > deadline:
+                raise
+            if failures == 0:
+                log.warning("database call %s failed (%s); retrying for up to %.0f s",
+                            _what or getattr(fn, "__name__", "?"), _first_line(exc), patience)
+            failures += 1
+            time.sleep(wait * (0.5 + random.random()))
+            wait = min(wait * 2, MAX_WAIT_S)
+            continue
+        if failures:
+            log.warning("database call %s succeeded after %d retries", _what or getattr(fn, "__name__", "?"),
+                        failures)
+        return result
+
+
+def retrying(fn):
+    """Decorator form of `call`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return call(fn, *args, _what=fn.__name__, **kwargs)
+
+    return wrapper
+
+
+def _first_line(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc.__cause__ or exc
+    text = str(inner).strip().splitlines()
+    return (text[0] if text else type(inner).__name__)[:200]
