@@ -46,7 +46,7 @@ def run(handle, *, n_workers: int, timeout: float | None = None, backend: str | 
         raise BadInput(f"study '{spec.name}' is stopped (sweeper stop): lift it with sweeper resume {spec.name}")
     cores = sorted(os.sched_getaffinity(0))
     threads = threads or max(1, len(cores) // n_workers)
-    pin = n_workers > 1 and n_workers * threads <= len(cores)
+    pin = n_workers * threads <= len(cores)  # one worker of all cores: a no-op
     if urls.sqlite_path(handle.url) is not None and n_workers > 1:
         _echo(SQLITE_SHARED)
     workers = []
@@ -55,6 +55,7 @@ def run(handle, *, n_workers: int, timeout: float | None = None, backend: str | 
         gpu = gpus[i % len(gpus)] if gpus else None
         workers.append(_start(handle, i, threads, timeout, backend, logs, cpus=cpus, device=device, gpu=gpu))
     where = f", GPU {', '.join(gpus)}" if gpus else ", one core each" if pin and threads == 1 else ""
+    # (a lone 1-thread worker is pinned too: unpinned, XLA's helper threads spill onto a second core)
     _echo(f"{n_workers} worker(s), {threads} thread(s) each{where}; logs in {logs}")
     stops = []
 

@@ -10,7 +10,7 @@ import pytensor
 import pytensor.tensor as pt
 
 from workers import runtime
-from workers.nn import losses, models, penalties, updates
+from workers.nn import conv, losses, models, penalties, updates
 from workers.nn.init import initial_values
 
 # Graph-shaping parameters; all others are symbolic inputs of the compiled step.
@@ -115,12 +115,19 @@ def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
         shadows, ema_state = _moving_average(step_updates, params, hyper["ema"])
         state.append(ema_state)
 
+    mode = _mode()
     train_step = pytensor.function([x, y, *hyper.values()], [loss, losses.error_rate(logits, y)],
-                                   updates=step_updates, mode=runtime.compile_mode(), on_unused_input="ignore")
+                                   updates=step_updates, mode=mode, on_unused_input="ignore")
     eval_logits, _ = forward(shadows or params, x, config["activation"])
-    predict = pytensor.function([x], pt.special.softmax(eval_logits, axis=1), mode=runtime.compile_mode())
+    predict = pytensor.function([x], pt.special.softmax(eval_logits, axis=1), mode=mode)
     compiles += 1
     return Network(layout, params, shadows, state, rng, train_step, predict)
+
+
+def _mode():
+    """The PyTensor mode of the configured backend; JAX compiles with our XLA:CPU options (see nn/conv.py)."""
+    name = runtime.compile_mode()
+    return conv.jax_mode() if name == "JAX" else name
 
 
 def _moving_average(step_updates, params, decay):

@@ -55,6 +55,9 @@ def configure(threads: int | None = None, backend: str | None = None, device: st
     keys = {f.split("=", 1)[0] for f in flags}
     flags += [f for f in (f"floatX=float32", f"base_compiledir={cache}") if f.split("=", 1)[0] not in keys]
     os.environ["PYTENSOR_FLAGS"] = ",".join(flags)
+    # XLA's own persistent cache: a new worker process reuses the compiled train step of an earlier one.
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(cache, "xla"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
     if threads:
         n = str(int(threads))
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):

@@ -128,7 +128,7 @@ def finish(procs, timeout: float = 180) -> list[str]:
 
 def test_kill_9_during_a_second_trial_is_retried_and_rows_never_mix(pg_url):
     """Bar 1: PostgreSQL, 3 workers, 12 trials; kill -9 one worker in its second trial."""
-    create(pg_url, n_trials=12, epochs=3, batch_size=4, heartbeat=1, grace=3)
+    create(pg_url, n_trials=12, epochs=6, batch_size=1, heartbeat=1, grace=3)  # trials of a few seconds
     procs = [start_worker(pg_url, "--worker-index", str(i)) for i in range(3)]
     victim = procs[0]
     label = f"{socket.gethostname()}:{victim.pid}"
@@ -137,11 +137,11 @@ def test_kill_9_during_a_second_trial_is_retried_and_rows_never_mix(pg_url):
     def victim_in_second_trial() -> bool:
         mine = [t for t in trials(pg_url) if t.user_attrs.get("worker") == label]
         running = [t for t in mine if t.state.name == "RUNNING"]
-        if len(mine) != 2 or not running:
+        if len(mine) < 2 or not running:  # its second trial (a later one only if polling missed it)
             return False
         with engine.connect() as conn:
-            return bool(conn.execute(sa.text("select count(*) from sweeper_epochs where trial_id = :t"),
-                                     {"t": running[0]._trial_id}).scalar_one())
+            return 1 <= conn.execute(sa.text("select count(*) from sweeper_epochs where trial_id = :t"),
+                                     {"t": running[0]._trial_id}).scalar_one() <= 4  # mid-training
 
     try:
         wait_until(victim_in_second_trial, 150, "the victim's second trial to train", procs)
@@ -153,7 +153,7 @@ def test_kill_9_during_a_second_trial_is_retried_and_rows_never_mix(pg_url):
     victim.wait()
     finish(procs[1:])
 
-    frame, rows = check_complete(pg_url, 12, 3)
+    frame, rows = check_complete(pg_url, 12, 6)
     assert len(frame) == 13  # 12 COMPLETE plus the killed original, FAIL
     original = frame.set_index("trial").loc[killed]
     assert original["state"] == "FAIL"
@@ -161,8 +161,9 @@ def test_kill_9_during_a_second_trial_is_retried_and_rows_never_mix(pg_url):
     retry = frame[frame["retry_of"] == killed]
     assert len(retry) == 1 and retry.iloc[0]["state"] == "COMPLETE"
     assert retry.iloc[0]["lr"] == original["lr"] and retry.iloc[0]["worker"] != label
-    assert rows[rows["trial"] == retry.iloc[0]["trial"]]["epoch"].tolist() == [1, 2, 3]  # its own rows only
-    assert rows[rows["trial"] == killed]["epoch"].max() < 3  # the original's partial rows stay its own
+    assert rows[rows["trial"] == retry.iloc[0]["trial"]]["epoch"].tolist() == [1, 2, 3, 4, 5, 6]  # its own rows
+    partial = rows[rows["trial"] == killed]["epoch"].tolist()  # the original's rows stay its own
+    assert partial == list(range(1, len(partial) + 1)) and 1 <= len(partial) <= 6
 
 
 def _cluster() -> list[str]:
@@ -185,9 +186,10 @@ def _pg_answers(url: str) -> bool:
 def test_workers_survive_a_postgresql_restart(pg_url, tmp_path):
     """Bar 2 (and the thread budget): `sweeper run --workers 2`, the server restarts mid-study."""
     need(Path("/etc/postgresql").is_dir() and os.geteuid() == 0, "cannot restart the local PostgreSQL here")
-    create(pg_url, n_trials=8, epochs=3, batch_size=4, heartbeat=1, grace=30)
+    options = dict(n_trials=8, epochs=3, batch_size=2, heartbeat=1, grace=30)  # trials of about a second
+    create(pg_url, **options)
     spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(n_trials=8, epochs=3, batch_size=4, heartbeat=1, grace=30))
+    spec.write_text(spec_text(**options))
     logs = tmp_path / "logs"
     run = subprocess.Popen([sys.executable, "-m", "sweeper", "run", str(spec), "--storage", pg_url, "--workers",
                             "2", "--logs", str(logs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -208,7 +210,7 @@ def test_workers_survive_a_postgresql_restart(pg_url, tmp_path):
     check_complete(pg_url, 8, 3)
     assert not (analysis.trials(pg_url, "s")["state"] == "FAIL").any()
     worker_logs = [(logs / f"worker-{i}.log").read_text() for i in range(2)]
-    assert any("retr" in text for text in worker_logs), "no worker met the restart"
+    assert any("retrying for up to" in text for text in worker_logs), "no worker met the restart"
     # the thread budget reached each worker: one thread, its own core (2 workers on >= 2 cores)
     cores = sorted(os.sched_getaffinity(0))
     for i, text in enumerate(worker_logs):
@@ -220,7 +222,7 @@ def test_workers_survive_a_postgresql_restart(pg_url, tmp_path):
 def test_load_8_workers_500_trials_on_postgresql(pg_url, tmp_path, capsys):
     """Bar 3: 8 worker processes, 500 trivially short trials: all finished, none twice, none stuck."""
     spec = tmp_path / "load.toml"
-    spec.write_text(spec_text("load", n_trials=500, epochs=1, batch_size=512, width=8, heartbeat=30, grace=60))
+    spec.write_text(spec_text("load", n_trials=500, epochs=1, batch_size=120, width=8, heartbeat=30, grace=60))
     started = time.monotonic()
     run = sweeper("run", spec, "--storage", pg_url, "--workers", "8", timeout=300)
     elapsed = time.monotonic() - started
@@ -237,7 +239,7 @@ def test_load_8_workers_500_trials_on_postgresql(pg_url, tmp_path, capsys):
 def test_sqlite_with_4_workers_completes_and_warns(tmp_path):
     """Bar 4: SQLite, 4 workers: no crash, every trial done once, a one-line warning naming PostgreSQL."""
     spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text(n_trials=24, epochs=1, batch_size=256, width=8, heartbeat=2, grace=10))
+    spec.write_text(spec_text(n_trials=24, epochs=1, batch_size=120, width=8, heartbeat=2, grace=10))
     run = sweeper("run", spec, "--workers", "4", "--logs", tmp_path / "logs", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     warning = [line for line in run.stderr.splitlines() if "share one SQLite file" in line]

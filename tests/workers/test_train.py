@@ -144,6 +144,13 @@ def test_result_figures(digits):
 
 
 def test_lenet_on_small_images_pads(digits):
-    records, result = _run(digits, dict(width=16, conv1_maps=4, conv2_maps=8, batch_size=50), epochs=2,
+    records, result = _run(digits, dict(width=16, conv1_maps=4, conv2_maps=8, batch_size=50, lr=0.01), epochs=4,
                            model="lenet")
     assert records[-1].valid_error < 0.5
+
+
+def test_batches_above_127_on_both_losses(digits):
+    """JAX's arange of a symbolic batch size overflowed its int8 constants for batches > 127."""
+    for loss in ("cross_entropy", "mse"):
+        records, _ = _run(digits, dict(SMALL, batch_size=512, loss=loss), epochs=1)
+        assert math.isfinite(records[0].train_loss)

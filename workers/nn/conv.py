@@ -30,48 +30,57 @@ XLA_CPU_OPTIONS = {
 }
 
 
-def _make_conv(layout):
-    """JAX valid cross-correlation, x in `layout`, w (K, C, kh, kw); returns a 1-tuple (for JAXOp).
+def _forward(x, w, layout):
+    return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=(layout, "OIHW", layout))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv(x, w, layout):
+    """JAX valid cross-correlation, x in `layout`, w (K, C, kh, kw).
 
     Forward and weight gradient are XLA convolutions; the input gradient is one
     matmul with the filters plus a col2im (kh * kw shifted adds), about twice as
     fast on CPU as XLA's transposed convolution.
     """
-    dn = (layout, "OIHW", layout)
-
-    def forward(x, w):
-        return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=dn)
-
-    @jax.custom_vjp
-    def conv(x, w):
-        return forward(x, w)
-
-    def conv_fwd(x, w):
-        return forward(x, w), (x, w)
-
-    def conv_bwd(res, g):
-        x, w = res
-        gw = jax.vjp(lambda w_: forward(x, w_), w)[1](g)[0]
-        if layout == "NCHW":  # col2im in NHWC: contiguous channel rows
-            x, g = x.transpose(0, 2, 3, 1), g.transpose(0, 2, 3, 1)
-        k, c, kh, kw = w.shape
-        b, oh, ow, _ = g.shape
-        w_mat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, k)
-        cols = (g.reshape(-1, k) @ w_mat.T).reshape(b, oh, ow, kh * kw, c)
-        gx = jnp.zeros(x.shape, cols.dtype)
-        for p in range(kh * kw):
-            i, j = divmod(p, kw)
-            gx = gx.at[:, i : i + oh, j : j + ow, :].add(cols[:, :, :, p, :])
-        if layout == "NCHW":
-            gx = gx.transpose(0, 3, 1, 2)
-        return gx.astype(x.dtype), gw
-
-    conv.defvjp(conv_fwd, conv_bwd)
-    return lambda x, w: (conv(x, w),)
+    return _forward(x, w, layout)
 
 
-# module-level, so that equal conv2d nodes are equal Ops (PyTensor merges them)
-_CONV = {layout: _make_conv(layout) for layout in LAYOUTS}
+def _conv_fwd(x, w, layout):
+    return _forward(x, w, layout), (x, w)
+
+
+def _conv_bwd(layout, res, g):
+    x, w = res
+    gw = jax.vjp(lambda w_: _forward(x, w_, layout), w)[1](g)[0]
+    if layout == "NCHW":  # col2im in NHWC: contiguous channel rows
+        x, g = x.transpose(0, 2, 3, 1), g.transpose(0, 2, 3, 1)
+    k, c, kh, kw = w.shape
+    b, oh, ow, _ = g.shape
+    w_mat = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, k)
+    cols = (g.reshape(-1, k) @ w_mat.T).reshape(b, oh, ow, kh * kw, c)
+    gx = jnp.zeros(x.shape, cols.dtype)
+    for p in range(kh * kw):
+        i, j = divmod(p, kw)
+        gx = gx.at[:, i : i + oh, j : j + ow, :].add(cols[:, :, :, p, :])
+    if layout == "NCHW":
+        gx = gx.transpose(0, 3, 1, 2)
+    return gx.astype(x.dtype), gw
+
+
+_conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+# JAXOp bodies (a tuple out): module-level, so that equal conv2d nodes are equal
+# Ops (PyTensor merges them) and backends that pickle Ops (NUMBA) can.
+def _conv_nchw(x, w):
+    return (_conv(x, w, "NCHW"),)
+
+
+def _conv_nhwc(x, w):
+    return (_conv(x, w, "NHWC"),)
+
+
+_CONV = {"NCHW": _conv_nchw, "NHWC": _conv_nhwc}
 
 
 def _static_kernel(w):
@@ -151,23 +160,19 @@ def max_pool(x, size=2, layout="NCHW"):
     """
     _check_layout(layout)
     x = pt.as_tensor_variable(x)
-    hw = (2, 3) if layout == "NCHW" else (1, 2)  # the spatial axes
-    h, w = (x.type.shape[a] for a in hw)
+    nchw = layout == "NCHW"
+    h, w = x.type.shape[2:] if nchw else x.type.shape[1:3]
     if h is None or w is None:
-        views = [x[_window(hw, slice(i, None, size), slice(j, None, size))] for i in range(size) for j in range(size)]
+        if not nchw:
+            return max_pool(x.dimshuffle(0, 3, 1, 2), size).dimshuffle(0, 2, 3, 1)
+        views = [x[:, :, i::size, j::size] for i in range(size) for j in range(size)]
         return functools.reduce(pt.maximum, views)
-    x = x[_window(hw, slice(h - h % size), slice(w - w % size))]
-    shape = list(x.shape)
-    shape[hw[1]: hw[1] + 1] = [w // size, size]
-    shape[hw[0]: hw[0] + 1] = [h // size, size]
-    return x.reshape(shape).max(axis=(hw[0] + 1, hw[1] + 2))
-
-
-def _window(hw, rows, cols):
-    """Index tuple applying slices `rows` and `cols` to the spatial axes `hw` of a 4-d tensor."""
-    index = [slice(None)] * 4
-    index[hw[0]], index[hw[1]] = rows, cols
-    return tuple(index)
+    ho, wo = h // size, w // size
+    if nchw:
+        x = x[:, :, : ho * size, : wo * size]
+        return x.reshape((x.shape[0], x.shape[1], ho, size, wo, size)).max(axis=(3, 5))
+    x = x[:, : ho * size, : wo * size, :]
+    return x.reshape((x.shape[0], ho, size, wo, size, x.shape[3])).max(axis=(2, 4))
 
 
 class _JAXLinkerWithOptions(JAXLinker):
