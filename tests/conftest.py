@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from workers import runtime
+
+runtime.ensure_configured()  # the tests run PyTensor as the product does: float32, default backend
+
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("SWEEPER_TEST_MNIST", ROOT.parent / "shared" / "data" / "mnist"))
 PG_ADMIN = os.environ.get("SWEEPER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

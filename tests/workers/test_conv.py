@@ -95,7 +95,8 @@ def test_conv2d_on_the_default_backend_and_with_a_shared_kernel():
 
 
 def test_conv2d_finite_differences():
-    xv, wv = RNG.standard_normal((2, 2, 5, 4)), RNG.standard_normal((3, 2, 3, 2))
+    rng = np.random.default_rng(2)
+    xv, wv = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((3, 2, 3, 2))
     args = [xv.astype("float32"), wv.astype("float32")]
     tol = dict(eps=1e-2, abs_tol=1e-3, rel_tol=1e-3)  # float32; conv2d is linear in each input: no truncation error
     pytensor.gradient.verify_grad(conv2d, args, rng=np.random.default_rng(0), mode="JAX", **tol)
@@ -146,9 +147,10 @@ def test_max_pool_without_static_spatial_shape():
 
 
 def test_max_pool_finite_differences():
-    xv = RNG.permutation(2 * 2 * 4 * 6).reshape(2, 2, 4, 6).astype("float32")
-    tol = dict(eps=1e-2, abs_tol=1e-3, rel_tol=1e-3)  # values 1 apart: eps never changes a window's maximum
-    pytensor.gradient.verify_grad(max_pool, [xv], rng=np.random.default_rng(0), mode="JAX", **tol)
+    """In float64 on the Python/C VM (JAX runs float32 here): the gradient graph is PyTensor's, not the backend's."""
+    xv = np.random.default_rng(1).permutation(96).reshape(2, 2, 4, 6) / 10
+    tol = dict(eps=1e-2, abs_tol=1e-6, rel_tol=1e-6)  # values 0.1 apart: eps never changes a window's maximum
+    pytensor.gradient.verify_grad(max_pool, [xv], rng=np.random.default_rng(0), mode="FAST_COMPILE", **tol)
 
 
 def test_lenet_train_step_stays_float32():

@@ -42,10 +42,10 @@ def dropout(x, rate, rng):
 
 
 def pad_to(x, size: int):
-    """Zero-pad the last two axes of x (B, C, H, W) symmetrically to at least size x size."""
-    h, w = x.type.shape[-2:]
+    """Zero-pad images x (B, H, W) with static H, W symmetrically to at least size x size."""
+    h, w = x.type.shape[1:3]
     ph, pw = max(0, size - h), max(0, size - w)
     if not (ph or pw):
         return x
-    out = pt.zeros((x.shape[0], x.shape[1], h + ph, w + pw), dtype=x.dtype)
-    return pt.set_subtensor(out[:, :, ph // 2: ph // 2 + h, pw // 2: pw // 2 + w], x)
+    out = pt.zeros((x.shape[0], h + ph, w + pw), dtype=x.dtype)
+    return pt.set_subtensor(out[:, ph // 2: ph // 2 + h, pw // 2: pw // 2 + w], x)

@@ -104,7 +104,7 @@ def adadelta(loss_or_grads, params, learning_rate=1.0, rho=0.95, epsilon=1e-6):
 def adam(loss_or_grads, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
     """Adam (Kingma & Ba 2014, Algorithm 1): p <- p - lr m_hat / (sqrt(v_hat) + eps), as torch.optim.Adam."""
     updates = OrderedDict()
-    t_prev = pytensor.shared(np.asarray(0.0, dtype=pytensor.config.floatX), name="adam_t")
+    t_prev = pytensor.shared(np.asarray(0.0, dtype=params[0].dtype), name="adam_t")
     t = t_prev + 1
     for p, g in zip(params, get_or_compute_grads(loss_or_grads, params)):
         m_prev = _zeros_like(p, "m")
