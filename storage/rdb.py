@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import sqlalchemy as sa
@@ -17,6 +18,11 @@ CONNECT_TIMEOUT_S = 10
 POOL = {"pool_size": 3, "max_overflow": 3, "pool_timeout": 60, "pool_recycle": 1800}
 # Keepalives find a connection dropped by a firewall or NAT while a long epoch trains.
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+# Commits do not wait for the WAL flush (a few ms each on this disk): a server *crash* may lose the
+# last fraction of a second of commits, never corrupt them; a trial whose final state is lost that way
+# is left RUNNING, goes stale and is retried. Clean restarts lose nothing. $SWEEPER_PG_SYNC_COMMIT=on
+# restores full durability.
+SESSION = "-c synchronous_commit={}"
 
 
 def engine_kwargs(url: str) -> dict:
@@ -25,7 +31,9 @@ def engine_kwargs(url: str) -> dict:
     if backend == "sqlite":
         return {"pool_pre_ping": True, "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     if backend == "postgresql":
-        return {"pool_pre_ping": True, **POOL, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S, **KEEPALIVES}}
+        sync = os.environ.get("SWEEPER_PG_SYNC_COMMIT", "off")
+        return {"pool_pre_ping": True, **POOL,
+                "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S, **KEEPALIVES, "options": SESSION.format(sync)}}
     return {"pool_pre_ping": True}
 
 
