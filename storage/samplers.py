@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import inspect
 import warnings
 
@@ -35,8 +34,6 @@ def normalize(kind: str, value, *, seed: int, epochs: int) -> dict:
     name = table["name"]
     if name not in names:
         raise BadInput(f"unknown {kind} '{name}': {_hint(name, names)}")
-    if kind == "sampler" and name == "cmaes" and importlib.util.find_spec("cmaes") is None:
-        raise BadInput("sampler 'cmaes' needs the cmaes package: pip install cmaes, or use tpe")
     allowed = [p for p in inspect.signature(_class(kind, name).__init__).parameters if p not in _NOT_OPTIONS]
     for key in table:
         if key != "name" and key not in allowed:

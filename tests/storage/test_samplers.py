@@ -50,12 +50,3 @@ def test_every_sampler_builds(name):
 @pytest.mark.parametrize("name", sorted(samplers.PRUNERS))
 def test_every_pruner_builds(name):
     samplers.build("pruner", samplers.normalize("pruner", name, seed=0, epochs=4))
-
-
-def test_cmaes_without_its_package_says_how_to_install_it():
-    import importlib.util
-
-    if importlib.util.find_spec("cmaes") is not None:
-        pytest.skip("cmaes is installed here")
-    with pytest.raises(BadInput, match="pip install cmaes"):
-        samplers.normalize("sampler", "cmaes", seed=0, epochs=2)
