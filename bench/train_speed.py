@@ -69,10 +69,10 @@ def run_torch(model: str, data: str, epochs: int) -> dict:
     for _ in range(epochs):
         t0 = time.perf_counter()
         order = torch.randperm(len(x))
-        xs, ys = x[order], y[order]
         for i in range(0, len(x) - 99, 100):
+            idx = order[i:i + 100]  # gather per minibatch, as sweeper does (no full shuffled copy)
             opt.zero_grad()
-            loss = loss_fn(net(xs[i:i + 100]), ys[i:i + 100])
+            loss = loss_fn(net(x[idx]), y[idx])
             loss.backward()
             opt.step()
         times.append(time.perf_counter() - t0)

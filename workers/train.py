@@ -87,8 +87,9 @@ def train(model: str, params: dict, data, *, epochs: int, seed: int = 0,
         lr = learning_rate(config, epoch - 1, epochs)
         hyper = tuple(np.float32(lr if k == "lr" else config[k]) for k in HYPER)
         order = shuffle.permutation(n)
-        x, y = data.x_train[order], data.y_train[order]
-        outs = [net.step(x[i:i + batch], y[i:i + batch], hyper) for i in range(0, n - batch + 1, batch)]
+        # gather minibatch by minibatch: a shuffled copy of the whole set costs page faults every epoch
+        outs = [net.step(data.x_train[idx], data.y_train[idx], hyper)
+                for idx in (order[i:i + batch] for i in range(0, n - batch + 1, batch))]
         loss, err = np.asarray([[np.asarray(o) for o in out] for out in outs], dtype=np.float64).mean(axis=0)
         if not np.isfinite(loss):
             raise Diverged(epoch)
