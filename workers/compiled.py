@@ -48,9 +48,10 @@ class Network:
         if self.rng is not None:
             _reseed(self.train_step, self.rng, np.random.default_rng([seed, 1]))
 
-    def step(self, x: np.ndarray, y: np.ndarray, hyper: tuple) -> tuple:
-        """One minibatch update; returns (loss, error) as backend arrays (not synchronised)."""
-        return self.train_step(x, y, *hyper)
+    def step(self, x: np.ndarray, y: np.ndarray, hyper: np.ndarray) -> tuple:
+        """One minibatch update with hyperparameters `hyper` (float32, ordered as HYPER); returns
+        (loss, error) as backend arrays (not synchronised)."""
+        return self.train_step(x, y, hyper)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (N, K) for images x (N, H, W), in fixed-size chunks."""
@@ -97,7 +98,9 @@ def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
     weights = [p for p, s in zip(params, layout) if s.is_weight]
     x = pt.tensor("x", dtype=floatx, shape=(None, *image_shape))
     y = pt.ivector("y")
-    hyper = {name: pt.scalar(name, dtype=floatx) for name in HYPER}
+    # one vector of hyperparameters: a single input to convert per call instead of eleven scalars
+    hyper_vector = pt.vector("hyper", dtype=floatx, shape=(len(HYPER),))
+    hyper = {name: hyper_vector[i] for i, name in enumerate(HYPER)}
 
     use_dropout = config["dropout"] > 0 or config["input_dropout"] > 0
     rng = pytensor.shared(np.random.default_rng(0), name="dropout_rng") if use_dropout else None
@@ -116,7 +119,7 @@ def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
         state.append(ema_state)
 
     mode = _mode()
-    train_step = pytensor.function([x, y, *hyper.values()], [loss, losses.error_rate(logits, y)],
+    train_step = pytensor.function([x, y, hyper_vector], [loss, losses.error_rate(logits, y)],
                                    updates=step_updates, mode=mode, on_unused_input="ignore")
     eval_logits, _ = forward(shadows or params, x, config["activation"])
     predict = pytensor.function([x], pt.special.softmax(eval_logits, axis=1), mode=mode)

@@ -85,7 +85,7 @@ def train(model: str, params: dict, data, *, epochs: int, seed: int = 0,
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         lr = learning_rate(config, epoch - 1, epochs)
-        hyper = tuple(np.float32(lr if k == "lr" else config[k]) for k in HYPER)
+        hyper = np.array([lr if k == "lr" else config[k] for k in HYPER], dtype=np.float32)
         order = shuffle.permutation(n)
         # gather minibatch by minibatch: a shuffled copy of the whole set costs page faults every epoch
         outs = [net.step(data.x_train[idx], data.y_train[idx], hyper)
