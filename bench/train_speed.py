@@ -28,18 +28,15 @@ def run_sweeper(model: str, backend: str, data: str, epochs: int) -> dict:
     from workers import runtime
 
     runtime.configure(backend=backend)
-    t0 = time.perf_counter()
     from workers.data import load
     from workers.train import train
 
     ds = load(dataset_spec(data))
     params = MLP if model == "mlp" else LENET
     times = []
-    t_start = time.perf_counter()
     train(model, params, ds, epochs=epochs, seed=0, on_epoch=lambda r: times.append(r.seconds))
     first_call = times[0]
     steady = sorted(times[1:])[len(times[1:]) // 2]
-    del t0, t_start
     return dict(epoch=steady, compile=max(0.0, first_call - steady), images=len(ds.x_train))
 
 
