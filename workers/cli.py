@@ -41,17 +41,16 @@ def _param(ctx, option, values) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one object per epoch, then a final one")
 def train(model, dataset, params, epochs, seed, backend, threads, as_json) -> None:
     """Train one network once, without a database, and report epoch by epoch."""
-    from storage.params import check_model, resolve
+    from storage.params import resolve
     from workers import runtime
 
-    check_model(model)
-    resolve(model, params)  # bad parameters fail before any data is read or anything compiles
+    config = resolve(model, params)  # bad model or parameters fail before any data is read or compiled
     runtime.configure(threads=threads, backend=backend)
     from workers.data import load
     from workers.metrics import report_text
     from workers.train import Diverged, train as run
 
-    data = load(dataset, valid_size=resolve(model, params)["valid_size"])
+    data = load(dataset, valid_size=config["valid_size"])
 
     def show(rec) -> None:
         if as_json:

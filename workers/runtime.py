@@ -83,10 +83,8 @@ def _default_compiledir() -> str:
 
 def ensure_configured() -> None:
     """Configure with defaults if nobody did (library use: `from workers.train import train`)."""
-    if "pytensor" not in sys.modules and "SWEEPER_BACKEND" not in os.environ:
-        configure()
-    elif "pytensor" not in sys.modules:
-        configure(backend=os.environ["SWEEPER_BACKEND"])
+    if "pytensor" not in sys.modules:
+        configure()  # the backend comes from $SWEEPER_BACKEND when an earlier configure() set it
 
 
 def parse_cpus(text: str | None) -> list[int] | None:

@@ -18,6 +18,7 @@ from workers import runtime
 
 runtime.ensure_configured()
 
+from storage.errors import BadInput  # noqa: E402
 from storage.params import resolve  # noqa: E402
 from workers import compiled, metrics  # noqa: E402
 from workers.compiled import HYPER  # noqa: E402
@@ -70,8 +71,6 @@ def train(model: str, params: dict, data, *, epochs: int, seed: int = 0,
     Raises storage.errors.BadInput for bad parameters, Diverged when the loss is not finite.
     """
     if int(epochs) < 1:
-        from storage.errors import BadInput
-
         raise BadInput(f"epochs={epochs} is invalid: use 1 or more")
     config = resolve(model, params)
     net = compiled.network(model, config, data.image_shape, data.n_classes)
