@@ -68,10 +68,10 @@ def timed_parts():
     targets = [(optuna.Study, "ask", "ask (create trial, sampler)"),
                (optuna.Trial, "suggest_float", "suggest (sample, write param)"),
                (optuna.Trial, "report", "report (pruner studies; else async)"),
-               (optuna.Trial, "set_user_attr", "user attrs"),
+               (workers.objective.Objective, "_set_attrs", "user attrs"),
                (optuna.study._optimize, "_tell_with_warning", "tell"),
                (optuna.storages, "fail_stale_trials", "stale-trial check"),
-               (workers.worker, "next_step", "budget count"),
+               (workers.worker, "next_step", "budget count + stop flag"),
                (budget.Lock, "acquire", "budget lock"),
                (budget.Lock, "release", "budget lock"),
                (workers.objective.Objective, "_wait", "waiting for background writes")]

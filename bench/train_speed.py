@@ -1,5 +1,8 @@
 """Seconds per epoch and compile seconds: sweeper (PyTensor) vs PyTorch CPU eager vs sklearn, same network and data.
 
+An epoch is the same work for every row: one pass of minibatch updates over the training images,
+then the validation error (sweeper's training loop does both every epoch).
+
 Each measurement runs in its own process (backends and thread pools are per process). Usage:
     python bench/train_speed.py [--data DIR] [--epochs 3] [--backends jax,numba,c] [--lenet-backends jax]
 """
@@ -62,6 +65,7 @@ def run_torch(model: str, data: str, epochs: int) -> dict:
                             nn.Linear(50 * s * s, 500), nn.ReLU(), nn.Linear(500, 10))
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
+    x_valid, y_valid = torch.from_numpy(np.ascontiguousarray(ds.x_valid)), torch.from_numpy(ds.y_valid.astype(np.int64))
     times = []
     for _ in range(epochs):
         t0 = time.perf_counter()
@@ -72,7 +76,11 @@ def run_torch(model: str, data: str, epochs: int) -> dict:
             loss = loss_fn(net(x[idx]), y[idx])
             loss.backward()
             opt.step()
+        with torch.no_grad():  # the validation error, as every sweeper epoch ends with (chunks of 1000)
+            wrong = sum(int((net(x_valid[i:i + 1000]).argmax(1) != y_valid[i:i + 1000]).sum())
+                        for i in range(0, len(x_valid), 1000))
         times.append(time.perf_counter() - t0)
+    assert 0 <= wrong <= len(y_valid)
     return dict(epoch=sorted(times[1:])[len(times[1:]) // 2], compile=0.0, images=len(x),
                 threads=torch.get_num_threads())
 
@@ -87,10 +95,12 @@ def run_sklearn(data: str, epochs: int) -> dict:
     x = ds.x_train.reshape(len(ds.x_train), -1)
     clf = MLPClassifier(hidden_layer_sizes=(500,), activation="relu", solver="sgd", batch_size=100,
                         learning_rate_init=0.1, momentum=0.0, alpha=0.0, random_state=0)
+    x_valid = ds.x_valid.reshape(len(ds.x_valid), -1)
     times = []
     for _ in range(epochs):
         t0 = time.perf_counter()
         clf.partial_fit(x, ds.y_train, classes=np.arange(10))
+        np.mean(clf.predict(x_valid) != ds.y_valid)  # the validation error, as every sweeper epoch ends with
         times.append(time.perf_counter() - t0)
     return dict(epoch=sorted(times[1:])[len(times[1:]) // 2], compile=0.0, images=len(x))
 

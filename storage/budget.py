@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from storage import retry, urls
+from storage import control, retry, urls
 
 # Optuna's own tables, only the columns read here.
 _trials = sa.table("trials", sa.column("trial_id"), sa.column("study_id"), sa.column("state"))
 _system_attrs = sa.table("trial_system_attributes", sa.column("trial_id"), sa.column("key"))
+_study_attrs = sa.table("study_system_attributes", sa.column("study_id"), sa.column("key"), sa.column("value_json"))
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Counts:
     retried: int = 0
     running: int = 0
     waiting: int = 0
+    stopped: bool = False  # `sweeper stop` holds the study (storage.control), read in the same statement
 
     @property
     def done(self) -> int:
@@ -54,20 +56,22 @@ def counts(engine: sa.Engine | sa.Connection, study_id: int) -> Counts:
 
 
 def _counts(engine: sa.Engine | sa.Connection, study_id: int) -> Counts:
-    """Count a study's trials by state in two small queries on Optuna's tables (on `engine` or a connection)."""
-    by_state = (sa.select(_trials.c.state, sa.func.count()).where(_trials.c.study_id == study_id)
-                .group_by(_trials.c.state))
+    """Count a study's trials by state, and read its stop flag, in one query (on `engine` or a connection)."""
+    by_state = (sa.select(sa.cast(_trials.c.state, sa.Text), sa.func.count())
+                .where(_trials.c.study_id == study_id).group_by(_trials.c.state))
     # Every retry (Optuna's RetryHeartbeatStaleTrialCallback, or ours for an interrupted trial) is a
     # new trial with the system attr 'failed_trial': one per retried FAIL trial.
-    retries = (sa.select(sa.func.count()).select_from(_system_attrs.join(
+    retries = (sa.select(sa.literal("retried", sa.Text), sa.func.count()).select_from(_system_attrs.join(
         _trials, _trials.c.trial_id == _system_attrs.c.trial_id))
         .where(_trials.c.study_id == study_id, _system_attrs.c.key == "failed_trial"))
+    stop = (sa.select(sa.literal("stopped", sa.Text), sa.func.count()).select_from(_study_attrs)
+            .where(_study_attrs.c.study_id == study_id, _study_attrs.c.key == control.ATTR,
+                   _study_attrs.c.value_json == "true"))
     with _connection(engine) as conn:
-        states = {str(getattr(s, "name", s)).lower(): n for s, n in conn.execute(by_state)}
-        retried = conn.execute(retries).scalar_one()
-    return Counts(complete=states.get("complete", 0), pruned=states.get("pruned", 0),
-                  fail=states.get("fail", 0), retried=retried, running=states.get("running", 0),
-                  waiting=states.get("waiting", 0))
+        found = {str(name).lower(): n for name, n in conn.execute(sa.union_all(by_state, retries, stop))}
+    return Counts(complete=found.get("complete", 0), pruned=found.get("pruned", 0), fail=found.get("fail", 0),
+                  retried=found["retried"], running=found.get("running", 0), waiting=found.get("waiting", 0),
+                  stopped=found["stopped"] > 0)
 
 
 @contextlib.contextmanager
@@ -77,6 +81,10 @@ def _connection(bind):
     else:
         with bind.connect() as conn:
             yield conn
+
+
+class Overshoot(Exception):
+    """A trial started beyond the study's budget (the budget lock died while the trial was created)."""
 
 
 class Lock:
@@ -109,13 +117,18 @@ class Lock:
                 fcntl.lockf(self._file, fcntl.LOCK_EX, 1, self._study_id)
         return self
 
-    def release(self) -> None:
-        """Free the lock; a second call does nothing."""
+    def release(self) -> bool:
+        """Free the lock; False if it had died before (its connection lost in a server restart).
+
+        A second call does nothing (and returns True).
+        """
+        held = True
         if self._conn is not None:
             conn, self._conn = self._conn, None
             try:
-                conn.execute(sa.select(sa.func.pg_advisory_unlock(self._key())))
+                held = bool(conn.execute(sa.select(sa.func.pg_advisory_unlock(self._key()))).scalar())
             except sa.exc.DBAPIError:  # the connection died (server restart): its lock died with it
+                held = False
                 conn.invalidate()
             finally:
                 conn.close()
@@ -123,6 +136,7 @@ class Lock:
             file, self._file = self._file, None
             fcntl.lockf(file, fcntl.LOCK_UN, 1, self._study_id)
             file.close()
+        return held
 
     @property
     def bind(self) -> sa.Engine | sa.Connection:

@@ -1,4 +1,7 @@
-"""Stop and resume a study's workers everywhere: a flag in the study (system attr) read between trials."""
+"""Stop and resume a study's workers everywhere: a flag in the study (system attr) read between trials.
+
+Readers get it with the budget count (storage.budget.Counts.stopped): one statement per trial.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,3 @@ def set_stopped(storage, study_id: int, stopped: bool) -> None:
     """Raise (`sweeper stop`) or lift (`sweeper resume`) the study's stop flag."""
     storage.set_study_system_attr(study_id, ATTR, bool(stopped))
 
-
-def is_stopped(storage, study_id: int) -> bool:
-    """Whether workers of the study should finish their trial and exit."""
-    return bool(storage.get_study_system_attrs(study_id).get(ATTR, False))

@@ -1,13 +1,14 @@
-"""Open Optuna's RDBStorage on a URL: reachability checked first, pool_pre_ping, SQLite WAL, heartbeat."""
+"""Open Optuna's RDBStorage on a URL: reachability checked first, SQLite WAL, heartbeat, retried calls."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
 import sqlalchemy as sa
 
-from storage import urls
+from storage import epochs, urls
 from storage.errors import BadInput
 
 SQLITE_BUSY_TIMEOUT_S = 60  # how long an SQLite writer waits for another process's write lock
@@ -23,16 +24,26 @@ KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
 # is left RUNNING, goes stale and is retried. Clean restarts lose nothing. $SWEEPER_PG_SYNC_COMMIT=on
 # restores full durability.
 SESSION = "-c synchronous_commit={}"
+# PostgreSQL advisory lock taken while a process creates the schema: without it two processes that
+# create tables at once (`sweeper run` and a `sweeper status` watching it, two workers) collide in
+# the catalog ("duplicate key value violates unique constraint pg_type_typname_nsp_index").
+SCHEMA_LOCK = 0x5357_5045_4550  # "SWPEEP"
+SCHEMA_TRIES = 3  # SQLite has no such lock: a colliding first open is tried again
 
 
 def engine_kwargs(url: str) -> dict:
-    """SQLAlchemy engine options: pre-ping pooled connections, bounded connect and lock waits."""
+    """SQLAlchemy engine options: bounded connect and lock waits.
+
+    No pool_pre_ping: it costs a round trip per storage call (a worker makes ~30 per trial), and
+    every call is retried anyway (storage.resilient): a connection that died with a server restart
+    fails once, SQLAlchemy drops the pool's stale connections, and the retry gets a fresh one.
+    """
     backend = sa.engine.make_url(url).get_backend_name()
     if backend == "sqlite":
-        return {"pool_pre_ping": True, "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     if backend == "postgresql":
         sync = os.environ.get("SWEEPER_PG_SYNC_COMMIT", "off")
-        return {"pool_pre_ping": True, **POOL,
+        return {**POOL,
                 "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S, **KEEPALIVES, "options": SESSION.format(sync)}}
     return {"pool_pre_ping": True}
 
@@ -43,6 +54,11 @@ def check(url: str, *, create: bool = False) -> None:
     Nothing is created here: a missing SQLite file is an error unless `create`, and then only its
     folder is checked (the file appears when the study is created).
     """
+    _probe(url, create=create)
+
+
+def _probe(url: str, *, create: bool) -> bool:
+    """`check`, answering whether the whole schema (Optuna's tables and the epochs table) is there."""
     path = urls.sqlite_path(url)
     shown = urls.mask(url)
     if path is not None:
@@ -51,20 +67,23 @@ def check(url: str, *, create: bool = False) -> None:
             if not folder.is_dir():
                 raise BadInput(f"cannot create {path}: folder {folder} does not exist: create it or {urls.FIX}")
             if not path.exists():
-                return
+                return False
         elif not path.exists():
             raise BadInput(f"no database at {path}: create a study first (sweeper create SPEC.toml) or {urls.FIX}")
     engine = _engine(url)
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
-            has_tables = sa.inspect(conn).has_table("studies")
+            inspector = sa.inspect(conn)
+            has_tables = inspector.has_table("studies")
+            complete = has_tables and inspector.has_table(epochs.table.name)
     except sa.exc.SQLAlchemyError as exc:
         raise BadInput(f"cannot reach storage {shown}: {_reason(exc)}: start the database or {urls.FIX}") from None
     finally:
         engine.dispose()
     if not create and not has_tables:
         raise BadInput(f"no studies in {shown}: create one first (sweeper create SPEC.toml) or {urls.FIX}")
+    return complete
 
 
 def has_studies(url: str) -> bool:
@@ -91,19 +110,55 @@ def open_storage(url: str, *, create: bool = False, heartbeat: int | None = None
 
     from storage.resilient import ResilientRDBStorage
 
-    check(url, create=create)
-    try:
+    complete = _probe(url, create=create)
+
+    def build():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry) if heartbeat else None
             storage = ResilientRDBStorage(url, engine_kwargs=engine_kwargs(url), heartbeat_interval=heartbeat or None,
-                                 grace_period=(grace or None) if heartbeat else None,
-                                 heartbeat_stale_trial_callback=retry)
+                                          grace_period=(grace or None) if heartbeat else None,
+                                          heartbeat_stale_trial_callback=retry)
+        if not complete:
+            epochs.create(storage.engine)
+        return storage
+
+    try:
+        storage = build() if complete else _create_schema(url, build)
     except sa.exc.SQLAlchemyError as exc:
         raise BadInput(f"cannot open storage {urls.mask(url)}: {_reason(exc)}: {urls.FIX}") from None
     if storage.engine.dialect.name == "sqlite":
         _tune_sqlite(storage.engine)
     return storage
+
+
+def _create_schema(url: str, build):
+    """`build()` while no other process creates the schema (PostgreSQL), or tried again (SQLite)."""
+    for attempt in range(SCHEMA_TRIES):
+        try:
+            with _schema_lock(url):
+                return build()
+        except (sa.exc.IntegrityError, sa.exc.OperationalError, sa.exc.ProgrammingError):
+            if attempt == SCHEMA_TRIES - 1:
+                raise
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str):
+    if sa.engine.make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, **{k: v for k, v in engine_kwargs(url).items()
+                                                                      if k not in POOL})
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.select(sa.func.pg_advisory_lock(SCHEMA_LOCK)))
+            try:
+                yield
+            finally:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(SCHEMA_LOCK)))
+    finally:
+        engine.dispose()
 
 
 def _engine(url: str) -> sa.Engine:

@@ -1,11 +1,10 @@
-"""Optuna's RDBStorage with every database call retried on transient errors (storage.retry)."""
+"""Optuna's RDBStorage (its lean reads, storage.lean) with every database call retried on transient errors."""
 
 from __future__ import annotations
 
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import RDBStorage
-
 from storage import retry
+from storage.lean import LeanRDBStorage
 
 # RDBStorage's methods that talk to the database. Each runs in one transaction, so a failed try
 # changed nothing and trying again is safe; writes are upserts or checked (see set_trial_state_values).
@@ -16,12 +15,13 @@ _CALLS = (
     "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
     "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "get_best_trial",
     "record_heartbeat", "_get_stale_trial_ids", "get_n_trials", "get_trial_number_from_id",
+    "set_trial_user_attrs",  # storage.lean's
     # the private ones that Optuna's _CachedStorage (what a Study wraps an RDBStorage in) calls
     "_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials",
 )
 
 
-class ResilientRDBStorage(RDBStorage):
+class ResilientRDBStorage(LeanRDBStorage):
     """RDBStorage whose calls survive a database restart, a dropped connection or a busy SQLite file."""
 
     def set_trial_state_values(self, trial_id, state, values=None) -> bool:
@@ -30,12 +30,12 @@ class ResilientRDBStorage(RDBStorage):
         def attempt() -> bool:
             tries[0] += 1
             try:
-                return RDBStorage.set_trial_state_values(self, trial_id, state, values)
+                return LeanRDBStorage.set_trial_state_values(self, trial_id, state, values)
             except UpdateFinishedTrialError:
                 # A try whose commit went through but whose answer was lost: the trial already
                 # holds this state (and values); anything else is a real conflict.
                 if tries[0] > 1 and state.is_finished():
-                    frozen = RDBStorage.get_trial(self, trial_id)
+                    frozen = LeanRDBStorage.get_trial(self, trial_id)
                     if frozen.state == state and (values is None or list(frozen.values or []) == list(values)):
                         return True
                 raise
@@ -44,7 +44,7 @@ class ResilientRDBStorage(RDBStorage):
 
 
 def _wrap(name: str):
-    method = getattr(RDBStorage, name)
+    method = getattr(LeanRDBStorage, name)
 
     def wrapper(self, *args, **kwargs):
         return retry.call(method, self, *args, _what=name, **kwargs)
@@ -55,5 +55,5 @@ def _wrap(name: str):
 
 
 for _name in _CALLS:
-    if hasattr(RDBStorage, _name):
+    if hasattr(LeanRDBStorage, _name):
         setattr(ResilientRDBStorage, _name, _wrap(_name))

@@ -81,6 +81,7 @@ def worker(args: tuple[str, ...]) -> None:
 def run(spec: str, storage: str | None, name: str | None, n_workers: int | None, threads: int | None,
         device: str, gpus: str | None, timeout: float | None, backend: str | None, logs: str | None) -> None:
     """Create (or reuse) the study of SPEC, run N workers here until it is done, print a summary."""
+    from storage.process import exit_now
     from sweeper import runner
     from sweeper import spec as specs
 
@@ -92,7 +93,8 @@ def run(spec: str, storage: str | None, name: str | None, n_workers: int | None,
     _say_created(handle, created)
     code = runner.run(handle, n_workers=n_workers or (len(gpu_list) if gpu_list else 1), timeout=timeout,
                       backend=backend, log_dir=logs, threads=threads, device=device, gpus=gpu_list)
-    sys.exit(code)
+    handle.storage.engine.dispose()
+    exit_now(code)  # the workers have exited, the summary is printed: skip the interpreter's teardown
 
 
 @cli.command()

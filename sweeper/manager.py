@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-from storage import budget, epochs, rdb, specs, studies, urls
+from storage import budget, rdb, specs, studies, urls
 from storage.errors import BadInput
 from storage.specs import Spec
 
@@ -56,7 +56,6 @@ def create(spec: Spec, url: str) -> tuple[Handle, bool]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([spec.metric])
-        epochs.create(storage.engine)
         for point in spec.grid_points() if spec.is_grid else ():
             study.enqueue_trial(point)
         specs.save(study, spec)

@@ -33,17 +33,17 @@ def run(handle, *, n_workers: int, timeout: float | None = None, backend: str | 
     process: the first Ctrl-C (or SIGTERM) asks each worker to finish its trial and stop, the
     second to stop now (its trial is queued again).
     """
-    spec = handle.spec
-    if handle.counts().next_step(spec.n_trials) == "done":
-        _echo(f"study '{spec.name}' is already done: {handle.counts().done} of {spec.n_trials} trials")
+    spec, counts = handle.spec, handle.counts()
+    if counts.next_step(spec.n_trials) == "done":
+        _echo(f"study '{spec.name}' is already done: {counts.done} of {spec.n_trials} trials")
         _summary(handle)
         return 0
+    if counts.stopped:
+        raise BadInput(f"study '{spec.name}' is stopped (sweeper stop): lift it with sweeper resume {spec.name}")
     logs = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix=f"sweeper-{spec.name}-"))
     logs.mkdir(parents=True, exist_ok=True)
-    from storage import control, urls
+    from storage import urls
 
-    if control.is_stopped(handle.storage, handle.study_id):
-        raise BadInput(f"study '{spec.name}' is stopped (sweeper stop): lift it with sweeper resume {spec.name}")
     cores = sorted(os.sched_getaffinity(0))
     threads = threads or max(1, len(cores) // n_workers)
     pin = n_workers * threads <= len(cores)  # one worker of all cores: a no-op
@@ -78,7 +78,7 @@ def run(handle, *, n_workers: int, timeout: float | None = None, backend: str | 
                 last_line = line
             if not alive:
                 break
-            time.sleep(POLL_S)
+            _wait_any(alive, POLL_S)
     finally:
         for p, log in workers:
             p.wait()
@@ -101,6 +101,13 @@ def run(handle, *, n_workers: int, timeout: float | None = None, backend: str | 
     if log_dir is None:
         shutil.rmtree(logs, ignore_errors=True)
     return 0
+
+
+def _wait_any(processes: list, seconds: float) -> None:
+    """Sleep up to `seconds`, less when one of the processes exits (the run ends as soon as all have)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and all(p.poll() is None for p in processes):
+        time.sleep(0.05)
 
 
 def _start(handle, index: int, threads: int, timeout, backend, logs: Path, *, cpus=None, device="cpu", gpu=None):

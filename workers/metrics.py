@@ -1,9 +1,8 @@
-"""Test-set figures: error, scikit-learn's per-class report, and blog A's confident-prediction precision."""
+"""Test-set figures: error, the per-class report (scikit-learn's layout), blog A's confident precision."""
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import classification_report
 
 
 def confident_precision(probs: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> dict:
@@ -18,8 +17,34 @@ def confident_precision(probs: np.ndarray, y: np.ndarray, threshold: float = 0.5
 
 
 def report(probs: np.ndarray, y: np.ndarray) -> dict:
-    """scikit-learn's classification_report as a dict (per class precision/recall/f1/support, averages)."""
-    return classification_report(y, probs.argmax(axis=1), output_dict=True, zero_division=0)
+    """Per-class precision/recall/F1/support and averages, as scikit-learn's classification_report gives them.
+
+    The dict of ``classification_report(y, probs.argmax(1), output_dict=True, zero_division=0)``
+    (tests/workers/test_metrics.py checks it against scikit-learn), computed with NumPy: importing
+    sklearn.metrics costs every worker process a second at start-up.
+    """
+    pred = probs.argmax(axis=1)
+    labels = np.union1d(y, pred)
+    tp = np.array([np.sum((pred == c) & (y == c)) for c in labels], dtype=np.float64)
+    predicted = np.array([np.sum(pred == c) for c in labels], dtype=np.float64)
+    support = np.array([np.sum(y == c) for c in labels], dtype=np.float64)
+    precision, recall = _ratio(tp, predicted), _ratio(tp, support)
+    f1 = _ratio(2 * tp, predicted + support)  # 2tp / (2tp + fp + fn), as scikit-learn computes it
+    rep = {str(c): _row(precision[i], recall[i], f1[i], support[i]) for i, c in enumerate(labels)}
+    rep["accuracy"] = float(tp.sum() / len(y))
+    rep["macro avg"] = _row(precision.mean(), recall.mean(), f1.mean(), support.sum())
+    weights = support / support.sum()
+    rep["weighted avg"] = _row(precision @ weights, recall @ weights, f1 @ weights, support.sum())
+    return rep
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, 0 where den is 0 (scikit-learn's zero_division=0)."""
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def _row(precision, recall, f1, support) -> dict:
+    return {"precision": float(precision), "recall": float(recall), "f1-score": float(f1), "support": float(support)}
 
 
 def report_text(rep: dict) -> str:

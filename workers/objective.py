@@ -5,7 +5,8 @@ write one epoch row and report the metric after each epoch (pruning when the pru
 record the outcome as user attrs: `worker` (host:pid, set first), `test_error`, `report` (the
 per-class report), and `outcome` (epochs_run, seconds in training, stopped_early, confident_n,
 confident_precision); a trial that fails or is pruned gets `fail_reason` or `prune_reason` and an
-`outcome` with the epochs it ran and its last validation error. Few attrs: each is a round trip.
+`outcome` with the epochs it ran and its last validation error. The attrs are written together, in one
+transaction each time: every storage call costs a worker milliseconds of SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Objective:
         self.expected = tuple(expected)  # exceptions that fail one trial (e.g. Diverged), not the worker
         self.on_start = None  # called once the trial exists (the worker frees its budget lock there)
         self.running = None  # the number of the trial in progress (the worker clears it after each)
+        self.last = None  # the last trial's number, state, params and outcome, for the worker's log line
+        self.stop_now = None  # an Event: set, the trial stops after its current epoch (KeyboardInterrupt)
         self.train_seconds = 0.0  # time inside train() in the last trial, less the epoch callback's
         self.callback_seconds = 0.0  # time the last trial spent writing epoch rows, reporting, pruning
         self._pruning = spec.pruner["name"] != "none"
@@ -41,15 +44,23 @@ class Objective:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweeper-writes")
 
     def __call__(self, trial: optuna.Trial) -> float:
-        if self.on_start is not None:
-            self.on_start()
         self.running = trial.number
+        self.last = None
         self.train_seconds = self.callback_seconds = 0.0
-        writes = [self._writer.submit(trial.set_user_attr, "worker", WORKER)]
-        if trial.user_attrs.get("fail_reason"):  # a retry inherits its predecessor's attrs
-            writes.append(self._writer.submit(trial.set_user_attr, "fail_reason", None))
-        params = {**self.spec.fixed, **suggest(trial, self.spec.space)}
         seen = {"epoch": 0, "valid_error": math.nan}
+        if self.on_start is not None:
+            try:
+                self.on_start()
+            except self.expected as exc:  # e.g. budget.Overshoot: the trial fails with its reason, unrun
+                self._finish(trial, {}, time.perf_counter(), seen, fail_reason=str(exc))
+                raise
+        searched = suggest(trial, self.spec.space)
+        first = {"worker": WORKER}
+        if trial.user_attrs.get("fail_reason"):  # a retry inherits its predecessor's attrs
+            first["fail_reason"] = None
+        # in the background, after the params (on SQLite two writers at once wait on its file lock)
+        writes = [self._writer.submit(self._set_attrs, trial, first)]
+        params = {**self.spec.fixed, **searched}
         on_epoch = self._on_epoch(trial, writes, seen)
         data = self._load(self.spec.dataset, valid_size=params.get("valid_size", 0.2))
         start = time.perf_counter()
@@ -60,31 +71,43 @@ class Objective:
             finally:
                 self._wait(writes)
         except optuna.TrialPruned as exc:
-            self._finish(trial, start, seen, prune_reason=str(exc))
+            self._finish(trial, searched, start, seen, prune_reason=str(exc))
             raise
         except (BadInput, *self.expected) as exc:
-            self._finish(trial, start, seen, fail_reason=str(exc))
+            self._finish(trial, searched, start, seen, fail_reason=str(exc))
             raise
         except KeyboardInterrupt:
-            self._finish(trial, start, seen, fail_reason="interrupted: its worker was stopped")
+            self._finish(trial, searched, start, seen, fail_reason="interrupted: its worker was stopped")
             raise
         except Exception as exc:
-            self._finish(trial, start, seen, fail_reason=f"{type(exc).__name__}: {exc}")
+            self._finish(trial, searched, start, seen, fail_reason=f"{type(exc).__name__}: {exc}")
             raise
         self._timed(start)
-        writes = [self._writer.submit(trial.set_user_attr, "report", result.report)]  # beside the two below
-        trial.set_user_attr("test_error", result.test_error)
-        trial.set_user_attr("outcome", dict(epochs_run=result.epochs_run, seconds=round(self.train_seconds, 3),
-                                            stopped_early=result.stopped_early, confident_n=result.confident["n"],
-                                            confident_precision=_json_number(result.confident["precision"])))
-        self._wait(writes)
-        return self.spec.metric_value(result.valid_error)
+        self._set_attrs(trial, {
+            "test_error": result.test_error, "report": result.report,
+            "outcome": dict(epochs_run=result.epochs_run, seconds=round(self.train_seconds, 3),
+                            stopped_early=result.stopped_early, confident_n=result.confident["n"],
+                            confident_precision=_json_number(result.confident["precision"]))})
+        value = self.spec.metric_value(result.valid_error)
+        self.last = dict(number=trial.number, state="COMPLETE", params=searched, epochs=result.epochs_run,
+                         seconds=self.train_seconds, what=f"value {value:.4f} test_error {result.test_error:.4f}")
+        return value
+
+    def _set_attrs(self, trial: optuna.Trial, attrs: dict) -> None:
+        """Several user attrs of the trial in one transaction (storage.lean.LeanRDBStorage)."""
+        self.storage.set_trial_user_attrs(trial._trial_id, attrs)
+
+    def close(self) -> None:
+        """Stop the background writer (its writes are done: each trial waits for them)."""
+        self._writer.shutdown(wait=True)
 
     def _on_epoch(self, trial: optuna.Trial, writes: list, seen: dict):
         """The callback train() calls after each epoch: write its row, report, prune when told."""
         trial_id = trial._trial_id  # Optuna's key of the trial's row: the epoch table refers to it
 
         def on_epoch(record) -> None:
+            if self.stop_now is not None and self.stop_now.is_set():
+                raise KeyboardInterrupt
             begun = time.perf_counter()
             writes.append(self._writer.submit(
                 epochs.write, self.storage.engine, study_id=self.study_id, trial_id=trial_id, trial=trial.number,
@@ -117,13 +140,14 @@ class Objective:
         """Time in train() less the epoch callback's (rows, reports: what the sweep adds)."""
         self.train_seconds = time.perf_counter() - start - self.callback_seconds
 
-    def _finish(self, trial, start: float, seen: dict, **reason: str) -> None:
+    def _finish(self, trial, searched: dict, start: float, seen: dict, **reason: str) -> None:
         """Attributes of a trial that ends without a result (pruned or failed)."""
         self._timed(start)
-        for key, value in reason.items():
-            trial.set_user_attr(key, value)
-        trial.set_user_attr("outcome", dict(epochs_run=seen["epoch"], seconds=round(self.train_seconds, 3),
-                                            valid_error=_json_number(seen["valid_error"])))
+        self.last = dict(number=trial.number, state="PRUNED" if "prune_reason" in reason else "FAIL",
+                         params=searched, epochs=seen["epoch"], seconds=self.train_seconds,
+                         what=next(iter(reason.values())))
+        self._set_attrs(trial, {**reason, "outcome": dict(epochs_run=seen["epoch"], seconds=round(self.train_seconds, 3),
+                                                          valid_error=_json_number(seen["valid_error"]))})
 
 
 def suggest(trial: optuna.Trial, space: dict) -> dict:

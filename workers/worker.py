@@ -4,11 +4,12 @@
       connect: the study, its spec (stored in the study), an RDB storage with heartbeat and retry
       load the data once (the core caches compiled functions per architecture across trials)
       install signal handlers: first SIGTERM/SIGINT = finish this trial then stop, second = now
-      loop: stop if asked (a signal, or `sweeper stop` in the study), out of own trials or time;
-            under the study's budget lock (taken again after a transient database error), count:
-            run one trial (study.optimize, which keeps Optuna's heartbeat), wait for the
-            running trials of other workers (failing stale ones), or stop: budget spent
-      teardown: restore the signal handlers
+      loop: stop if asked by a signal, out of own trials or time;
+            under the study's budget lock (taken again after a transient database error), count
+            (the count carries the study's `sweeper stop` flag: stop), then run one trial
+            (study.optimize, which keeps Optuna's heartbeat), wait for the running trials of
+            other workers (failing stale ones), or stop: budget spent
+      teardown: restore the signal handlers, close the writer thread and the connections
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import warnings
 
 import optuna
 
-from storage import budget, control, epochs, retry, samplers, studies
+from storage import budget, retry, samplers, studies
 from storage.errors import BadInput
 from workers.objective import WORKER, Objective
 
@@ -36,6 +37,7 @@ class WarmShutdown:
 
     def __init__(self):
         self.requested = threading.Event()
+        self.now = threading.Event()  # the second signal; the objective also checks it after each epoch
         self._previous = {}
 
     def install(self) -> "WarmShutdown":
@@ -49,6 +51,9 @@ class WarmShutdown:
 
     def _handle(self, signum, _frame) -> None:
         if self.requested.is_set():
+            # Raised wherever the main thread is; inside a callback that swallows exceptions (JAX's
+            # garbage-collection hook does) it is lost, so the flag stops the trial after its epoch.
+            self.now.set()
             raise KeyboardInterrupt
         self.requested.set()
         log.warning("%s: stopping after the current trial (send the signal again to stop now)",
@@ -68,15 +73,15 @@ def work(name: str, url: str, *, n_trials: int | None = None, timeout: float | N
     if budget.counts(storage.engine, study_id).next_step(spec.n_trials) == "done":
         log.info("the study's budget of %d trials is spent: nothing to do", spec.n_trials)
         return 0
-    epochs.create(storage.engine)
 
     from workers.data import load
 
     load(spec.dataset, valid_size=spec.fixed.get("valid_size", 0.2))  # a missing data set fails here, once
     from workers.train import Diverged, train
 
-    objective = Objective(spec, storage, study_id, train=train, load=load, expected=(Diverged,))
+    objective = Objective(spec, storage, study_id, train=train, load=load, expected=(Diverged, budget.Overshoot))
     shutdown = WarmShutdown().install()
+    objective.stop_now = shutdown.now
     log.info("worker %s on study '%s': %d trials of %s on %s; %s", WORKER, name, spec.n_trials, spec.model,
              spec.dataset, runtime_line())
     _warn_shared_sqlite(storage, study_id)
@@ -85,10 +90,6 @@ def work(name: str, url: str, *, n_trials: int | None = None, timeout: float | N
         while True:
             if shutdown.requested.is_set():
                 log.info("stopped on request after %d trial(s)", ran)
-                break
-            if control.is_stopped(storage, study_id):
-                log.info("study '%s' is stopped (sweeper stop) after %d trial(s) here: sweeper resume %s "
-                         "lifts it", name, ran, name)
                 break
             if n_trials is not None and ran >= n_trials:
                 log.info("ran the %d trial(s) asked for", ran)
@@ -101,14 +102,19 @@ def work(name: str, url: str, *, n_trials: int | None = None, timeout: float | N
             step = retry.call(_locked_step, lock, study, study_id, spec.n_trials, _what="budget check")
             try:
                 if step == "run":
-                    objective.on_start = lock.release  # the trial exists: others may count it now
-                    run_trial(study, objective, expected=(Diverged, BadInput))
+                    # the trial exists: others may count it now
+                    objective.on_start = lambda: release_checked(lock, storage, study_id, spec.n_trials)
+                    run_trial(study, objective, expected=(Diverged, BadInput, budget.Overshoot))
                     objective.running = None
                     ran += 1
                     if on_trial is not None:
                         on_trial(time.perf_counter() - begun, objective.train_seconds)
             finally:
                 lock.release()
+            if step == "stopped":
+                log.info("study '%s' is stopped (sweeper stop) after %d trial(s) here: sweeper resume %s "
+                         "lifts it", name, ran, name)
+                break
             if step == "done":
                 log.info("the study's budget of %d trials is spent; this worker ran %d", spec.n_trials, ran)
                 break
@@ -120,6 +126,8 @@ def work(name: str, url: str, *, n_trials: int | None = None, timeout: float | N
         return 130
     finally:
         shutdown.restore()
+        objective.close()
+        storage.engine.dispose()
     return 0
 
 
@@ -131,6 +139,21 @@ def _locked_step(lock, study, study_id: int, n_trials: int) -> str:
     except BaseException:
         lock.release()
         raise
+
+
+def release_checked(lock, storage, study_id: int, n_trials: int) -> None:
+    """Free the budget lock once this worker's trial exists; raise budget.Overshoot if the trial is
+    one too many.
+
+    A database restart while the lock is held kills it: another worker may then count without this
+    worker's trial (still being created, retried) and start one of its own. Then this one gives way.
+    """
+    if lock.release():
+        return
+    counts = budget.counts(storage.engine, study_id)
+    if counts.done + counts.running > n_trials:
+        raise budget.Overshoot(f"not run: the budget lock was lost in a database restart and the study's "
+                               f"{n_trials} trials were already taken")
 
 
 def runtime_line() -> str:
@@ -170,12 +193,16 @@ def connect(name: str, url: str, *, seed_offset: int = 0):
 
 
 def next_step(study, bind, study_id: int, n_trials: int) -> str:
-    """'run', 'wait' or 'done' (storage.budget.Counts.next_step); call it under the budget lock.
+    """'stopped' (sweeper stop), else 'run', 'wait' or 'done' (storage.budget.Counts.next_step); call
+    it under the budget lock.
 
     Before waiting on running trials, fail the stale ones (their worker died): each is retried as
     a WAITING trial, which this worker then runs.
     """
-    step = budget.counts(bind, study_id).next_step(n_trials)
+    counts = budget.counts(bind, study_id)
+    if counts.stopped:
+        return "stopped"
+    step = counts.next_step(n_trials)
     if step == "wait":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -185,8 +212,16 @@ def next_step(study, bind, study_id: int, n_trials: int) -> str:
 
 
 def run_trial(study, objective: Objective, *, expected: tuple) -> None:
-    """One trial through study.optimize, so that Optuna's heartbeat thread runs beside it."""
-    study.optimize(objective, n_trials=1, catch=expected, callbacks=[_log_trial])
+    """One trial through study.optimize, so that Optuna's heartbeat thread runs beside it; log it.
+
+    No Optuna callback: it would read the finished trial back (two statements); the objective
+    already knows what the line says.
+    """
+    try:
+        study.optimize(objective, n_trials=1, catch=expected)
+    finally:
+        if objective.last is not None:
+            _log_trial(objective.last)
 
 
 def requeue_interrupted(study, spec, number: int) -> None:
@@ -202,16 +237,11 @@ def requeue_interrupted(study, spec, number: int) -> None:
         log.warning("trial %d interrupted: queued again", number)
 
 
-def _log_trial(study, trial) -> None:
-    attrs = trial.user_attrs
-    outcome = attrs.get("outcome", {})
-    params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
-    if trial.state == optuna.trial.TrialState.COMPLETE:
-        what = f"value {trial.value:.4f} test_error {attrs.get('test_error', float('nan')):.4f}"
-    else:
-        what = attrs.get("fail_reason") or attrs.get("prune_reason") or ""
-    log.info("trial %d %s: %s (%s epochs, %.1f s) %s", trial.number, trial.state.name, what,
-             outcome.get("epochs_run", "?"), outcome.get("seconds") or float("nan"), params)
+def _log_trial(last: dict) -> None:
+    """One line for a finished trial, from what the objective recorded (Objective.last)."""
+    params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in last["params"].items())
+    log.info("trial %d %s: %s (%s epochs, %.1f s) %s", last["number"], last["state"], last["what"],
+             last["epochs"], last["seconds"], params)
 
 
 def setup_logging(quiet: bool = False) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 
@@ -36,7 +34,9 @@ def worker(name, storage, n_trials, timeout, threads, backend, device, cpus, wor
     runtime.configure(threads=threads, backend=backend, device=device, cpus=runtime.parse_cpus(cpus))
     if device == "cuda":
         runtime.check_cuda()  # one line and exit 2 when JAX sees no GPU
+    from storage.process import exit_now
     from workers.worker import setup_logging, work
 
     setup_logging(quiet)
-    sys.exit(work(name, url, n_trials=n_trials, timeout=timeout, seed_offset=worker_index))
+    exit_now(work(name, url, n_trials=n_trials, timeout=timeout, seed_offset=worker_index))  # all written
+

@@ -43,6 +43,21 @@ def test_counts_by_state_with_a_retried_stale_trial(db_url):
     assert counts.done == 3 and counts.next_step(4) == "run"
 
 
+def test_counts_carry_the_stop_flag(db_url):
+    from storage import control
+
+    storage = rdb.open_storage(db_url, create=True)
+    optuna.create_study(storage=storage, study_name="s")
+    other = optuna.create_study(storage=storage, study_name="other")
+    study_id = storage.get_study_id_from_name("s")
+    assert budget.counts(storage.engine, study_id).stopped is False
+    control.set_stopped(storage, study_id, True)
+    assert budget.counts(storage.engine, study_id).stopped is True
+    assert budget.counts(storage.engine, other._study_id).stopped is False  # per study
+    control.set_stopped(storage, study_id, False)
+    assert budget.counts(storage.engine, study_id) == Counts()
+
+
 _HOLDER = textwrap.dedent("""
     import sys, time
     from storage import budget, rdb
@@ -90,6 +105,20 @@ def test_a_dead_holder_frees_the_lock(db_url):
     with budget.Lock(storage.engine, 1):
         pass
     assert time.monotonic() - started < 10
+
+
+def test_release_tells_when_the_lock_died_with_its_connection(pg_url):
+    import sqlalchemy as sa
+
+    engine = rdb.open_storage(pg_url, create=True).engine
+    assert budget.Lock(engine, 1).acquire().release() is True
+    lock = budget.Lock(engine, 1).acquire()
+    pid = lock.bind.execute(sa.text("select pg_backend_pid()")).scalar()
+    with engine.connect() as admin:  # what a server restart does to the holder's connection
+        admin.execute(sa.text("select pg_terminate_backend(:pid)"), {"pid": pid})
+    assert lock.release() is False
+    with budget.Lock(engine, 1):  # and the lock is free for others
+        pass
 
 
 @pytest.mark.parametrize("n", [0, 2])

@@ -61,3 +61,35 @@ def test_sqlite_runs_in_wal_mode(sqlite_url):
     with storage.engine.connect() as conn:
         assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("pragma synchronous").scalar() == 1  # NORMAL
+
+
+RACE = """
+import sys, time
+from storage import rdb
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+storage = rdb.open_storage(sys.argv[1], create=True)
+storage.engine.dispose()
+"""
+
+
+def test_processes_creating_the_schema_at_once_all_succeed(db_url):
+    """Workers, `sweeper run` and a `sweeper status` watching it may all open a fresh database at once."""
+    import subprocess
+    import sys
+    import time
+
+    start = str(time.time() + 4.0)  # every process is imported and waiting by then
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, db_url, start], stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, "\n".join(errors)
+    engine = sa.create_engine(db_url)
+    try:
+        tables = set(sa.inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            versions = conn.execute(sa.text("select count(*) from version_info")).scalar()
+    finally:
+        engine.dispose()
+    assert {"studies", "trials", "sweeper_epochs", "alembic_version"} <= tables
+    assert versions == 1

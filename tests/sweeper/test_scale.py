@@ -133,6 +133,7 @@ def test_kill_9_during_a_second_trial_is_retried_and_rows_never_mix(pg_url):
     victim = procs[0]
     label = f"{socket.gethostname()}:{victim.pid}"
     engine = sa.create_engine(pg_url)
+    seen = {}
 
     def victim_in_second_trial() -> bool:
         mine = [t for t in trials(pg_url) if t.user_attrs.get("worker") == label]
@@ -140,16 +141,17 @@ def test_kill_9_during_a_second_trial_is_retried_and_rows_never_mix(pg_url):
         if len(mine) < 2 or not running:  # its second trial (a later one only if polling missed it)
             return False
         with engine.connect() as conn:
-            return 1 <= conn.execute(sa.text("select count(*) from sweeper_epochs where trial_id = :t"),
-                                     {"t": running[0]._trial_id}).scalar_one() <= 4  # mid-training
+            rows = conn.execute(sa.text("select count(*) from sweeper_epochs where trial_id = :t"),
+                                {"t": running[0]._trial_id}).scalar_one()
+        seen["trial"] = running[0].number
+        return 1 <= rows <= 4  # mid-training
 
     try:
         wait_until(victim_in_second_trial, 150, "the victim's second trial to train", procs)
+        os.kill(victim.pid, signal.SIGKILL)  # at once: reading the trials again gave it time to finish
     finally:
         engine.dispose()
-    killed = next(t.number for t in trials(pg_url) if t.user_attrs.get("worker") == label
-                  and t.state.name == "RUNNING")
-    os.kill(victim.pid, signal.SIGKILL)
+    killed = seen["trial"]
     victim.wait()
     finish(procs[1:])
 
