@@ -8,7 +8,7 @@ import tomllib
 import optuna
 import pandas as pd
 import pytest
-from conftest import tiny_spec
+from tests.sweeper.conftest import tiny_spec
 from optuna.trial import TrialState
 
 from storage import epochs, rdb

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from conftest import tiny_spec
+from tests.sweeper.conftest import tiny_spec
 
 GOOD = tiny_spec()
 UNREACHABLE = "postgresql://sweeper:secret@127.0.0.1:1/nowhere"

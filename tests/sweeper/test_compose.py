@@ -14,7 +14,8 @@ import tomllib
 import urllib.request
 
 import pytest
-from conftest import ROOT, tiny_spec
+from tests.conftest import ROOT
+from tests.sweeper.conftest import tiny_spec
 
 from sweeper import analysis, manager
 from sweeper import spec as specs

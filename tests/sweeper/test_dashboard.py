@@ -11,7 +11,7 @@ import urllib.request
 
 import optuna
 import pytest
-from conftest import tiny_spec
+from tests.sweeper.conftest import tiny_spec
 
 from sweeper import manager
 from sweeper import spec as specs

@@ -10,7 +10,7 @@ import time
 
 import pandas as pd
 import sqlalchemy as sa
-from conftest import ROOT
+from tests.conftest import ROOT
 
 QUICKSTART = ROOT / "studies" / "quickstart.toml"
 

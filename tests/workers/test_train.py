@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from workers.schedules import learning_rate
 from workers.train import Diverged, EpochRecord, train
 from storage.errors import BadInput
 from storage.params import resolve
+from tests.conftest import ROOT
 
 SMALL = dict(width=32, batch_size=50)
 
@@ -154,3 +157,22 @@ def test_batches_above_127_on_both_losses(digits):
     for loss in ("cross_entropy", "mse"):
         records, _ = _run(digits, dict(SMALL, batch_size=512, loss=loss), epochs=1)
         assert math.isfinite(records[0].train_loss)
+
+
+def test_library_use_after_importing_jax_first(tmp_path):
+    """`import jax` before sweeper's training core: it still trains, in float32 (JAX keeps its settings)."""
+    import subprocess
+    import sys
+
+    code = ("import jax, json\n"
+            "from workers.data import load\n"
+            "from workers.train import train\n"
+            "import pytensor\n"
+            "r = train('mlp', {'width': 20}, load('digits'), epochs=2, seed=0)\n"
+            "print(json.dumps([pytensor.config.floatX, r.valid_error]))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTENSOR_FLAGS", "SWEEPER_BACKEND")}
+    env["SWEEPER_COMPILEDIR"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    floatx, valid_error = json.loads(done.stdout.strip().splitlines()[-1])
+    assert floatx == "float32" and valid_error < 0.2
