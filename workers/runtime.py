@@ -50,11 +50,7 @@ def configure(threads: int | None = None, backend: str | None = None, device: st
         raise RuntimeError("workers.runtime.configure() must run before pytensor or jax is imported")
     os.environ["SWEEPER_BACKEND"] = name
     os.environ.setdefault("JAX_PLATFORMS", "cuda" if device == "cuda" else "cpu")
-    cache = os.environ.get("SWEEPER_COMPILEDIR") or _default_compiledir()
-    flags = [f for f in os.environ.get("PYTENSOR_FLAGS", "").split(",") if f]
-    keys = {f.split("=", 1)[0] for f in flags}
-    flags += [f for f in (f"floatX=float32", f"base_compiledir={cache}") if f.split("=", 1)[0] not in keys]
-    os.environ["PYTENSOR_FLAGS"] = ",".join(flags)
+    cache = _pytensor_flags()
     # XLA's own persistent cache: a new worker process reuses the compiled train step of an earlier one.
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(cache, "xla"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
@@ -68,6 +64,21 @@ def configure(threads: int | None = None, backend: str | None = None, device: st
             os.environ["XLA_FLAGS"] = f"{xla} --xla_cpu_multi_thread_eigen=false".strip()
     if cpus:
         os.sched_setaffinity(0, cpus)
+    _quiet()
+
+
+def _pytensor_flags() -> str:
+    """float32 and our compile cache in $PYTENSOR_FLAGS (the user's own flags win); the cache folder."""
+    cache = os.environ.get("SWEEPER_COMPILEDIR") or _default_compiledir()
+    flags = [f for f in os.environ.get("PYTENSOR_FLAGS", "").split(",") if f]
+    keys = {f.split("=", 1)[0] for f in flags}
+    flags += [f for f in ("floatX=float32", f"base_compiledir={cache}") if f.split("=", 1)[0] not in keys]
+    os.environ["PYTENSOR_FLAGS"] = ",".join(flags)
+    return cache
+
+
+def _quiet() -> None:
+    """Silence the JAX backend's harmless warnings about dtypes, asserts and generator copies."""
     import warnings
 
     warnings.filterwarnings("ignore", message=".*RandomType SharedVariables.*")
@@ -82,8 +93,18 @@ def _default_compiledir() -> str:
 
 
 def ensure_configured() -> None:
-    """Configure with defaults if nobody did (library use: `from workers.train import train`)."""
-    if "pytensor" not in sys.modules:
+    """Configure with defaults if nobody did (library use: `from workers.train import train`).
+
+    A caller that imported jax first keeps JAX's own settings (platform, threads, cache); one that
+    imported pytensor first keeps its PyTensor flags.
+    """
+    if "pytensor" in sys.modules:
+        return
+    if "jax" in sys.modules:
+        backend_name()  # a bad $SWEEPER_BACKEND is still an error
+        _pytensor_flags()
+        _quiet()
+    else:
         configure()  # the backend comes from $SWEEPER_BACKEND when an earlier configure() set it
 
 
