@@ -27,8 +27,9 @@ SESSION = "-c synchronous_commit={}"
 # PostgreSQL advisory lock taken while a process creates the schema: without it two processes that
 # create tables at once (`sweeper run` and a `sweeper status` watching it, two workers) collide in
 # the catalog ("duplicate key value violates unique constraint pg_type_typname_nsp_index").
-SCHEMA_LOCK = 0x5357_5045_4550  # "SWPEEP"
+SCHEMA_LOCK = int.from_bytes(b"sweeper!", "big") & (2**63 - 1)  # budget locks hash the study id (storage.budget)
 SCHEMA_TRIES = 3  # SQLite has no such lock: a colliding first open is tried again
+SCHEMA_LOCK_WAIT_S = 60
 
 
 def engine_kwargs(url: str) -> dict:
@@ -152,6 +153,8 @@ def _schema_lock(url: str):
                                                                       if k not in POOL})
     try:
         with engine.connect() as conn:
+            # a process that hangs while holding it makes the others fail in time, not wait for ever
+            conn.execute(sa.text(f"set lock_timeout = '{SCHEMA_LOCK_WAIT_S}s'"))
             conn.execute(sa.select(sa.func.pg_advisory_lock(SCHEMA_LOCK)))
             try:
                 yield
