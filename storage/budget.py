@@ -30,9 +30,14 @@ class Counts:
     stopped: bool = False  # `sweeper stop` holds the study (storage.control), read in the same statement
 
     @property
+    def failed(self) -> int:
+        """FAIL trials that were not retried (a retried one lives on as its retry)."""
+        return self.fail - self.retried
+
+    @property
     def done(self) -> int:
         """Trials that use up the budget: complete, pruned, and failed ones that were not retried."""
-        return self.complete + self.pruned + self.fail - self.retried
+        return self.complete + self.pruned + self.failed
 
     def next_step(self, n_trials: int) -> str:
         """What a worker should do: 'run' a trial, 'wait' for running ones, or stop ('done').

@@ -12,6 +12,9 @@ from storage import epochs, urls
 from storage.errors import BadInput
 
 SQLITE_BUSY_TIMEOUT_S = 60  # how long an SQLite writer waits for another process's write lock
+# Said once (by `sweeper run` and by a worker that finds others running) when workers share a file.
+SQLITE_SHARED = ("several workers share one SQLite file: writes queue behind its lock; for more than a few "
+                 "workers (or several machines) use PostgreSQL: --storage postgresql://USER@HOST/DB")
 CONNECT_TIMEOUT_S = 10
 # Per process: a worker uses at most 4 connections at once (its loop, Optuna's heartbeat thread,
 # the background writer, the budget lock): 3 kept open, 6 at most. Many workers on one server need

@@ -16,8 +16,6 @@ import click
 from storage.errors import BadInput
 
 POLL_S = 1.0
-SQLITE_SHARED = ("warning: several workers share one SQLite file: writes queue behind its lock; for more than "
-                 "a few workers (or several machines) use PostgreSQL: --storage postgresql://USER@HOST/DB")
 
 
 def run(handle, *, n_workers: int, timeout: float | None = None, backend: str | None = None,
@@ -42,13 +40,13 @@ def run(handle, *, n_workers: int, timeout: float | None = None, backend: str | 
         raise BadInput(f"study '{spec.name}' is stopped (sweeper stop): lift it with sweeper resume {spec.name}")
     logs = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix=f"sweeper-{spec.name}-"))
     logs.mkdir(parents=True, exist_ok=True)
-    from storage import urls
+    from storage import rdb, urls
 
     cores = sorted(os.sched_getaffinity(0))
     threads = threads or max(1, len(cores) // n_workers)
     pin = n_workers * threads <= len(cores)  # one worker of all cores: a no-op
     if urls.sqlite_path(handle.url) is not None and n_workers > 1:
-        _echo(SQLITE_SHARED)
+        _echo(f"warning: {rdb.SQLITE_SHARED}")
     workers = []
     for i in range(n_workers):
         cpus = cores[i * threads:(i + 1) * threads] if pin else None
@@ -144,7 +142,7 @@ def _progress(handle) -> str:
     from sweeper import report
 
     counts = handle.counts()
-    return (f"{counts.done}/{handle.spec.n_trials} done ({counts.pruned} pruned, {counts.fail - counts.retried} "
+    return (f"{counts.done}/{handle.spec.n_trials} done ({counts.pruned} pruned, {counts.failed} "
             f"failed), {counts.running} running | best: {report.best_line(handle)}")
 
 

@@ -24,7 +24,7 @@ import warnings
 
 import optuna
 
-from storage import budget, retry, samplers, studies
+from storage import budget, rdb, retry, samplers, studies
 from storage.errors import BadInput
 from workers.objective import WORKER, Objective
 
@@ -169,11 +169,7 @@ def runtime_line() -> str:
 def _warn_shared_sqlite(storage, study_id: int) -> None:
     """One line when this worker shares an SQLite file with others: PostgreSQL is the fix."""
     if storage.engine.dialect.name == "sqlite" and budget.counts(storage.engine, study_id).running:
-        log.warning(SQLITE_SHARED)
-
-
-SQLITE_SHARED = ("several workers share one SQLite file: writes queue behind its lock; for more than a few "
-                 "workers (or several machines) use PostgreSQL: --storage postgresql://USER@HOST/DB")
+        log.warning(rdb.SQLITE_SHARED)
 
 
 def connect(name: str, url: str, *, seed_offset: int = 0):
