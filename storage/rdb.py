@@ -9,7 +9,7 @@ import warnings
 import sqlalchemy as sa
 
 from storage import epochs, urls
-from storage.errors import BadInput
+from storage.errors import BadInput, first_line
 
 SQLITE_BUSY_TIMEOUT_S = 60  # how long an SQLite writer waits for another process's write lock
 # Said once (by `sweeper run` and by a worker that finds others running) when workers share a file.
@@ -82,7 +82,7 @@ def _probe(url: str, *, create: bool) -> bool:
             has_tables = inspector.has_table("studies")
             complete = has_tables and inspector.has_table(epochs.table.name)
     except sa.exc.SQLAlchemyError as exc:
-        raise BadInput(f"cannot reach storage {shown}: {_reason(exc)}: start the database or {urls.FIX}") from None
+        raise BadInput(f"cannot reach storage {shown}: {first_line(exc)}: start the database or {urls.FIX}") from None
     finally:
         engine.dispose()
     if not create and not has_tables:
@@ -130,7 +130,7 @@ def open_storage(url: str, *, create: bool = False, heartbeat: int | None = None
     try:
         storage = build() if complete else _create_schema(url, build)
     except sa.exc.SQLAlchemyError as exc:
-        raise BadInput(f"cannot open storage {urls.mask(url)}: {_reason(exc)}: {urls.FIX}") from None
+        raise BadInput(f"cannot open storage {urls.mask(url)}: {first_line(exc)}: {urls.FIX}") from None
     if storage.engine.dialect.name == "sqlite":
         _tune_sqlite(storage.engine)
     return storage
@@ -171,7 +171,7 @@ def _engine(url: str) -> sa.Engine:
     try:
         return sa.create_engine(url, **engine_kwargs(url))
     except (sa.exc.NoSuchModuleError, sa.exc.ArgumentError, ImportError) as exc:
-        raise BadInput(f"unsupported storage {urls.mask(url)}: {_reason(exc)}: {urls.FIX}") from None
+        raise BadInput(f"unsupported storage {urls.mask(url)}: {first_line(exc)}: {urls.FIX}") from None
 
 
 def _tune_sqlite(engine: sa.Engine) -> None:
@@ -185,10 +185,3 @@ def _tune_sqlite(engine: sa.Engine) -> None:
         cur.close()
 
     engine.dispose()  # connections opened while Optuna created its tables get the pragmas too
-
-
-def _reason(exc: BaseException) -> str:
-    """The first line of a driver error, without SQLAlchemy's background links."""
-    inner = getattr(exc, "orig", None) or exc
-    text = str(inner).strip().splitlines()
-    return (text[0] if text else type(inner).__name__).rstrip(".:")

@@ -10,6 +10,8 @@ import time
 
 import sqlalchemy as sa
 
+from storage.errors import first_line
+
 log = logging.getLogger("sweeper.worker")
 
 # How long one call keeps trying before the error is let through (a server restart takes seconds).
@@ -51,7 +53,7 @@ def call(fn, *args, _what: str | None = None, _patience: float | None = None, **
                 raise
             if failures == 0:
                 log.warning("database call %s failed (%s); retrying for up to %.0f s",
-                            _what or getattr(fn, "__name__", "?"), _first_line(exc), patience)
+                            _what or getattr(fn, "__name__", "?"), first_line(exc)[:200], patience)
             failures += 1
             time.sleep(wait * (0.5 + random.random()))
             wait = min(wait * 2, MAX_WAIT_S)
@@ -70,9 +72,3 @@ def retrying(fn):
         return call(fn, *args, _what=fn.__name__, **kwargs)
 
     return wrapper
-
-
-def _first_line(exc: BaseException) -> str:
-    inner = getattr(exc, "orig", None) or exc.__cause__ or exc
-    text = str(inner).strip().splitlines()
-    return (text[0] if text else type(inner).__name__)[:200]
