@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 
@@ -19,9 +20,9 @@ class Handle:
     storage: object  # optuna.storages.RDBStorage
     url: str
 
-    @property
+    @functools.cached_property
     def study_id(self) -> int:
-        """Optuna's id of the study in this storage."""
+        """Optuna's id of the study in this storage (read once: it never changes)."""
         return self.storage.get_study_id_from_name(self.study.study_name)
 
     def counts(self) -> budget.Counts:
