@@ -52,7 +52,7 @@ class Objective:
             try:
                 self.on_start()
             except self.expected as exc:  # e.g. budget.Overshoot: the trial fails with its reason, unrun
-                self._finish(trial, {}, time.perf_counter(), seen, fail_reason=str(exc))
+                self._finish(trial, {}, time.perf_counter(), seen, **self._why(exc))
                 raise
         searched = suggest(trial, self.spec.space)
         first = {"worker": WORKER}
@@ -70,17 +70,8 @@ class Objective:
                                      on_epoch=on_epoch)
             finally:
                 self._wait(writes)
-        except optuna.TrialPruned as exc:
-            self._finish(trial, searched, start, seen, prune_reason=str(exc))
-            raise
-        except (BadInput, *self.expected) as exc:
-            self._finish(trial, searched, start, seen, fail_reason=str(exc))
-            raise
-        except KeyboardInterrupt:
-            self._finish(trial, searched, start, seen, fail_reason="interrupted: its worker was stopped")
-            raise
-        except Exception as exc:
-            self._finish(trial, searched, start, seen, fail_reason=f"{type(exc).__name__}: {exc}")
+        except (Exception, KeyboardInterrupt) as exc:
+            self._finish(trial, searched, start, seen, **self._why(exc))
             raise
         self._timed(start)
         self._set_attrs(trial, {
@@ -92,6 +83,16 @@ class Objective:
         self.last = dict(number=trial.number, state="COMPLETE", params=searched, epochs=result.epochs_run,
                          seconds=self.train_seconds, what=f"value {value:.4f} test_error {result.test_error:.4f}")
         return value
+
+    def _why(self, exc: BaseException) -> dict:
+        """The attr that says why a trial ended without a result: prune_reason or fail_reason."""
+        if isinstance(exc, optuna.TrialPruned):
+            return {"prune_reason": str(exc)}
+        if isinstance(exc, (BadInput, *self.expected)):
+            return {"fail_reason": str(exc)}
+        if isinstance(exc, KeyboardInterrupt):
+            return {"fail_reason": "interrupted: its worker was stopped"}
+        return {"fail_reason": f"{type(exc).__name__}: {exc}"}
 
     def _set_attrs(self, trial: optuna.Trial, attrs: dict) -> None:
         """Several user attrs of the trial in one transaction (storage.lean.LeanRDBStorage)."""
