@@ -8,7 +8,7 @@ Prints seconds per epoch of 24,000 images (batch 100, float32, Adam, forward + b
 update; minibatches passed as function inputs; each step blocks on its loss).  The machine
 may be shared: timed blocks wait until no other process is runnable, run round-robin, and
 the table gives the minimum (the uncontended speed) with the 25th percentile and median.
-Variant suffixes: '@eigen' compiles with `workers.nn.conv.jax_mode()`; '@static' puts the
+Variant suffixes: '@eigen' compiles with `workers.nn.jaxmode.jax_mode()`; '@static' puts the
 batch size in the graph (the im2col variants need it).  torch runs with --threads threads.
 """
 
@@ -317,12 +317,12 @@ def make_pytensor_step(name, X, Y, mode="JAX"):
 
     Suffixes: '@static' puts the batch size in the graph (needed by the im2col
     variants, whose reshapes JAX cannot trace with a symbolic batch), '@eigen'
-    compiles with `workers.nn.conv.jax_mode()` (convolutions by Eigen, not YNNPACK).
+    compiles with `workers.nn.jaxmode.jax_mode()` (convolutions by Eigen, not YNNPACK).
     """
     base, *tags = name.split("@")
     conv_f, pool_f, layout = VARIANTS[base]
     if "eigen" in tags:
-        from workers.nn.conv import jax_mode
+        from workers.nn.jaxmode import jax_mode
 
         mode = jax_mode()
     t0 = time.perf_counter()

@@ -10,7 +10,7 @@ import pytensor
 import pytensor.tensor as pt
 
 from workers import runtime
-from workers.nn import conv, losses, models, penalties, updates
+from workers.nn import jaxmode, losses, models, penalties, updates
 from workers.nn.init import initial_values
 
 # Graph-shaping parameters; all others are symbolic inputs of the compiled step.
@@ -128,9 +128,9 @@ def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
 
 
 def _mode():
-    """The PyTensor mode of the configured backend; JAX compiles with our XLA:CPU options (see nn/conv.py)."""
+    """The PyTensor mode of the configured backend; JAX compiles with our options (see nn/jaxmode.py)."""
     name = runtime.compile_mode()
-    return conv.jax_mode() if name == "JAX" else name
+    return jaxmode.jax_mode() if name == "JAX" else name
 
 
 def _moving_average(step_updates, params, decay):

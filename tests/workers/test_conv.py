@@ -8,7 +8,8 @@ import pytensor.tensor as pt
 import pytest
 from scipy.signal import convolve2d, correlate2d
 
-from workers.nn.conv import conv2d, jax_mode, max_pool
+from workers.nn.conv import conv2d, max_pool
+from workers.nn.jaxmode import jax_mode
 
 RNG = np.random.default_rng(1234)
 MODES = {"JAX": "JAX", "jax_mode": jax_mode()}

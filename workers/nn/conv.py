@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import functools
-import warnings
 
 import jax
 import jax.numpy as jnp
 import pytensor.tensor as pt
-from pytensor.compile.mode import JAX, Mode
 from pytensor.compile.sharedvalue import SharedVariable
-from pytensor.link.jax.linker import JAXLinker
 from pytensor.link.jax.ops import JAXOp
 from pytensor.scalar import upcast
 from pytensor.tensor.type import TensorType
 
-__all__ = ["conv2d", "max_pool", "jax_mode", "XLA_CPU_OPTIONS"]
+__all__ = ["conv2d", "max_pool"]
 
 LAYOUTS = ("NCHW", "NHWC")
-
-# XLA:CPU (jaxlib 0.10) gives convolutions to YNNPACK, single-threaded and slow
-# for LeNet shapes (the weight gradient above all).  Leaving YNNPACK only dots
-# and reductions sends convolutions to Eigen: a LeNet-5 epoch on 2 cores goes
-# from 5.3 s to 2.9 s (PyTorch eager: 3.6 s).
-# The same as XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution,
-# but per compiled function (see `jax_mode`).
-XLA_CPU_OPTIONS = {
-    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,"
-    "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE",
-}
 
 
 def _forward(x, w, layout):
@@ -176,43 +162,3 @@ def max_pool(x, size=2, layout="NCHW"):
         return x.reshape((x.shape[0], x.shape[1], ho, size, wo, size)).max(axis=(3, 5))
     x = x[:, : ho * size, : wo * size, :]
     return x.reshape((x.shape[0], ho, size, wo, size, x.shape[3])).max(axis=(2, 4))
-
-
-class _JAXLinkerWithOptions(JAXLinker):
-    """PyTensor's JAX linker, passing `compiler_options` to ``jax.jit``.
-
-    A class attribute, because PyTensor re-creates linkers with ``allow_gc`` only.
-    """
-
-    compiler_options: dict = {}
-
-    def jit_compile(self, fn):
-        static = self.scalar_shape_inputs
-        jit_fn = jax.jit(fn, static_argnums=static, compiler_options=self.compiler_options)
-        if not static:
-            return jit_fn
-        return lambda *args: jit_fn(*(int(a) if i in static else a for i, a in enumerate(args)))
-
-
-@functools.cache
-def _usable(options: frozenset) -> bool:
-    """Whether this jaxlib's XLA accepts these options (names and values change between releases)."""
-    try:
-        jax.jit(lambda a: a + 1, compiler_options=dict(options)).lower(jnp.zeros(1)).compile()
-    except Exception as err:  # noqa: BLE001 - XLA reports a bad option as a runtime error
-        warnings.warn(f"XLA options {dict(options)} not usable here, compiling without them: {err}")
-        return False
-    return True
-
-
-def jax_mode(compiler_options=None) -> Mode:
-    """PyTensor's ``mode="JAX"``, but compiling with `XLA_CPU_OPTIONS` (or the given XLA options).
-
-    Use as ``pytensor.function(..., mode=jax_mode())``.  On a GPU, or with a
-    jaxlib that rejects the options, this is plain ``mode="JAX"``.
-    """
-    opts = XLA_CPU_OPTIONS if compiler_options is None else compiler_options
-    if jax.default_backend() != "cpu" or not _usable(frozenset(opts.items())):
-        opts = {}
-    linker = type("JAXLinkerWithOptions", (_JAXLinkerWithOptions,), {"compiler_options": dict(opts)})
-    return Mode(linker(), JAX.provided_optimizer)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pytensor.tensor as pt
 
 from workers.nn.conv import conv2d, max_pool
 from workers.nn.layers import ACTIVATIONS, dense, dropout, pad_to
