@@ -1,6 +1,6 @@
 """Parallel workers against threads: the same 16 MLP trials with 1 worker x 1 thread, 2 x 1, and 1 x 2.
 
-Run: python bench/scaling.py [--data DIR] [--epochs 6] [--width 500]
+Run: python bench/scaling.py [--data DIR] [--epochs 6] [--width 500] [--rounds 3]
 
 Each case is a real `sweeper run SPEC --workers W --threads T` on a fresh SQLite file: a grid of
 16 fixed configurations (4 learning rates x 4 L2 lambdas) of a 784-WIDTH-10 MLP on MNIST IDX files
@@ -9,12 +9,18 @@ pins each worker to its share of the cores (1 thread: one core; XLA sizes its po
 table shows the whole run (starting the workers, loading the data, the summary: what a user
 waits for) and the sweep itself (first trial start to last trial end: what grows with the trials).
 Target: (b) <= 0.55 x (a), and (b) faster than (c). Run it on an otherwise idle machine.
+
+The machine's speed drifts by 10-20 % within minutes (other tenants of the host), as much as the
+effects measured; so the three cases run in `--rounds` rounds, each in another order, and the table
+gives each case's median and the median of the ratios within a round (paired, so drift between
+rounds cancels).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,25 +79,34 @@ def main() -> None:
                         help="folder of MNIST IDX files [default: ../shared/data/mnist]")
     parser.add_argument("--epochs", type=int, default=6, help="epochs per trial [default: 6]")
     parser.add_argument("--width", type=int, default=500, help="hidden units [default: 500]")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three cases [default: 3]")
     args = parser.parse_args()
     data = Path(args.data).resolve()
     if not (data / "train-images-idx3-ubyte.gz").exists() and not (data / "train-images-idx3-ubyte").exists():
         sys.exit(f"error: no MNIST IDX files in {data}: pass --data DIR")
     cores = len(os.sched_getaffinity(0))
-    print(f"16 MLP trials (784-{args.width}-10, {args.epochs} epochs, batch 100) on {data}, {cores} cores")
+    print(f"16 MLP trials (784-{args.width}-10, {args.epochs} epochs, batch 100) on {data}, {cores} cores, "
+          f"{args.rounds} round(s)")
+    rounds = []
     with tempfile.TemporaryDirectory() as folder:
         spec = Path(folder) / "scaling.toml"
         spec.write_text(SPEC.format(data=data, epochs=args.epochs, width=args.width))
         run_case(spec, 1, 1)  # warm the compile cache, so no case pays the first compilation
-        seconds = {key: run_case(spec, workers, threads) for key, _, workers, threads in CASES}
+        for r in range(args.rounds):
+            order = CASES[r % 3:] + CASES[:r % 3]  # each case first, second and third in turn
+            rounds.append({key: run_case(spec, workers, threads) for key, _, workers, threads in order})
+            print(f"round {r + 1}: " + "  ".join(f"({k}) {rounds[-1][k][0]:.1f} s" for k, *_ in CASES), flush=True)
     print(f"{'case':<26}{'run s':>7}{'vs (a)':>8}{'sweep s':>9}{'vs (a)':>8}{'trials/s':>10}")
+    median = {key: [statistics.median(r[key][i] for r in rounds) for i in (0, 1)] for key, *_ in CASES}
+    paired = {key: [statistics.median(r[key][i] / r["a"][i] for r in rounds) for i in (0, 1)] for key, *_ in CASES}
     for key, label, _, _ in CASES:
-        run, span = seconds[key]
-        print(f"({key}) {label:<22}{run:7.1f}{run / seconds['a'][0]:8.2f}{span:9.1f}{span / seconds['a'][1]:8.2f}"
-              f"{16 / span:10.2f}")
-    print("run s: the whole `sweeper run` (start-up, data loading, summary); sweep s: first trial start to last end")
+        (run, span), (run_ratio, span_ratio) = median[key], paired[key]
+        print(f"({key}) {label:<22}{run:7.1f}{run_ratio:8.2f}{span:9.1f}{span_ratio:8.2f}{16 / span:10.2f}")
+    print("run s: the whole `sweeper run` (start-up, data loading, summary); sweep s: first trial start to last end;")
+    print("seconds are medians over the rounds, ratios medians of the ratios within each round")
     for i, what in enumerate(("run", "sweep")):
-        ratio, versus = seconds["b"][i] / seconds["a"][i], seconds["b"][i] / seconds["c"][i]
+        ratio = paired["b"][i]
+        versus = statistics.median(r["b"][i] / r["c"][i] for r in rounds)
         print(f"{what:>5}: (b)/(a) = {ratio:.2f} (target <= 0.55: {'met' if ratio <= 0.55 else 'NOT met'}); "
               f"(b)/(c) = {versus:.2f} (target < 1: {'met' if versus < 1 else 'NOT met'})")
 

@@ -89,10 +89,17 @@ def run(spec: str, storage: str | None, name: str | None, n_workers: int | None,
     if gpus is not None and not (gpu_list and all(g.isdigit() for g in gpu_list)):
         raise BadInput(f"--gpus {gpus!r} is not a list of GPU numbers: write e.g. 0 or 0,1")
     parsed = specs.load(spec, name=name)
-    handle, created = _create(parsed, _url(storage))
-    _say_created(handle, created)
-    code = runner.run(handle, n_workers=n_workers or (len(gpu_list) if gpu_list else 1), timeout=timeout,
-                      backend=backend, log_dir=logs, threads=threads, device=device, gpus=gpu_list)
+    url = _url(storage)
+    # the workers import, load the data and compile while the study is created (a refusal ends them)
+    workers = runner.start(parsed, url, n_workers=n_workers or (len(gpu_list) if gpu_list else 1), timeout=timeout,
+                           backend=backend, log_dir=logs, threads=threads, device=device, gpus=gpu_list)
+    try:
+        handle, created = _create(parsed, url)
+        _say_created(handle, created)
+        code = runner.run(handle, workers)
+    except BaseException:
+        workers.cancel()
+        raise
     handle.storage.engine.dispose()
     exit_now(code)  # the workers have exited, the summary is printed: skip the interpreter's teardown
 

@@ -1,7 +1,9 @@
-"""`sweeper run`: start N worker processes on this machine, show progress from the storage, sum up."""
+"""`sweeper run`: start N worker processes on this machine (preparing while the study is created), show
+progress from the storage, sum up."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -9,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -18,14 +21,68 @@ from storage.errors import BadInput
 POLL_S = 1.0
 
 
-def run(handle, *, n_workers: int, timeout: float | None = None, backend: str | None = None,
-        log_dir: str | None = None, threads: int | None = None, device: str = "cpu",
-        gpus: list[str] | None = None) -> int:
-    """Run `n_workers` workers of `handle`'s study until its budget is spent; the exit code.
+@dataclass
+class Workers:
+    """The worker processes of one `sweeper run`, each preparing (imports, data, compiling) until
+    `release` lets it start, or `cancel` ends it."""
+
+    procs: list  # (subprocess.Popen, its log file)
+    logs: Path
+    keep_logs: bool  # the user's --logs folder (else a temporary one, removed after a clean run)
+    line: str  # "2 worker(s), 1 thread(s) each, one core each; logs in ..."
+    released: bool = False
+
+    def release(self) -> None:
+        """Let every worker start on the study, which now exists."""
+        self.released = True
+        for p, _ in self.procs:
+            _tell(p, "start\n")
+
+    def cancel(self) -> None:
+        """End workers that were never released (the run was refused) and their logs: they have
+        written nothing. Released workers are left to `run`, which waits for them."""
+        if self.released:
+            return
+        for p, log in self.procs:
+            if p.poll() is None:
+                p.terminate()
+            p.wait()
+            log.close()
+        if not self.keep_logs:
+            shutil.rmtree(self.logs, ignore_errors=True)
+
+
+def start(spec, url: str, *, n_workers: int, threads: int | None = None, device: str = "cpu",
+          gpus: list[str] | None = None, timeout: float | None = None, backend: str | None = None,
+          log_dir: str | None = None) -> Workers:
+    """Start `n_workers` workers of study `spec` at `url`; they prepare while the study is created.
 
     Each worker gets `threads` BLAS/OpenMP/XLA threads (default: this machine's cores / workers) and,
     when the workers' threads fit the cores, its own cores (XLA sizes its pool by affinity). With
     `gpus`, worker i sees only GPU gpus[i % len(gpus)] (CUDA_VISIBLE_DEVICES) and trains there.
+    Each reads the spec on its stdin, loads the data and compiles the network (python -m workers
+    worker --stdin-start), then waits for `Workers.release`.
+    """
+    logs = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix=f"sweeper-{spec.name}-"))
+    logs.mkdir(parents=True, exist_ok=True)
+    cores = sorted(os.sched_getaffinity(0))
+    threads = threads or max(1, len(cores) // n_workers)
+    pin = n_workers * threads <= len(cores)  # one worker of all cores: a no-op
+    # (a lone 1-thread worker is pinned too: unpinned, XLA's helper threads spill onto a second core)
+    line = json.dumps(spec.to_attr()) + "\n"
+    procs = []
+    for i in range(n_workers):
+        cpus = cores[i * threads:(i + 1) * threads] if pin else None
+        gpu = gpus[i % len(gpus)] if gpus else None
+        procs.append(_start(spec.name, url, i, threads, timeout, backend, logs, cpus=cpus, device=device, gpu=gpu))
+        _tell(procs[-1][0], line)
+    where = f", GPU {', '.join(gpus)}" if gpus else ", one core each" if pin and threads == 1 else ""
+    return Workers(procs, logs, log_dir is not None,
+                   f"{n_workers} worker(s), {threads} thread(s) each{where}; logs in {logs}")
+
+
+def run(handle, workers: Workers) -> int:
+    """Release `workers` on `handle`'s study, show progress until they exit, sum up; the exit code.
 
     The workers run in their own process group, so that a Ctrl-C reaches them only through this
     process: the first Ctrl-C (or SIGTERM) asks each worker to finish its trial and stop, the
@@ -33,35 +90,26 @@ def run(handle, *, n_workers: int, timeout: float | None = None, backend: str | 
     """
     spec, counts = handle.spec, handle.counts()
     if counts.next_step(spec.n_trials) == "done":
+        workers.cancel()
         _echo(f"study '{spec.name}' is already done: {counts.done} of {spec.n_trials} trials")
         _summary(handle)
         return 0
     if counts.stopped:
         raise BadInput(f"study '{spec.name}' is stopped (sweeper stop): lift it with sweeper resume {spec.name}")
-    logs = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix=f"sweeper-{spec.name}-"))
-    logs.mkdir(parents=True, exist_ok=True)
     from storage import rdb, urls
 
-    cores = sorted(os.sched_getaffinity(0))
-    threads = threads or max(1, len(cores) // n_workers)
-    pin = n_workers * threads <= len(cores)  # one worker of all cores: a no-op
-    if urls.sqlite_path(handle.url) is not None and n_workers > 1:
+    if urls.sqlite_path(handle.url) is not None and len(workers.procs) > 1:
         _echo(f"warning: {rdb.SQLITE_SHARED}")
-    workers = []
-    for i in range(n_workers):
-        cpus = cores[i * threads:(i + 1) * threads] if pin else None
-        gpu = gpus[i % len(gpus)] if gpus else None
-        workers.append(_start(handle, i, threads, timeout, backend, logs, cpus=cpus, device=device, gpu=gpu))
-    where = f", GPU {', '.join(gpus)}" if gpus else ", one core each" if pin and threads == 1 else ""
-    # (a lone 1-thread worker is pinned too: unpinned, XLA's helper threads spill onto a second core)
-    _echo(f"{n_workers} worker(s), {threads} thread(s) each{where}; logs in {logs}")
+    _echo(workers.line)
+    workers.release()
+    procs = workers.procs
     stops = []
 
     def stop(signum, _frame) -> None:
         stops.append(signum)
         _echo("stopping: each worker finishes its current trial (Ctrl-C again to stop them now)"
               if len(stops) == 1 else "stopping now: running trials are queued again")
-        for p, _ in workers:
+        for p, _ in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
 
@@ -69,7 +117,7 @@ def run(handle, *, n_workers: int, timeout: float | None = None, backend: str | 
     started, last_line = time.monotonic(), None
     try:
         while True:
-            alive = [p for p, _ in workers if p.poll() is None]
+            alive = [p for p, _ in procs if p.poll() is None]
             line = _progress(handle)
             if line != last_line:
                 _echo(f"[{time.monotonic() - started:6.0f} s] {line}")
@@ -78,7 +126,7 @@ def run(handle, *, n_workers: int, timeout: float | None = None, backend: str | 
                 break
             _wait_any(alive, POLL_S)
     finally:
-        for p, log in workers:
+        for p, log in procs:
             p.wait()
             log.close()
         for sig, handler in previous.items():
@@ -90,15 +138,26 @@ def run(handle, *, n_workers: int, timeout: float | None = None, backend: str | 
               "to go on")
     if stops:
         return 130
-    failed = [(i, p.returncode) for i, (p, _) in enumerate(workers) if p.returncode != 0]
+    failed = [(i, p.returncode) for i, (p, _) in enumerate(procs) if p.returncode != 0]
     for i, code in failed:
-        _echo(f"worker {i} exited with code {code}; the end of {logs / f'worker-{i}.log'}:")
-        _echo("".join(_tail(logs / f"worker-{i}.log")).rstrip())
+        _echo(f"worker {i} exited with code {code}; the end of {workers.logs / f'worker-{i}.log'}:")
+        _echo("".join(_tail(workers.logs / f"worker-{i}.log")).rstrip())
     if failed:
         return 2 if all(code == 2 for _, code in failed) else 1
-    if log_dir is None:
-        shutil.rmtree(logs, ignore_errors=True)
+    if not workers.keep_logs:
+        shutil.rmtree(workers.logs, ignore_errors=True)
     return 0
+
+
+def _tell(p, line: str) -> None:
+    """Write one line to a worker's stdin (closed after 'start'); a worker that died reads nothing."""
+    try:
+        p.stdin.write(line)
+        p.stdin.flush()
+        if line == "start\n":
+            p.stdin.close()
+    except (BrokenPipeError, OSError, ValueError):  # exited already: its log and exit code tell why
+        pass
 
 
 def _wait_any(processes: list, seconds: float) -> None:
@@ -108,10 +167,11 @@ def _wait_any(processes: list, seconds: float) -> None:
         time.sleep(0.05)
 
 
-def _start(handle, index: int, threads: int, timeout, backend, logs: Path, *, cpus=None, device="cpu", gpu=None):
-    argv = [sys.executable, "-m", "workers", "worker", handle.spec.name, "--threads", str(threads),
-            "--worker-index", str(index)]
-    env = {**os.environ, "SWEEPER_STORAGE": _absolute(handle.url)}  # not in argv, where ps shows passwords
+def _start(name: str, url: str, index: int, threads: int, timeout, backend, logs: Path, *, cpus=None, device="cpu",
+           gpu=None):
+    argv = [sys.executable, "-m", "workers", "worker", name, "--threads", str(threads), "--worker-index", str(index),
+            "--stdin-start"]
+    env = {**os.environ, "SWEEPER_STORAGE": _absolute(url)}  # not in argv, where ps shows passwords
     if cpus:
         argv += ["--cpus", ",".join(map(str, cpus))]
     if gpu is not None:
@@ -124,7 +184,7 @@ def _start(handle, index: int, threads: int, timeout, backend, logs: Path, *, cp
     if backend is not None:
         argv += ["--backend", backend]
     log = open(logs / f"worker-{index}.log", "w", encoding="utf-8")
-    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, env=env, text=True,
                             start_new_session=True), log
 
 

@@ -18,6 +18,8 @@ ARCHITECTURE = {
     "mlp": ("width", "depth", "activation", "loss", "optimizer"),
     "lenet": ("width", "conv1_maps", "conv2_maps", "activation", "loss", "optimizer"),
 }
+# Symbolic parameters that still change the graph: a drop rate of 0 or more, a moving average or none.
+SWITCHES = ("dropout", "input_dropout", "ema")
 HYPER = ("lr", "l1", "l2", "momentum", "rho", "beta1", "beta2", "eps", "dropout", "input_dropout", "ema")
 EVAL_CHUNK = 1000  # predictions run on fixed-size chunks so JAX compiles one shape
 compiles = 0  # how many networks this process has compiled (tests check compile-once)
@@ -28,6 +30,7 @@ _cache: dict[tuple, "Network"] = {}
 class Network:
     """One compiled architecture: shared parameters, optimizer state, and the compiled functions."""
 
+    image_shape: tuple
     layout: list
     params: list
     shadows: list | None
@@ -64,6 +67,13 @@ class Network:
             out.append(np.asarray(self.predict(chunk))[:n])
         return np.concatenate(out)
 
+    def warm_up(self, batch: int, hyper: np.ndarray) -> None:
+        """Run one step on `batch` blank images and one prediction, so that the backend has traced
+        (and compiled) both functions for these shapes; `reset` then discards what the step did."""
+        x = np.zeros((batch, *self.image_shape), pytensor.config.floatX)
+        np.asarray(self.step(x, np.zeros(batch, np.int32), hyper)[0])
+        self.probabilities(x[:1])
+
     def snapshot(self) -> list[np.ndarray]:
         """Copies of the weights used for evaluation (for early stopping's best epoch)."""
         return [v.get_value().copy() for v in (self.shadows or self.params)]
@@ -72,6 +82,11 @@ class Network:
         """Put a snapshot back into the evaluation weights."""
         for v, value in zip(self.shadows or self.params, values):
             v.set_value(value)
+
+
+def shaped_by(model: str) -> set[str]:
+    """The parameters whose values can change `model`'s compiled graph (all others are inputs)."""
+    return {*ARCHITECTURE[model], *SWITCHES}
 
 
 def network(model: str, config: dict, image_shape: tuple, n_classes: int) -> Network:
@@ -124,7 +139,7 @@ def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
     eval_logits, _ = forward(shadows or params, x, config["activation"])
     predict = pytensor.function([x], pt.special.softmax(eval_logits, axis=1), mode=mode)
     compiles += 1
-    return Network(layout, params, shadows, state, rng, train_step, predict)
+    return Network(tuple(image_shape), layout, params, shadows, state, rng, train_step, predict)
 
 
 def _mode():

@@ -84,7 +84,7 @@ def train(model: str, params: dict, data, *, epochs: int, seed: int = 0,
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         lr = learning_rate(config, epoch - 1, epochs)
-        hyper = np.array([lr if k == "lr" else config[k] for k in HYPER], dtype=np.float32)
+        hyper = _hyper(config, lr)
         order = shuffle.permutation(n)
         # gather minibatch by minibatch: a shuffled copy of the whole set costs page faults every epoch
         outs = [net.step(data.x_train[idx], data.y_train[idx], hyper)
@@ -112,6 +112,19 @@ def train(model: str, params: dict, data, *, epochs: int, seed: int = 0,
     return Result(valid_error=best, test_error=_error(probs, data.y_test), epochs_run=epoch,
                   stopped_early=stopped_early, seconds=time.perf_counter() - start,
                   report=metrics.report(probs, data.y_test), confident=metrics.confident_precision(probs, data.y_test))
+
+
+def prepare(model: str, params: dict, data) -> None:
+    """Compile `model`'s network for `params` on `data` and run it once, so that a later train()
+    of the same architecture (its first epoch included) runs at full speed from the start."""
+    config = resolve(model, params)
+    net = compiled.network(model, config, data.image_shape, data.n_classes)
+    net.warm_up(min(config["batch_size"], len(data.x_train)), _hyper(config, config["lr"]))
+
+
+def _hyper(config: dict, lr: float) -> np.ndarray:
+    """The compiled step's hyperparameter vector (ordered as HYPER) with learning rate `lr`."""
+    return np.array([lr if k == "lr" else config[k] for k in HYPER], dtype=np.float32)
 
 
 def _error(probs: np.ndarray, y: np.ndarray) -> float:

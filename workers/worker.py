@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ import optuna
 
 from storage import budget, rdb, retry, samplers, studies
 from storage.errors import BadInput
+from storage.specs import Spec
 from workers.objective import WORKER, Objective
 
 WAIT_S = 0.5  # how often a worker whose budget is taken by running trials looks again
@@ -129,6 +131,36 @@ def work(name: str, url: str, *, n_trials: int | None = None, timeout: float | N
         objective.close()
         storage.engine.dispose()
     return 0
+
+
+def wait_for_start(stream) -> bool:
+    """How `sweeper run` starts its workers while it creates the study: read the study's spec (one
+    JSON line) from `stream`, prepare for it, then wait for the line 'start'.
+
+    False when the stream ends first (the run was refused, or its process died): nothing to do.
+    """
+    line = stream.readline()
+    if not line:
+        return False
+    prepare(Spec.from_attr(json.loads(line)))
+    return stream.readline().strip() == "start"
+
+
+def prepare(spec: Spec) -> None:
+    """Load the study's data set and, when no searched parameter shapes the network, compile it
+    and run it once: the first trial then starts at full speed."""
+    from workers import compiled
+    from workers.data import load
+    from workers.train import prepare as compile_network
+
+    begun = time.perf_counter()
+    data = load(spec.dataset, valid_size=spec.fixed.get("valid_size", 0.2))
+    searched = set(spec.space) & compiled.shaped_by(spec.model)
+    if not searched:
+        compile_network(spec.model, spec.fixed, data)
+    log.info("prepared in %.1f s: %s loaded, %s", time.perf_counter() - begun, spec.dataset,
+             f"network compiled when its first trial gets {', '.join(sorted(searched))}" if searched
+             else "network compiled")
 
 
 def _locked_step(lock, study, study_id: int, n_trials: int) -> str:
@@ -243,7 +275,7 @@ def _log_trial(last: dict) -> None:
 def setup_logging(quiet: bool = False) -> None:
     """One line per event on stderr, with time and worker (only our logger: libraries keep theirs)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"%(asctime)s {WORKER} %(message)s", datefmt="%H:%M:%S"))
+    handler.setFormatter(logging.Formatter(f"%(asctime)s.%(msecs)03d {WORKER} %(message)s", datefmt="%H:%M:%S"))
     log.addHandler(handler)
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False

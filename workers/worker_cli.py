@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 
@@ -21,7 +23,9 @@ import click
 @click.option("--worker-index", type=click.IntRange(min=0), default=None,
               help="offsets the sampler's seed; parallel workers need different ones [default: the pid]")
 @click.option("--quiet", is_flag=True, help="log only warnings, not one line per trial")
-def worker(name, storage, n_trials, timeout, threads, backend, device, cpus, worker_index, quiet) -> None:
+@click.option("--stdin-start", is_flag=True, hidden=True,
+              help="read the spec on stdin, prepare, and start on the line 'start' (how sweeper run starts workers)")
+def worker(name, storage, n_trials, timeout, threads, backend, device, cpus, worker_index, quiet, stdin_start) -> None:
     """Pull trials of study NAME until its n_trials (over all workers), --n-trials or --timeout.
 
     SIGTERM or Ctrl-C once: finish the current trial, then stop; twice: stop now and queue the
@@ -35,8 +39,10 @@ def worker(name, storage, n_trials, timeout, threads, backend, device, cpus, wor
     if device == "cuda":
         runtime.check_cuda()  # one line and exit 2 when JAX sees no GPU
     from storage.process import exit_now
-    from workers.worker import setup_logging, work
+    from workers.worker import setup_logging, wait_for_start, work
 
     setup_logging(quiet)
+    if stdin_start and not wait_for_start(sys.stdin):
+        exit_now(0)  # the run that started this worker ended before its study was ready: nothing to do
     exit_now(work(name, url, n_trials=n_trials, timeout=timeout, seed_offset=worker_index))  # all written
 

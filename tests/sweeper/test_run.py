@@ -11,6 +11,7 @@ import time
 import pandas as pd
 import sqlalchemy as sa
 from tests.conftest import ROOT
+from tests.sweeper.conftest import tiny_spec
 
 QUICKSTART = ROOT / "studies" / "quickstart.toml"
 
@@ -85,6 +86,34 @@ def test_quickstart_on_postgres_with_two_workers(sweeper, pg_url, tmp_path):
     assert "trials: 10 of 10 done" in status.stdout and "best: trial" in status.stdout
     studies = sweeper("studies", "--storage", pg_url)
     assert "quickstart" in studies.stdout and "10" in studies.stdout
+
+
+def _processes_using(db) -> list[int]:
+    """Pids of the processes whose $SWEEPER_STORAGE is this SQLite file (the workers of a run on it)."""
+    wanted = f"SWEEPER_STORAGE=sqlite:///{db}".encode()
+    pids = []
+    for entry in os.scandir("/proc"):
+        try:
+            if entry.name.isdigit() and wanted in open(f"/proc/{entry.name}/environ", "rb").read().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:  # gone, or not ours to read
+            pass
+    return pids
+
+
+def test_a_refused_run_ends_the_workers_it_started_and_their_logs(sweeper, write_spec, tmp_path):
+    """`sweeper run` starts its workers while it creates the study: a refusal ends them, leaving nothing."""
+    assert sweeper("create", write_spec(tiny_spec())).returncode == 0
+    changed = write_spec(tiny_spec(epochs=3), name="changed.toml")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    run = sweeper("run", changed, "--workers", "2", env={"TMPDIR": str(scratch)})
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: study 'tiny' already exists") and run.stderr.count("\n") == 1
+    assert not list(scratch.glob("sweeper-tiny-*"))  # the workers' temporary log folder
+    assert not _processes_using(tmp_path / "sweeper.db")
+    results = pd.read_csv(io.StringIO(sweeper("results", "tiny", "--format", "csv").stdout))
+    assert results.empty  # no worker touched the study
 
 
 def test_a_failing_worker_fails_the_run(sweeper, write_spec, tmp_path):

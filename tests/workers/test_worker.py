@@ -6,6 +6,7 @@ stale through Optuna's heartbeat and retried by the next worker.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -202,3 +203,41 @@ def test_a_trial_gives_way_when_its_budget_lock_died_and_the_budget_is_taken(pg_
         worker.release_checked(dead_lock(), storage, study._study_id, n_trials=1)
     worker.release_checked(budget.Lock(storage.engine, study._study_id).acquire(), storage, study._study_id,
                            n_trials=1)  # a lock held to the end: no recount
+
+
+def test_stdin_start_prepares_then_runs_on_the_start_line(sqlite_url):
+    """How `sweeper run` starts a worker: the spec on stdin, preparation, then the line 'start'."""
+    handle = create(sqlite_url, extra="n_trials = 1")
+    line = json.dumps(handle.spec.to_attr())
+    proc = subprocess.run([sys.executable, "-m", "workers", "worker", "w", "--storage", sqlite_url, "--threads", "1",
+                           "--stdin-start"], input=f"{line}\nstart\n", capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    log = proc.stderr
+    assert "network compiled" in log and log.index("prepared in") < log.index("trial 0 COMPLETE")
+    assert [t.state.name for t in optuna.load_study(study_name="w", storage=sqlite_url).trials] == ["COMPLETE"]
+
+
+@pytest.mark.parametrize("given", ["", "spec"])
+def test_stdin_start_without_the_start_line_exits_0_and_touches_nothing(sqlite_url, given):
+    """A run refused while its workers prepared: they read the end of stdin and leave the study as it was."""
+    handle = create(sqlite_url)
+    text = json.dumps(handle.spec.to_attr()) + "\n" if given else ""
+    proc = subprocess.run([sys.executable, "-m", "workers", "worker", "w", "--storage", sqlite_url, "--threads", "1",
+                           "--stdin-start"], input=text, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert ("prepared in" in proc.stderr) == bool(given)
+    assert optuna.load_study(study_name="w", storage=sqlite_url).trials == []
+
+
+def test_prepare_compiles_only_a_network_that_no_searched_parameter_shapes(sqlite_url, monkeypatch):
+    from workers import compiled
+    from workers.worker import prepare
+
+    monkeypatch.setattr(compiled, "_cache", {})  # networks other tests compiled in this process
+
+    searched = create(sqlite_url, params='activation = {choice = ["relu", "tanh"]}').spec  # shapes the graph
+    before = compiled.compiles
+    prepare(searched)
+    assert compiled.compiles == before
+    prepare(create(sqlite_url.replace("sweeper.db", "other.db")).spec)  # only lr searched
+    assert compiled.compiles == before + 1
