@@ -114,11 +114,11 @@ def run(handle, workers: Workers) -> int:
                 p.send_signal(signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    started, last_line = time.monotonic(), None
+    started, last_line, best = time.monotonic(), None, (None, "")
     try:
         while True:
             alive = [p for p, _ in procs if p.poll() is None]
-            line = _progress(handle)
+            line, best = _progress(handle, best)
             if line != last_line:
                 _echo(f"[{time.monotonic() - started:6.0f} s] {line}")
                 last_line = line
@@ -198,12 +198,16 @@ def _absolute(url: str) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
-def _progress(handle) -> str:
+def _progress(handle, best: tuple) -> tuple[str, tuple]:
+    """The progress line, and (trials done, best line): the best trial is read again only when more
+    are done (each poll shares the cores with the workers)."""
     from sweeper import report
 
     counts = handle.counts()
+    if best[0] != counts.done:
+        best = (counts.done, report.best_line(handle))
     return (f"{counts.done}/{handle.spec.n_trials} done ({counts.pruned} pruned, {counts.failed} "
-            f"failed), {counts.running} running | best: {report.best_line(handle)}")
+            f"failed), {counts.running} running | best: {best[1]}"), best
 
 
 def _summary(handle) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-from workers import runtime
+from workers import netcache, runtime
 from workers.nn import jaxmode, losses, models, penalties, updates
 from workers.nn.init import initial_values
 
@@ -22,7 +22,7 @@ ARCHITECTURE = {
 SWITCHES = ("dropout", "input_dropout", "ema")
 HYPER = ("lr", "l1", "l2", "momentum", "rho", "beta1", "beta2", "eps", "dropout", "input_dropout", "ema")
 EVAL_CHUNK = 1000  # predictions run on fixed-size chunks so JAX compiles one shape
-compiles = 0  # how many networks this process has compiled (tests check compile-once)
+compiles = 0  # how many networks this process has built, compiled or loaded (tests check compile-once)
 _cache: dict[tuple, "Network"] = {}
 
 
@@ -95,12 +95,25 @@ def network(model: str, config: dict, image_shape: tuple, n_classes: int) -> Net
            *(config[k] for k in ARCHITECTURE[model]),
            config["dropout"] > 0 or config["input_dropout"] > 0, config["ema"] > 0)
     if key not in _cache:
-        _cache[key] = _compile(model, config, image_shape, n_classes)
+        _cache[key] = _build(key, model, config, image_shape, n_classes)
     return _cache[key]
 
 
-def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Network:
+def _build(key: tuple, model: str, config: dict, image_shape: tuple, n_classes: int) -> Network:
+    """Load the network from the disk cache (workers/netcache.py), else compile it and keep it there.
+    Not kept: networks with dropout (their generator does not unpickle) and other backends."""
     global compiles
+    keep = runtime.compile_mode() == "JAX" and not (config["dropout"] > 0 or config["input_dropout"] > 0)
+    net = netcache.load(key) if keep else None
+    if net is None:
+        net = _compile(model, config, image_shape, n_classes)
+        if keep:
+            netcache.save(key, net)
+    compiles += 1
+    return net
+
+
+def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Network:
     floatx = pytensor.config.floatX
     if model == "mlp":
         layout = models.mlp_layout(int(np.prod(image_shape)), config["width"], config["depth"], n_classes)
@@ -138,7 +151,6 @@ def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
                                    updates=step_updates, mode=mode, on_unused_input="ignore")
     eval_logits, _ = forward(shadows or params, x, config["activation"])
     predict = pytensor.function([x], pt.special.softmax(eval_logits, axis=1), mode=mode)
-    compiles += 1
     return Network(tuple(image_shape), layout, params, shadows, state, rng, train_step, predict)
 
 

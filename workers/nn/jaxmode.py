@@ -68,6 +68,12 @@ def _usable(options: frozenset) -> bool:
     return True
 
 
+class _LinkerWithCPUOptions(_Linker):
+    """`_Linker` with `XLA_CPU_OPTIONS` (a module-level class: compiled functions pickle)."""
+
+    compiler_options = XLA_CPU_OPTIONS
+
+
 def jax_mode(compiler_options=None) -> Mode:
     """PyTensor's ``mode="JAX"``, compiling with `XLA_CPU_OPTIONS` (or the given XLA options) and
     donating updated shared buffers.
@@ -78,5 +84,10 @@ def jax_mode(compiler_options=None) -> Mode:
     opts = XLA_CPU_OPTIONS if compiler_options is None else compiler_options
     if jax.default_backend() != "cpu" or not _usable(frozenset(opts.items())):
         opts = {}
-    linker = type("JAXLinkerWithOptions", (_Linker,), {"compiler_options": dict(opts)})
+    if opts == XLA_CPU_OPTIONS:
+        linker = _LinkerWithCPUOptions
+    elif not opts:
+        linker = _Linker
+    else:
+        linker = type("JAXLinkerWithOptions", (_Linker,), {"compiler_options": dict(opts)})
     return Mode(linker(), JAX.provided_optimizer)

@@ -1,0 +1,76 @@
+"""Compiled networks kept on disk, so that a new process skips building and rewriting their graphs.
+
+PyTensor rewrites a train step's graph for 1-1.5 s on every process start (the XLA code itself is
+already cached by JAX). A `workers.compiled.Network` pickles with its rewritten graphs: a later
+process unpickles it in ~0.4 s and runs the same code. Files live in ``<PyTensor's base_compiledir>/sweeper-networks``,
+named by a hash of the architecture, the versions of PyTensor, JAX, jaxlib and NumPy, the
+float type, the JAX platform and the source of the code that builds the graphs, so that changing any
+of them compiles afresh. Networks with dropout are not kept: PyTensor cannot unpickle a JAX
+function's random generator.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import logging
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger("sweeper.worker")
+
+# The code whose changes change a compiled graph (this package's files, by path from workers/).
+SOURCES = ("compiled.py", "netcache.py", "nn")
+LIBRARIES = ("pytensor", "jax", "jaxlib", "numpy", "ml_dtypes")
+
+
+def load(key: tuple):
+    """The Network kept under `key`, or None (not kept, unreadable, or from other code)."""
+    path = _path(key)
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - a damaged or stale file: compile afresh and replace it
+        log.warning("compiled network %s unreadable (%s: %s): compiling again", path.name, type(exc).__name__, exc)
+        return None
+
+
+def save(key: tuple, network) -> None:
+    """Keep `network` (just compiled, never run) under `key`; written whole or not at all."""
+    path = _path(key)
+    temp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(network, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(temp, path)  # atomic: a process reading at the same time gets the old file or the new one
+    except Exception as exc:  # noqa: BLE001 - a cache that cannot be written only costs time
+        log.warning("could not keep the compiled network in %s: %s", path.parent, exc)
+        if temp is not None:
+            Path(temp).unlink(missing_ok=True)
+
+
+def _path(key: tuple) -> Path:
+    import pytensor
+
+    digest = hashlib.sha256(repr((key, _fingerprint())).encode()).hexdigest()[:32]
+    return Path(pytensor.config.base_compiledir) / "sweeper-networks" / f"{digest}.pkl"
+
+
+@functools.cache
+def _fingerprint() -> tuple:
+    """What else a compiled network depends on: library versions, float type, platform, our source."""
+    import jax
+    import pytensor
+
+    versions = tuple(importlib.metadata.version(name) for name in LIBRARIES)
+    root = Path(__file__).resolve().parent
+    files = sorted(p for s in SOURCES for p in ((root / s).rglob("*.py") if (root / s).is_dir() else [root / s]))
+    source = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in files)).hexdigest()
+    return versions, pytensor.config.floatX, jax.default_backend(), source
