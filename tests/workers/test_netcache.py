@@ -51,7 +51,7 @@ def cache(tmp_path_factory):
 
 def test_a_new_process_loads_the_network_and_trains_bit_identically(cache):
     folder, first = cache
-    kept = list((folder / "sweeper-networks").glob("*.pkl"))
+    kept = list((folder / "sweeper-networks").glob("*.pkl.gz"))
     assert len(kept) == 1 and kept[0].stat().st_size > 0
     second, _ = _train(folder)
     assert second["compiled"] == 0  # loaded, not compiled
@@ -60,7 +60,7 @@ def test_a_new_process_loads_the_network_and_trains_bit_identically(cache):
 
 def test_a_damaged_file_is_compiled_again_and_replaced(cache, tmp_path):
     folder, first = cache
-    kept = next((folder / "sweeper-networks").glob("*.pkl"))
+    kept = next((folder / "sweeper-networks").glob("*.pkl.gz"))
     kept.write_bytes(kept.read_bytes()[:1000])  # truncated, as by a full disk
     again, log = _train(folder)
     assert again == first
@@ -73,4 +73,4 @@ def test_networks_with_dropout_are_compiled_each_time(tmp_path):
     first, _ = _train(tmp_path, dropout=0.2)
     second, _ = _train(tmp_path, dropout=0.2)
     assert first["compiled"] == second["compiled"] == 1 and first == second
-    assert not list((tmp_path / "sweeper-networks").glob("*.pkl"))
+    assert not list((tmp_path / "sweeper-networks").glob("*.pkl.gz"))
