@@ -176,3 +176,14 @@ def test_library_use_after_importing_jax_first(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     floatx, valid_error = json.loads(done.stdout.strip().splitlines()[-1])
     assert floatx == "float32" and valid_error < 0.2
+
+
+def test_prepare_leaves_no_trace_in_the_next_run(digits):
+    """The warm-up step of prepare() (worker start-up) changes nothing a later train() computes."""
+    from workers.train import prepare
+
+    params = dict(SMALL, width=29, optimizer="adam", lr=0.01, dropout=0.2)
+    before, _ = _run(digits, params, epochs=2)
+    prepare("mlp", params, digits)
+    after, _ = _run(digits, params, epochs=2)
+    assert [(r.train_loss, r.valid_error) for r in before] == [(r.train_loss, r.valid_error) for r in after]
