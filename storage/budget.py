@@ -118,7 +118,7 @@ class Lock:
         elif dialect == "sqlite":
             path = urls.sqlite_path(self._engine.url.render_as_string(hide_password=False))
             if path is not None:  # byte `study_id` of DB-lock, beside SQLite's own DB-wal and DB-shm
-                self._file = open(path.with_name(path.name + "-lock"), "a")
+                self._file = open(urls.sqlite_lock_file(path), "a")
                 fcntl.lockf(self._file, fcntl.LOCK_EX, 1, self._study_id)
         return self
 

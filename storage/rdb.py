@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import warnings
 
@@ -31,7 +32,7 @@ SESSION = "-c synchronous_commit={}"
 # create tables at once (`sweeper run` and a `sweeper status` watching it, two workers) collide in
 # the catalog ("duplicate key value violates unique constraint pg_type_typname_nsp_index").
 SCHEMA_LOCK = int.from_bytes(b"sweeper!", "big") & (2**63 - 1)  # budget locks hash the study id (storage.budget)
-SCHEMA_TRIES = 3  # SQLite has no such lock: a colliding first open is tried again
+SCHEMA_TRIES = 3  # a colliding first open (a database without either lock) is tried again
 SCHEMA_LOCK_WAIT_S = 60
 
 
@@ -149,7 +150,19 @@ def _create_schema(url: str, build):
 
 @contextlib.contextmanager
 def _schema_lock(url: str):
-    if sa.engine.make_url(url).get_backend_name() != "postgresql":
+    """Held while this process creates the schema: a PostgreSQL advisory lock, or on SQLite a POSIX
+    lock on byte 0 of DB-lock (six processes on a fresh file collided more often than 3 tries cover)."""
+    backend = sa.engine.make_url(url).get_backend_name()
+    path = urls.sqlite_path(url)
+    if backend == "sqlite" and path is not None:
+        with open(urls.sqlite_lock_file(path), "a") as file:
+            fcntl.lockf(file, fcntl.LOCK_EX, 1, 0)
+            try:
+                yield
+            finally:
+                fcntl.lockf(file, fcntl.LOCK_UN, 1, 0)
+        return
+    if backend != "postgresql":
         yield
         return
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool, **{k: v for k, v in engine_kwargs(url).items()

@@ -55,3 +55,9 @@ def sqlite_path(url: str) -> Path | None:
     if parsed.database.startswith("file:"):  # URI form: sqlite:///file:path?mode=...&uri=true
         return Path(parsed.database[5:].split("?", 1)[0])
     return Path(parsed.database)
+
+
+def sqlite_lock_file(path: Path) -> Path:
+    """DB-lock beside an SQLite file DB (and its DB-wal, DB-shm): sweeper's locks between processes
+    (byte 0: creating the schema; byte `study_id`: a study's budget)."""
+    return path.with_name(path.name + "-lock")

@@ -64,7 +64,7 @@ def create(spec: Spec, url: str) -> tuple[Handle, bool]:
     except BaseException:
         if new_file:
             storage.engine.dispose()
-            for suffix in ("", "-wal", "-shm", "-journal"):
+            for suffix in ("", "-wal", "-shm", "-journal", "-lock"):
                 path.with_name(path.name + suffix).unlink(missing_ok=True)
         raise
 
