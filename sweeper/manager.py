@@ -64,8 +64,9 @@ def create(spec: Spec, url: str) -> tuple[Handle, bool]:
     except BaseException:
         if new_file:
             storage.engine.dispose()
-            for suffix in ("", "-wal", "-shm", "-journal", "-lock"):
+            for suffix in ("", "-wal", "-shm", "-journal"):
                 path.with_name(path.name + suffix).unlink(missing_ok=True)
+            urls.sqlite_lock_file(path).unlink(missing_ok=True)
         raise
 
 

@@ -36,7 +36,7 @@ class Workers:
         """Let every worker start on the study, which now exists."""
         self.released = True
         for p, _ in self.procs:
-            _tell(p, "start\n")
+            _tell(p, "start\n", last=True)
 
     def cancel(self) -> None:
         """End workers that were never released (the run was refused) and their logs: they have
@@ -149,12 +149,12 @@ def run(handle, workers: Workers) -> int:
     return 0
 
 
-def _tell(p, line: str) -> None:
-    """Write one line to a worker's stdin (closed after 'start'); a worker that died reads nothing."""
+def _tell(p, line: str, *, last: bool = False) -> None:
+    """Write one line to a worker's stdin (closing it after the `last`); a worker that died reads nothing."""
     try:
         p.stdin.write(line)
         p.stdin.flush()
-        if line == "start\n":
+        if last:
             p.stdin.close()
     except (BrokenPipeError, OSError, ValueError):  # exited already: its log and exit code tell why
         pass

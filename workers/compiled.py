@@ -93,7 +93,7 @@ def network(model: str, config: dict, image_shape: tuple, n_classes: int) -> Net
     """The compiled Network for this architecture, compiling it on first use in this process."""
     key = (runtime.compile_mode(), model, tuple(image_shape), n_classes,
            *(config[k] for k in ARCHITECTURE[model]),
-           config["dropout"] > 0 or config["input_dropout"] > 0, config["ema"] > 0)
+           _drops(config), config["ema"] > 0)
     if key not in _cache:
         _cache[key] = _build(key, model, config, image_shape, n_classes)
     return _cache[key]
@@ -103,7 +103,7 @@ def _build(key: tuple, model: str, config: dict, image_shape: tuple, n_classes: 
     """Load the network from the disk cache (workers/netcache.py), else compile it and keep it there.
     Not kept: networks with dropout (their generator does not unpickle) and other backends."""
     global compiles
-    keep = runtime.compile_mode() == "JAX" and not (config["dropout"] > 0 or config["input_dropout"] > 0)
+    keep = runtime.compile_mode() == "JAX" and not _drops(config)
     net = netcache.load(key) if keep else None
     if net is None:
         net = _compile(model, config, image_shape, n_classes)
@@ -130,7 +130,7 @@ def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
     hyper_vector = pt.vector("hyper", dtype=floatx, shape=(len(HYPER),))
     hyper = {name: hyper_vector[i] for i, name in enumerate(HYPER)}
 
-    use_dropout = config["dropout"] > 0 or config["input_dropout"] > 0
+    use_dropout = _drops(config)
     rng = pytensor.shared(np.random.default_rng(0), name="dropout_rng") if use_dropout else None
     drop = (hyper["dropout"], hyper["input_dropout"]) if use_dropout else (None, None)
     logits, rng_updates = forward(params, x, config["activation"], *drop, rng=rng)
@@ -152,6 +152,11 @@ def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
     eval_logits, _ = forward(shadows or params, x, config["activation"])
     predict = pytensor.function([x], pt.special.softmax(eval_logits, axis=1), mode=mode)
     return Network(tuple(image_shape), layout, params, shadows, state, rng, train_step, predict)
+
+
+def _drops(config: dict) -> bool:
+    """Whether the network drops units (hidden or input): its graph then has a random generator."""
+    return config["dropout"] > 0 or config["input_dropout"] > 0
 
 
 def _mode():

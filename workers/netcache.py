@@ -2,10 +2,10 @@
 
 PyTensor rewrites a train step's graph for 1-1.5 s on every process start (the XLA code itself is
 already cached by JAX). A `workers.compiled.Network` pickles with its rewritten graphs: a later
-process unpickles it in ~0.4 s and runs the same code (gzipped: the weights in it are zeros). Files live in ``<PyTensor's base_compiledir>/sweeper-networks``,
-named by a hash of the architecture, the versions of PyTensor, JAX, jaxlib and NumPy, the
-float type, the JAX platform and the source of the code that builds the graphs, so that changing any
-of them compiles afresh. Networks with dropout are not kept: PyTensor cannot unpickle a JAX
+process unpickles it in ~0.4 s and runs the same code. Files (gzipped: the weights in them are
+zeros) live in ``<PyTensor's base_compiledir>/sweeper-networks``, named by a hash of the
+architecture, the versions in `LIBRARIES`, the float type, the JAX platform and the source of the
+code that builds the graphs (`SOURCES`), so that changing any of them compiles afresh. Networks with dropout are not kept: PyTensor cannot unpickle a JAX
 function's random generator.
 """
 

@@ -78,7 +78,7 @@ def work(name: str, url: str, *, n_trials: int | None = None, timeout: float | N
 
     from workers.data import load
 
-    load(spec.dataset, valid_size=spec.fixed.get("valid_size", 0.2))  # a missing data set fails here, once
+    _data(spec)  # a missing data set fails here, once (a prepared worker has it already)
     from workers.train import Diverged, train
 
     objective = Objective(spec, storage, study_id, train=train, load=load, expected=(Diverged, budget.Overshoot))
@@ -150,17 +150,23 @@ def prepare(spec: Spec) -> None:
     """Load the study's data set and, when no searched parameter shapes the network, compile it
     and run it once: the first trial then starts at full speed."""
     from workers import compiled
-    from workers.data import load
     from workers.train import prepare as compile_network
 
     begun = time.perf_counter()
-    data = load(spec.dataset, valid_size=spec.fixed.get("valid_size", 0.2))
+    data = _data(spec)
     searched = set(spec.space) & compiled.shaped_by(spec.model)
     if not searched:
         compile_network(spec.model, spec.fixed, data)
     log.info("prepared in %.1f s: %s loaded, %s", time.perf_counter() - begun, spec.dataset,
              f"network compiled when its first trial gets {', '.join(sorted(searched))}" if searched
              else "network compiled")
+
+
+def _data(spec: Spec):
+    """The study's data set, with the validation share of its fixed parameters (loaded once per process)."""
+    from workers.data import load
+
+    return load(spec.dataset, valid_size=spec.fixed.get("valid_size", 0.2))
 
 
 def _locked_step(lock, study, study_id: int, n_trials: int) -> str:
