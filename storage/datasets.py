@@ -1,4 +1,4 @@
-"""Data set names both sides accept: digits, mnist, or idx:DIR (checked here without reading any data)."""
+"""Data set names both sides accept: digits, mnist, xor, or idx:DIR (checked here without reading any data)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 from storage.errors import BadInput
 
-NAMES = ("digits", "mnist")
-FIX = "use digits, mnist or idx:DIR (a folder with the four MNIST IDX files)"
+NAMES = ("digits", "mnist", "xor")
+FIX = "use digits, mnist, xor or idx:DIR (a folder with the four MNIST IDX files)"
 
 
 def check(spec) -> str:

@@ -13,6 +13,7 @@ VERSION = 1
 # The objective's metric and the direction it is optimised in. The test set is never a metric:
 # choosing hyperparameters on it would leak it into the selection (it is recorded per trial instead).
 METRICS = {"valid_error": "minimize", "valid_accuracy": "maximize"}
+SEED = "seed"  # the searched "parameter" that carries a replicate's training seed (`[study] repeats`)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,14 @@ class Spec:
     max_retry: int = 3
     fixed: dict = field(default_factory=dict)
     space: dict = field(default_factory=dict)  # parameter name -> optuna BaseDistribution
+    repeats: int = 1  # training seeds per configuration: seed, seed + 1, ... (the `seed` axis of a grid)
+    points: list = field(default_factory=list)  # explicit configurations ([[point]]): {"label", "params"}
+    references: list = field(default_factory=list)  # the posts' figures ([[reference]], sweeper/evidence.py)
+    claims: list = field(default_factory=list)  # the posts' claims in a checkable form ([[claim]])
+    title: str = ""  # one line for reports
+    about: str = ""  # the setup in a paragraph, for reports
+    section: str = ""  # the topic it reproduces (sweeper reproduce)
+    full_epochs: int | None = None  # the posts' own training length (sweeper reproduce --full)
 
     @property
     def direction(self) -> str:
@@ -49,9 +58,30 @@ class Spec:
         return {name: list(dist.choices) for name, dist in self.space.items()}
 
     def grid_points(self) -> list[dict]:
-        """Every point of the grid, in the order of the axes as written."""
-        axes = self.grid_space()
-        return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+        """Every trial of the grid: each configuration with each seed, seed by seed (so that a
+        partial run has every configuration once before any twice)."""
+        seeds = self.grid_space().get(SEED)
+        configs = [c["params"] for c in self.configs()]
+        if seeds is None:
+            return configs
+        return [{**config, SEED: s} for s in seeds for config in configs]
+
+    def configs(self) -> list[dict]:
+        """The grid's configurations without the seed, each {"label": str, "params": {name: value}}:
+        the [[point]] entries, or the product of the axes in the order written."""
+        if self.points:
+            return [dict(label=p["label"], params=dict(p["params"])) for p in self.points]
+        axes = {k: v for k, v in self.grid_space().items() if k != SEED}
+        out = []
+        for values in itertools.product(*axes.values()):
+            params = dict(zip(axes, values, strict=True))
+            out.append(dict(label=label(params), params=params))
+        return out
+
+    @property
+    def varied(self) -> list[str]:
+        """The searched parameters that tell configurations apart (the seed is not one)."""
+        return [k for k in self.space if k != SEED]
 
     def metric_value(self, valid_error: float) -> float:
         """The objective's value for a validation error."""
@@ -81,6 +111,16 @@ class Spec:
     def same_as(self, other: "Spec") -> bool:
         """Whether two specs describe the same search (the study name aside)."""
         return replace(self, name="").to_attr() == replace(other, name="").to_attr()
+
+
+def label(params: dict) -> str:
+    """A configuration's name from its parameters: "l2=0.0001, l1=0" ("baseline" when none vary)."""
+    return ", ".join(f"{k}={short(v)}" for k, v in params.items()) or "baseline"
+
+
+def short(value) -> str:
+    """A parameter value for people: floats with 4 significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def save(study, spec: Spec) -> None:

@@ -3,6 +3,8 @@
     from sweeper import analysis
     trials = analysis.trials("sqlite:///sweeper.db", "quickstart")
     epochs = analysis.epochs("sqlite:///sweeper.db", "quickstart")
+    summary = analysis.summary("sqlite:///sweeper.db", "blog.penalties.l2")  # per configuration, over seeds
+    claims = analysis.claims("sqlite:///sweeper.db", "blog.penalties.l2")    # a verdict per claim
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import pandas as pd
 
 from storage import epochs as epoch_table
 from storage import urls
+from storage.specs import SEED
 
 # After `trial`, `state` and one column per searched parameter (in the spec's order).
 TRIAL_COLUMNS = ("valid_error", "test_error", "epochs_run", "seconds", "stopped_early", "confident_n",
@@ -41,6 +44,8 @@ def trials(storage, study) -> pd.DataFrame:
     system = _prefixed(raw, "system_attrs_")
     params = _prefixed(raw, "params_")
     params = params.reindex(columns=[*spec.space, *(p for p in params if p not in spec.space)])
+    if SEED not in params:  # one training seed for every trial: a column all the same
+        params[SEED] = spec.seed
     outcome = pd.DataFrame([d if isinstance(d, dict) else {} for d in attrs["outcome"]], index=raw.index)
     outcome = outcome.reindex(columns=list(_OUTCOME)).astype(_OUTCOME)
     values = raw.filter(regex="^value")  # Optuna names it after the metric: value_valid_error
@@ -67,6 +72,38 @@ def epochs(storage, study) -> pd.DataFrame:
     """The long table of per-epoch metrics: trial, epoch, train_loss, train_error, valid_error, lr, seconds."""
     handle = _handle(storage, study)
     return epoch_table.read(handle.storage.engine, handle.study_id)
+
+
+def summary(storage, study, by=None) -> pd.DataFrame:
+    """One row per configuration (or per value of the `by` parameters): n, diverged, and for validation
+    accuracy, test accuracy, final train loss and epochs run the mean, standard deviation and 95 % t
+    interval over seeds; beside them the posts' figures and whether they lie inside (docs/reproduce.md)."""
+    from sweeper import summary as tables
+
+    handle = _handle(storage, study)
+    return tables.summary(handle, _measures(handle), by=[by] if isinstance(by, str) else by)
+
+
+def references(storage, study) -> pd.DataFrame:
+    """One row per [[reference]] of the study: the post's figure beside our mean and interval."""
+    from sweeper import summary as tables
+
+    handle = _handle(storage, study)
+    return tables.references(handle, _measures(handle))
+
+
+def claims(storage, study) -> pd.DataFrame:
+    """One row per [[claim]]: effect, its 95 % interval, p over seeds, verdict (docs/reproduce.md)."""
+    from sweeper import claims as verdicts
+
+    handle = _handle(storage, study)
+    return verdicts.claims(handle, trials(None, handle), epochs(None, handle))
+
+
+def _measures(handle) -> pd.DataFrame:
+    from sweeper.summary import measures
+
+    return measures(handle, trials(None, handle), epochs(None, handle))
 
 
 def curves(storage, study, column: str = "valid_error") -> pd.DataFrame:

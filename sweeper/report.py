@@ -8,6 +8,7 @@ import sys
 import pandas as pd
 
 from storage import epochs, urls
+from storage.specs import short
 
 
 def table(frame: pd.DataFrame) -> str:
@@ -73,11 +74,8 @@ def best_line(handle) -> str:
         best = handle.study.best_trial
     except ValueError:
         return "none yet (no complete trial)"
-    params = " ".join(f"{k}={_short(v)}" for k, v in best.params.items())
+    params = " ".join(f"{k}={short(v)}" for k, v in best.params.items())
     test = best.user_attrs.get("test_error")
     return (f"trial {best.number}  {handle.spec.metric} {best.value:.4f}"
             + (f"  test_error {test:.4f}" if test is not None else "") + (f"  {params}" if params else ""))
 
-
-def _short(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)

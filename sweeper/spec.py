@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 from pathlib import Path
 
-from storage import datasets, samplers
+from storage import datasets, samplers, specs
 from storage.errors import BadInput
 from storage.params import PARAMS, check, check_model, resolve, unknown
-from storage.specs import METRICS, Spec
+from storage.specs import METRICS, SEED, Spec
+from sweeper import evidence
 
-TABLES = ("study", "params")
-STUDY_KEYS = ("name", "model", "dataset", "metric", "direction", "n_trials", "epochs", "seed", "sampler",
-              "pruner", "heartbeat", "grace", "max_retry")
+TABLES = ("study", "params", "point", "reference", "claim")
+STUDY_KEYS = ("name", "model", "dataset", "metric", "direction", "n_trials", "epochs", "seed", "repeats", "sampler",
+              "pruner", "heartbeat", "grace", "max_retry", "title", "about", "section", "full_epochs")
 KINDS = ("float", "int", "choice", "grid")
 DIST_KEYS = KINDS + ("log", "step")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 MAX_GRID = 10_000
+MAX_REPEATS = 1000
+SEED_LIMIT = 2**32  # numpy's seeds: a replicate's seed (seed + repeats - 1) must stay below it
 
 
 def load(path: str | Path, name: str | None = None) -> Spec:
@@ -38,8 +42,12 @@ def load(path: str | Path, name: str | None = None) -> Spec:
         raise BadInput(f"{path}: {exc}") from None
 
 
-def parse(data: dict, name: str | None = None) -> Spec:
-    """Validate a spec already read from TOML (a dict of tables) into a Spec."""
+def parse(data: dict, name: str | None = None, *, shortened: bool = False) -> Spec:
+    """Validate a spec already read from TOML (a dict of tables) into a Spec.
+
+    `shortened`: the study's epochs were cut (sweeper reproduce --epochs), so a claim about a later
+    epoch is kept (it is then inconclusive) instead of refused.
+    """
     for key in data:
         if key not in TABLES:
             raise _unknown_key(key, TABLES, "top-level table")
@@ -57,9 +65,19 @@ def parse(data: dict, name: str | None = None) -> Spec:
     grace = _int(study, "grace", 2 * heartbeat, low=heartbeat + 1,
                  why=f"a trial is stale only after missing a heartbeat ({heartbeat} s)")
     max_retry = _int(study, "max_retry", 3, low=0)
+    repeats = _int(study, "repeats", 1, low=1, why="training seeds per configuration")
+    if repeats > MAX_REPEATS:
+        raise BadInput(f"[study] repeats = {repeats} is too many: use at most {MAX_REPEATS}")
+    if seed + repeats > SEED_LIMIT:
+        raise BadInput(f"[study] seed + repeats = {seed + repeats} exceeds 2**32: lower the seed")
+    words = {key: _str(study, key, "") for key in ("title", "about", "section")}
+    full_epochs = study.get("full_epochs")
+    if full_epochs is not None:
+        full_epochs = _int(study, "full_epochs", None, low=1)
 
     params = _table(data, "params")
-    grid_requested = any(isinstance(v, dict) and "grid" in v for v in params.values())
+    point_tables = _tables(data, "point")
+    grid_requested = bool(point_tables) or any(isinstance(v, dict) and "grid" in v for v in params.values())
     sampler = samplers.normalize("sampler", study.get("sampler", "grid" if grid_requested else "tpe"),
                                  seed=seed, epochs=epochs)
     pruner = samplers.normalize("pruner", study.get("pruner", "none"), seed=seed, epochs=epochs)
@@ -76,20 +94,99 @@ def parse(data: dict, name: str | None = None) -> Spec:
         else:
             fixed[key] = _check(key, value, model)
     _check_combinations(model, fixed, space)
+    points = []
+    if point_tables:
+        if not is_grid:
+            raise BadInput("[[point]] entries make a grid study: remove sampler from [study] or set it to \"grid\"")
+        if space:
+            raise BadInput(f"[params] {next(iter(space))} is searched, but the study lists its configurations as "
+                           "[[point]] entries: give it a fixed value in [params] or in each [[point]]")
+        points, space = _points(point_tables, model, fixed)
+    if repeats > 1:
+        if not is_grid:
+            raise BadInput(f"[study] repeats = {repeats} needs a grid study for now (a sampler would not pair the "
+                           "seeds of one configuration): list values with {grid = [...]} or [[point]] entries, "
+                           "or remove repeats")
+        from optuna.distributions import CategoricalDistribution
+
+        space[SEED] = CategoricalDistribution([seed + i for i in range(repeats)])
 
     n_points = 1
     if is_grid:
-        for dist in space.values():
-            n_points *= len(dist.choices)
+        n_points = (len(points) if points else math.prod(len(d.choices) for k, d in space.items() if k != SEED))
+        n_points *= repeats
         if n_points > MAX_GRID:
             raise BadInput(f"the grid has {n_points} points, more than {MAX_GRID}: use fewer values or a sampler")
     n_trials = _int(study, "n_trials", n_points if is_grid else None, low=1)
     if is_grid and n_trials > n_points:
-        raise BadInput(f"[study] n_trials = {n_trials} exceeds the {n_points} grid points: "
+        raise BadInput(f"[study] n_trials = {n_trials} exceeds the {n_points} grid points"
+                       + (f" ({n_points // repeats} configurations x {repeats} seeds)" if repeats > 1 else "") + ": "
                        "remove n_trials (the grid size is the default) or add grid values")
-    return Spec(name=name, model=model, dataset=dataset, n_trials=n_trials, epochs=epochs, metric=metric,
+    spec = Spec(name=name, model=model, dataset=dataset, n_trials=n_trials, epochs=epochs, metric=metric,
                 seed=seed, sampler=sampler, pruner=pruner, heartbeat=heartbeat, grace=grace,
-                max_retry=max_retry, fixed=fixed, space=space)
+                max_retry=max_retry, fixed=fixed, space=space, repeats=repeats, points=points,
+                full_epochs=full_epochs, **words)
+    return evidence.attach(spec, _tables(data, "reference"), _tables(data, "claim"), shortened=shortened)
+
+
+def _points(tables: list[dict], model: str, fixed: dict) -> tuple[list[dict], dict]:
+    """[[point]] entries -> ([{"label", "params"}], the categorical space of what they vary).
+
+    Every point gets a value for every parameter that any point sets (the fixed value or the
+    model's default where it sets none), so that all trials of the study have the same parameters.
+    """
+    from optuna.distributions import CategoricalDistribution
+
+    varied, given = [], []
+    for i, table in enumerate(tables, 1):
+        where = f"[[point]] {i}"
+        label = table.get("name", None)
+        if label is not None and (not isinstance(label, str) or not label.strip()):
+            raise BadInput(f"{where}: name = {label!r} must be a non-empty string")
+        values = {}
+        for key, value in table.items():
+            if key == "name":
+                continue
+            if key not in PARAMS:
+                raise BadInput(f"{where}: {unknown(key)}")
+            if key in fixed:
+                raise BadInput(f"{where}: {key} is fixed in [params]: remove it from one of them")
+            if isinstance(value, (dict, list)):
+                raise BadInput(f"{where}: {key} = {value!r}: a point takes one value per parameter")
+            values[key] = _check(key, value, model)
+            if key not in varied:
+                varied.append(key)
+        given.append((label, values))
+    points, seen = [], {}
+    for i, (label, values) in enumerate(given, 1):
+        try:
+            config = resolve(model, {**fixed, **values})
+        except BadInput as exc:
+            raise BadInput(f"[[point]] {i}: {exc}") from None
+        params = {k: values.get(k, config[k]) for k in varied}
+        label = label or specs.label(values)
+        key = repr(sorted(params.items()))
+        if key in seen:
+            raise BadInput(f"[[point]] {i} repeats [[point]] {seen[key]} ({specs.label(params)}): remove one")
+        seen[key] = i
+        if any(p["label"] == label for p in points):
+            raise BadInput(f"[[point]] {i}: name {label!r} is used twice: give each point its own name")
+        points.append(dict(label=label, params=params))
+    space = {}
+    for key in varied:
+        choices = []
+        for p in points:
+            if p["params"][key] not in choices:
+                choices.append(p["params"][key])
+        space[key] = CategoricalDistribution(choices)
+    return points, space
+
+
+def _tables(data: dict, key: str) -> list[dict]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise BadInput(f"'{key}' must be a list of tables: write [[{key}]] above each entry")
+    return value
 
 
 def _distribution(name: str, table: dict, model: str, is_grid: bool):

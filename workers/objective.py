@@ -21,6 +21,7 @@ import optuna
 
 from storage import epochs
 from storage.errors import BadInput
+from storage.specs import SEED
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -61,12 +62,13 @@ class Objective:
         # in the background, after the params (on SQLite two writers at once wait on its file lock)
         writes = [self._writer.submit(self._set_attrs, trial, first)]
         params = {**self.spec.fixed, **searched}
+        seed = params.pop(SEED, self.spec.seed)  # a replicate's training seed ([study] repeats)
         on_epoch = self._on_epoch(trial, writes, seen)
         data = self._load(self.spec.dataset, valid_size=params.get("valid_size", 0.2))
         start = time.perf_counter()
         try:
             try:
-                result = self._train(self.spec.model, params, data, epochs=self.spec.epochs, seed=self.spec.seed,
+                result = self._train(self.spec.model, params, data, epochs=self.spec.epochs, seed=seed,
                                      on_epoch=on_epoch)
             finally:
                 self._wait(writes)

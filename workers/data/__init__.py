@@ -1,4 +1,4 @@
-"""Data sets for the compute side: ``load("digits" | "mnist" | "idx:DIR")`` -> a read-only `Dataset`."""
+"""Data sets for the compute side: ``load("digits" | "mnist" | "idx:DIR" | "xor")`` -> a read-only `Dataset`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from storage.errors import BadInput
-from workers.data import digits, mnist
+from workers.data import digits, mnist, xor
 
 __all__ = ["Dataset", "load", "SPLIT_SEED"]
 
@@ -31,7 +31,7 @@ class Dataset:
     y_train, y_valid, y_test : np.ndarray
         int32, shape ``(N,)``, values ``0 .. n_classes - 1``, read-only.
     n_classes : int
-        10.
+        10 (2 for the generated ``xor`` toy problem).
     """
 
     name: str
@@ -66,7 +66,8 @@ def load(spec: str, valid_size: float | int = 0.2) -> Dataset:
     ----------
     spec : str
         ``"digits"`` (scikit-learn's bundled 8x8 digits), ``"mnist"`` (``$SWEEPER_DATA_DIR/mnist``,
-        downloaded when missing) or ``"idx:DIR"`` (the four MNIST IDX files in DIR).
+        downloaded when missing), ``"idx:DIR"`` (the four MNIST IDX files in DIR) or ``"xor"`` (a
+        generated toy problem: 125 random 2-D points with XOR-like labels, as 1x2 images; 2 classes).
     valid_size : float or int
         Below 1: the share of the training file held out for validation; 1 or more: a count of
         images. The split is a fixed permutation (seed `SPLIT_SEED`); the test set is separate.
@@ -82,16 +83,20 @@ def load(spec: str, valid_size: float | int = 0.2) -> Dataset:
         An unknown spec, an impossible ``valid_size``, missing or corrupt files.
     """
     if not isinstance(spec, str):
-        raise BadInput(f"dataset spec must be a string, got {spec!r}: use digits, mnist or idx:DIR")
+        raise BadInput(f"dataset spec must be a string, got {spec!r}: use digits, mnist, xor or idx:DIR")
     return _load(spec, valid_size)
 
 
 @functools.lru_cache(maxsize=4)
 def _load(spec: str, valid_size: float | int) -> Dataset:
     scale = _scale
+    n_classes = 10
     if spec == "digits":
         x_train, y_train, x_test, y_test = digits.read()
         scale = None  # already float32 in [0, 1]
+    elif spec == "xor":
+        x_train, y_train, x_test, y_test = xor.read()
+        scale, n_classes = None, 2
     elif spec == "mnist":
         directory = mnist.data_dir()
         mnist.download(directory)  # only the files that are missing
@@ -99,7 +104,7 @@ def _load(spec: str, valid_size: float | int) -> Dataset:
     elif spec.startswith("idx:") and spec[4:].strip():
         x_train, y_train, x_test, y_test = mnist.read(Path(spec[4:].strip()).expanduser())
     else:
-        raise BadInput(f"unknown dataset {spec!r}: use digits, mnist or idx:DIR")
+        raise BadInput(f"unknown dataset {spec!r}: use digits, mnist, xor or idx:DIR")
     n_valid = _n_valid(valid_size, len(y_train))
     order = np.random.default_rng(SPLIT_SEED).permutation(len(y_train))
     valid, train = np.sort(order[:n_valid]), np.sort(order[n_valid:])
@@ -108,7 +113,7 @@ def _load(spec: str, valid_size: float | int) -> Dataset:
         arrays[0::2] = [scale(x) for x in arrays[0::2]]
     for a in arrays:
         a.setflags(write=False)
-    return Dataset(spec, *arrays)
+    return Dataset(spec, *arrays, n_classes=n_classes)
 
 
 load.cache_clear = _load.cache_clear  # for tests that change SWEEPER_DATA_DIR and the like

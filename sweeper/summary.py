@@ -1,0 +1,141 @@
+"""Per-trial measures of a grid study, and one row per configuration with means and 95 % intervals over
+seeds, beside the posts' figures."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from storage.errors import BadInput
+from storage.specs import SEED, label
+from sweeper import stats
+from sweeper.evidence import same
+
+# The figures `summary` gives per configuration, each as _mean, _std, _low, _high.
+SUMMARY_METRICS = ("valid_accuracy", "test_accuracy", "train_loss", "epochs_run")
+MEASURES = ("valid_accuracy", "test_accuracy", "valid_error", "test_error", "train_loss", "train_error", "gap",
+            "best_valid_error", "epochs_run")
+PER_EPOCH = ("train_loss", "train_error", "valid_error")
+
+
+def measures(handle, trials: pd.DataFrame, epochs: pd.DataFrame, epoch: int | None = None) -> pd.DataFrame:
+    """One row per finished trial (COMPLETE, or FAIL by divergence): trial, config, seed, the varied
+    parameters, diverged, then MEASURES (a diverged trial has none). With `epoch`, the per-epoch
+    measures are those of that epoch (NaN for a trial that stopped before it)."""
+    spec = handle.spec
+    done = trials[(trials["state"] == "COMPLETE")
+                  | ((trials["state"] == "FAIL") & trials["reason"].fillna("").str.startswith("diverged"))]
+    out = done[["trial", *spec.varied, SEED]].copy()
+    out.insert(1, "config", [config_of(spec, row) for row in done[spec.varied].to_dict("records")])
+    out["diverged"] = (done["state"] == "FAIL").to_numpy()
+    rows = epochs[epochs["trial"].isin(out["trial"])]
+    last = rows.sort_values("epoch").groupby("trial").last() if epoch is None else \
+        rows[rows["epoch"] == epoch].set_index("trial")
+    per_epoch = last.reindex(out["trial"])[list(PER_EPOCH)].set_axis(out.index)
+    out["valid_error"] = done["valid_error"] if epoch is None else per_epoch["valid_error"]
+    out["test_error"] = done["test_error"]
+    out["valid_accuracy"] = 1.0 - out["valid_error"]
+    out["test_accuracy"] = 1.0 - out["test_error"]
+    out["train_loss"], out["train_error"] = per_epoch["train_loss"], per_epoch["train_error"]
+    out["gap"] = per_epoch["valid_error"] - per_epoch["train_error"]
+    out["best_valid_error"] = rows.groupby("trial")["valid_error"].min().reindex(out["trial"]).to_numpy()
+    out["epochs_run"] = done["epochs_run"].astype("float64")
+    out.loc[out["diverged"], list(MEASURES)] = math.nan
+    return out.reset_index(drop=True)
+
+
+def config_of(spec, params: dict) -> str:
+    """The label of the configuration a trial's parameters belong to."""
+    for config in spec.configs() if spec.is_grid else ():
+        if all(same(params.get(k), v) for k, v in config["params"].items()):
+            return config["label"]
+    return label(params)
+
+
+def summary(handle, measured: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
+    """One row per configuration (or per value of the `by` parameters): n, diverged, and for each of
+    SUMMARY_METRICS its mean, standard deviation and 95 % t interval over seeds; without `by`, the
+    posts' figures for the configuration and whether they lie inside our interval."""
+    spec = handle.spec
+    keys = list(by) if by else ["config"]
+    for key in by or ():
+        if key not in spec.varied and key != SEED:
+            raise BadInput(f"--by {key}: the study does not vary it: use " + (", ".join(spec.varied) or "nothing"))
+    order = _order(spec, measured, keys)
+    rows = []
+    for values, group in measured.groupby(keys, sort=False, dropna=False):
+        row = dict(zip(keys, values if isinstance(values, tuple) else (values,)))
+        if not by:
+            row.update({k: group[k].iloc[0] for k in spec.varied})
+        row["n"] = int((~group["diverged"]).sum())
+        row["diverged"] = int(group["diverged"].sum())
+        for metric in SUMMARY_METRICS:
+            est = stats.mean_interval(group[metric])
+            row.update({f"{metric}_mean": est.mean, f"{metric}_std": est.std, f"{metric}_low": est.low,
+                        f"{metric}_high": est.high})
+        rows.append(row)
+    columns = [*keys, *([k for k in spec.varied if k not in keys] if not by else []), "n", "diverged",
+               *(f"{m}_{s}" for m in SUMMARY_METRICS for s in ("mean", "std", "low", "high"))]
+    frame = pd.DataFrame(rows, columns=columns)
+    if order is not None:
+        frame = frame.set_index("config").reindex([c for c in order if c in set(frame["config"])]).reset_index()
+    if not by:
+        frame = frame.join(_posts(spec, frame))
+    return frame.astype({"n": "int64", "diverged": "int64"})
+
+
+def references(handle, measured: pd.DataFrame) -> pd.DataFrame:
+    """One row per [[reference]] of the study: the post's figure beside our mean and interval."""
+    frame = summary(handle, measured)
+    ours = frame.set_index("config")
+    rows = []
+    for ref in handle.spec.references:
+        row = dict(section=ref["section"], config=ref["config"], at=ref["at"], outcome=ref["outcome"],
+                   note=ref["note"])
+        for metric in ("valid_accuracy", "test_accuracy"):
+            post = ref.get(metric, math.nan)
+            low, high = (ours.at[ref["config"], f"{metric}_{s}"] if ref["config"] in ours.index else math.nan
+                         for s in ("low", "high"))
+            row.update({f"post_{metric}": post,
+                        f"{metric}_mean": ours[f"{metric}_mean"].get(ref["config"], math.nan),
+                        f"{metric}_low": low, f"{metric}_high": high, f"{metric}_inside": _inside(post, low, high)})
+        rows.append(row)
+    columns = ["section", "config", "at", *(f"{p}{m}{s}" for m in ("valid_accuracy", "test_accuracy")
+                                          for p, s in (("post_", ""), ("", "_mean"), ("", "_low"), ("", "_high"),
+                                                       ("", "_inside"))), "outcome", "note"]
+    return pd.DataFrame(rows, columns=columns).astype({"valid_accuracy_inside": "boolean",
+                                                      "test_accuracy_inside": "boolean"})
+
+
+def _posts(spec, frame: pd.DataFrame) -> pd.DataFrame:
+    """The posts' figures per configuration row of `frame`: mean of their runs, how many, inside ours."""
+    out = pd.DataFrame(index=frame.index, columns=["post_runs", "post_valid_accuracy", "post_valid_inside",
+                                                   "post_test_accuracy", "post_test_inside", "post_outcome"])
+    for i, config in frame["config"].items():
+        refs = [r for r in spec.references if r["config"] == config]
+        out.at[i, "post_runs"] = len(refs)
+        for metric, short in (("valid_accuracy", "valid"), ("test_accuracy", "test")):
+            values = [r[metric] for r in refs if metric in r]
+            low, high = frame.at[i, f"{metric}_low"], frame.at[i, f"{metric}_high"]
+            out.at[i, f"post_{metric}"] = float(np.mean(values)) if values else math.nan
+            out.at[i, f"post_{short}_inside"] = (all(_inside(v, low, high) for v in values) if values
+                                                 and math.isfinite(low) else pd.NA)
+        out.at[i, "post_outcome"] = "; ".join(r["outcome"] or r["note"] for r in refs if r["outcome"] or r["note"])
+    return out.astype({"post_runs": "int64", "post_valid_accuracy": "float64", "post_test_accuracy": "float64",
+                       "post_valid_inside": "boolean", "post_test_inside": "boolean", "post_outcome": "object"})
+
+
+def _order(spec, measured: pd.DataFrame, keys: list[str]) -> list[str] | None:
+    if keys != ["config"]:
+        return None
+    known = [c["label"] for c in spec.configs()] if spec.is_grid else []
+    return known + [c for c in measured["config"].unique() if c not in known]
+
+
+def _inside(value, low, high) -> bool | None:
+    if value is None or not math.isfinite(value) or not math.isfinite(low):
+        return None
+    return bool(low <= value <= high)
+
