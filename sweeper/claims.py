@@ -56,7 +56,7 @@ def evaluate(claim: dict, measured: pd.DataFrame, epochs: int) -> dict:
         y = measured[measured["config"] == claim["y"]].set_index("seed")
         if y["diverged"].any():
             notes.append(f"{int(y['diverged'].sum())} seed(s) of y diverged (left out)")
-        both = x[[metric]].join(y[[metric]], how="inner", lsuffix="_x", rsuffix="_y").dropna()
+        both = x[[metric]].add_suffix("_x").join(y[[metric]].add_suffix("_y"), how="inner").dropna()
         est = stats.paired(both[f"{metric}_x"], both[f"{metric}_y"])
         row.update(x_mean=both[f"{metric}_x"].mean(), y_mean=both[f"{metric}_y"].mean())
         if kind == "similar":

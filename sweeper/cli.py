@@ -165,13 +165,10 @@ def _table_command(kind: str):
     @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
     @click.option("--out", type=click.Path(dir_okay=False), default=None, help="write to FILE, not stdout")
     def command(name: str, storage: str | None, fmt: str, out: str | None) -> None:
-        from sweeper import analysis, manager, report
+        from sweeper import analysis
 
-        if fmt == "parquet" and out is None:
-            raise BadInput("parquet is binary: add --out FILE.parquet, or use --format csv")
-        handle = manager.open_study(name, _url(storage))
-        frame = (analysis.trials if kind == "results" else analysis.epochs)(None, handle)
-        report.write(frame, fmt, out)
+        _write_table(name, storage, fmt, out,
+                     lambda handle: (analysis.trials if kind == "results" else analysis.epochs)(None, handle))
 
     return command
 
@@ -180,6 +177,53 @@ cli.command("results", help="One row per trial: state, parameters, validation an
             "seconds, why it failed or was pruned (columns: docs/sweep.md).")(_table_command("results"))
 cli.command("epochs", help="One row per trial and epoch: train_loss, train_error, valid_error, lr, seconds.")(
     _table_command("epochs"))
+
+
+def _write_table(name: str, storage: str | None, fmt: str, out: str | None, make) -> None:
+    """Write `make(handle)` for study `name` as `fmt` to `out` (or stdout), checking the output first."""
+    from sweeper import manager, report
+
+    if fmt == "parquet" and out is None:
+        raise BadInput("parquet is binary: add --out FILE.parquet, or use --format csv")
+    _out_check(out)
+    report.write(make(manager.open_study(name, _url(storage))), fmt, out)
+
+
+def _out_check(out: str | None) -> None:
+    """An --out FILE whose folder is missing or not writable is bad input, before anything is read."""
+    if out is None:
+        return
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise BadInput(f"--out {out}: no folder {folder}: create it or write elsewhere")
+    if not os.access(folder, os.W_OK):
+        raise BadInput(f"--out {out}: folder {folder} is not writable: write elsewhere")
+
+
+@cli.command()
+@click.argument("name")
+@storage_option
+@click.option("--by", "by", multiple=True, metavar="PARAM",
+              help="group by these parameters only (repeatable) [default: one row per configuration]")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="write to FILE, not stdout")
+def summary(name: str, storage: str | None, by: tuple[str, ...], fmt: str, out: str | None) -> None:
+    """One row per configuration: n, mean, std and 95 % interval over seeds, beside the posts' figures."""
+    from sweeper import analysis
+
+    _write_table(name, storage, fmt, out, lambda handle: analysis.summary(None, handle, by=list(by) or None))
+
+
+@cli.command()
+@click.argument("name")
+@storage_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="write to FILE, not stdout")
+def claims(name: str, storage: str | None, fmt: str, out: str | None) -> None:
+    """One row per claim of the study: effect, 95 % interval, p over seeds, verdict."""
+    from sweeper import analysis
+
+    _write_table(name, storage, fmt, out, lambda handle: analysis.claims(None, handle))
 
 
 @cli.command()

@@ -66,7 +66,8 @@ def test_trials_has_one_row_per_trial_with_documented_columns(made):
     frame = analysis.trials(made, "tiny")
     assert frame["trial"].tolist() == [0, 1, 2, 3, 4]
     assert frame["state"].tolist() == ["COMPLETE", "PRUNED", "FAIL", "FAIL", "WAITING"]
-    assert list(frame.columns) == ["trial", "state", "lr", "l2", *analysis.TRIAL_COLUMNS]
+    assert list(frame.columns) == ["trial", "state", "lr", "l2", "seed", *analysis.TRIAL_COLUMNS]
+    assert frame["seed"].tolist() == [0] * 5  # one training seed for every trial: [study] seed
     assert frame.loc[0, "valid_error"] == 0.1 and frame.loc[0, "test_error"] == 0.12
     assert frame.loc[1, "reason"] == "pruned at epoch 1" and frame.loc[2, "reason"] == "diverged at epoch 1"
     assert frame.loc[3, "reason"].startswith("no heartbeat for 60 s")

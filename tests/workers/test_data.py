@@ -191,7 +191,7 @@ def test_digits_loads_with_no_file():
 
 @pytest.mark.parametrize("spec", ["foo", "MNIST", "idx:", "idx:  ", "digits ", ""])
 def test_unknown_spec(spec):
-    with pytest.raises(BadInput, match="unknown dataset .*: use digits, mnist or idx:DIR") as info:
+    with pytest.raises(BadInput, match="unknown dataset .*: use digits, mnist, xor or idx:DIR") as info:
         load(spec)
     assert "\n" not in str(info.value)
 
@@ -300,3 +300,13 @@ def test_default_checksum_table_is_the_original_mnist(monkeypatch):
     table = mnist.checksum_table()
     assert table == mnist.CHECKSUMS and set(table) == set(FILE_NAMES)
     assert table["t10k-images-idx3-ubyte.gz"] == "9fb629c4189551a2d022fa330f9573f3"  # README: byte-identical
+
+
+def test_xor_is_a_seeded_two_class_toy_problem_with_xor_labels():
+    data = load("xor")
+    assert (len(data.x_train), len(data.x_valid), len(data.x_test)) == (100, 25, 1000)
+    assert data.image_shape == (1, 2) and data.n_classes == 2
+    x = np.concatenate([data.x_train, data.x_valid, data.x_test])[:, 0, :]
+    y = np.concatenate([data.y_train, data.y_valid, data.y_test])
+    np.testing.assert_array_equal(y, np.logical_xor(x[:, 0] > 0.5, x[:, 1] > 0.5))  # independent rule
+    assert 0.4 < y.mean() < 0.6 and x.min() >= 0 and x.max() <= 1

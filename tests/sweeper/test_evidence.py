@@ -1,0 +1,72 @@
+"""[study] repeats, [[point]], [[reference]] and [[claim]]: parsed, and every mistake one line that says the fix."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from storage.errors import BadInput
+from sweeper import spec as specs
+
+BASE = {
+    "study": {"name": "t", "dataset": "digits", "epochs": 2, "repeats": 2},
+    "params": {"width": 16},
+    "point": [{"name": "a", "l2": 0.0}, {"name": "b", "l2": 1e-4, "optimizer": "adam"}],
+    "reference": [{"config": "a", "test_accuracy": 0.98}],
+    "claim": [{"text": "b beats a", "kind": "higher", "metric": "test_accuracy", "x": "b", "y": {"l2": 0.0}}],
+}
+
+
+def _with(**changes):
+    data = copy.deepcopy(BASE)
+    for path, value in changes.items():
+        table, _, key = path.partition("__")
+        if key.isdigit() or key == "":
+            data[table] = value
+        else:
+            data[table][key] = value
+    return data
+
+
+def test_points_times_seeds_are_the_trials_seed_by_seed():
+    spec = specs.parse(copy.deepcopy(BASE))
+    assert spec.n_trials == 4 and [c["label"] for c in spec.configs()] == ["a", "b"]
+    # every point has every varied parameter: a's optimizer is the model's default
+    assert spec.grid_points() == [{"l2": 0.0, "optimizer": "sgd", "seed": 0}, {"l2": 1e-4, "optimizer": "adam", "seed": 0},
+                                  {"l2": 0.0, "optimizer": "sgd", "seed": 1}, {"l2": 1e-4, "optimizer": "adam", "seed": 1}]
+    assert spec.claims[0]["y"] == "a" and spec.references[0]["config"] == "a"
+    assert specs.Spec.from_attr(spec.to_attr()) == spec
+
+
+def test_a_product_grid_with_repeats():
+    spec = specs.parse({"study": {"name": "g", "epochs": 1, "repeats": 3, "seed": 5},
+                        "params": {"l2": {"grid": [0.0, 1e-4]}}})
+    assert spec.n_trials == 6 and [p["seed"] for p in spec.grid_points()] == [5, 5, 6, 6, 7, 7]
+
+
+@pytest.mark.parametrize("data,message", [
+    (_with(study__repeats=0), "repeats = 0 is invalid: use an integer >= 1"),
+    (_with(study__repeats=2, point=[], reference=[], claim=[]) | {"params": {"lr": {"float": [0.1, 1.0]}}},
+     "repeats = 2 needs a grid study"),
+    (_with(reference=[{"config": "c", "test_accuracy": 0.9}]), "no configuration named 'c'"),
+    (_with(reference=[{"params": {"l2": 3e-4}, "test_accuracy": 0.9}]), "no configuration of the study has l2"),
+    (_with(reference=[{"config": "a"}]), "give the post's valid_accuracy, test_accuracy or outcome"),
+    (_with(reference=[{"config": "a", "test_accuracy": 98}]), "must be a share in [0, 1]"),
+    (_with(claim=[{"text": "t", "kind": "better", "metric": "test_accuracy", "x": "a", "y": "b"}]),
+     "unknown kind 'better'"),
+    (_with(claim=[{"text": "t", "kind": "higher", "metric": "accuracy", "x": "a", "y": "b"}]), "unknown metric"),
+    (_with(claim=[{"text": "t", "kind": "higher", "metric": "test_accuracy", "x": "a", "y": "zz"}]),
+     "[[claim]] 1 y: no configuration named 'zz'"),
+    (_with(claim=[{"text": "t", "kind": "higher", "metric": "test_accuracy", "x": "a"}]), "add y ="),
+    (_with(claim=[{"text": "t", "kind": "at_least", "metric": "test_accuracy", "x": "a"}]), "add the threshold"),
+    (_with(claim=[{"text": "t", "kind": "at_least", "metric": "valid_error", "x": "a", "value": 0.5, "epoch": 9}]),
+     "epoch = 9 is past the study's 2 epochs"),
+    (_with(point=[{"name": "a", "l2": 0.0}, {"name": "a", "l2": 1e-3}]), "name 'a' is used twice"),
+    (_with(point=[{"l2": 0.0}, {"l2": 0.0}]), "repeats [[point]] 1"),
+    (_with(point=[{"width": 8}]), "width is fixed in [params]"),
+])
+def test_bad_evidence_is_one_line_that_names_the_fix(data, message):
+    with pytest.raises(BadInput) as info:
+        specs.parse(data)
+    assert message in str(info.value) and "\n" not in str(info.value)
