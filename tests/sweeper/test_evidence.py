@@ -70,3 +70,13 @@ def test_bad_evidence_is_one_line_that_names_the_fix(data, message):
     with pytest.raises(BadInput) as info:
         specs.parse(data)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_every_shipped_blog_study_is_a_valid_spec_with_claims():
+    from pathlib import Path
+
+    files = sorted((Path(__file__).parents[2] / "studies" / "blog").glob("*.toml"))
+    assert files
+    for path in files:
+        spec = specs.load(path)
+        assert spec.repeats >= 2 and spec.claims and spec.section and spec.about, path.name
