@@ -99,7 +99,7 @@ def test_reports_is_long(made):
 def test_an_empty_study_gives_empty_tables_with_the_columns(sqlite_url):
     manager.create(specs.parse(tomllib.loads(tiny_spec())), sqlite_url)
     frame = analysis.trials(sqlite_url, "tiny")
-    assert frame.empty and list(frame.columns) == ["trial", "state", "lr", "l2", *analysis.TRIAL_COLUMNS]
+    assert frame.empty and list(frame.columns) == ["trial", "state", "lr", "l2", "seed", *analysis.TRIAL_COLUMNS]
     assert analysis.epochs(sqlite_url, "tiny").empty
 
 
