@@ -28,7 +28,8 @@ def measures(handle, trials: pd.DataFrame, epochs: pd.DataFrame, epoch: int | No
     done = trials[(trials["state"] == "COMPLETE")
                   | ((trials["state"] == "FAIL") & trials["reason"].fillna("").str.startswith("diverged"))]
     out = done[["trial", *spec.varied, SEED]].copy()
-    out.insert(1, "config", [config_of(spec, row) for row in done[spec.varied].to_dict("records")])
+    configs = spec.configs() if spec.is_grid else []
+    out.insert(1, "config", [config_of(configs, row) for row in done[spec.varied].to_dict("records")])
     out["diverged"] = (done["state"] == "FAIL").to_numpy()
     rows = epochs[epochs["trial"].isin(out["trial"])]
     last = rows.sort_values("epoch").groupby("trial").last() if epoch is None else \
@@ -46,9 +47,9 @@ def measures(handle, trials: pd.DataFrame, epochs: pd.DataFrame, epoch: int | No
     return out.reset_index(drop=True)
 
 
-def config_of(spec, params: dict) -> str:
-    """The label of the configuration a trial's parameters belong to."""
-    for config in spec.configs() if spec.is_grid else ():
+def config_of(configs: list[dict], params: dict) -> str:
+    """The label of the configuration (of `configs`, Spec.configs()) a trial's parameters belong to."""
+    for config in configs:
         if all(same(params.get(k), v) for k, v in config["params"].items()):
             return config["label"]
     return label(params)
