@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import click
 
@@ -224,6 +225,87 @@ def claims(name: str, storage: str | None, fmt: str, out: str | None) -> None:
     from sweeper import analysis
 
     _write_table(name, storage, fmt, out, lambda handle: analysis.claims(None, handle))
+
+
+@cli.command()
+@click.argument("name")
+@storage_option
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="folder for the PNG files (made if missing)")
+def plot(name: str, storage: str | None, out: str) -> None:
+    """Write a study's plots as PNG files: learning curves, accuracy per configuration beside the posts'
+    figures; Optuna's importances and slices for sampled studies."""
+    from sweeper import writeup
+
+    writeup.check_out(out)
+    handle = _open(name, storage)
+    for path in writeup.plots_only(handle, out):
+        click.echo(str(path))
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@storage_option
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="folder for report.md and its PNG files (made if missing)")
+def report(names: tuple[str, ...], storage: str | None, out: str) -> None:
+    """Write report.md on studies NAME...: setup, our figures beside the posts', claims, plots, time."""
+    from sweeper import writeup
+
+    writeup.check_out(out)
+    handles = [_open(name, storage) for name in dict.fromkeys(names)]
+    title = f"Report: {handles[0].spec.name}" if len(handles) == 1 else f"Report: {len(handles)} studies"
+    click.echo(str(writeup.write([writeup.Part("", handles=handles)], out, title=title)))
+
+
+@cli.command()
+@click.argument("sections", nargs=-1, metavar="[SECTION]...")
+@click.option("--list", "show", is_flag=True, help="list the sections with one line each, and exit")
+@click.option("--dataset", default=None, metavar="D",
+              help="train the MNIST studies on D (digits, mnist or idx:DIR) [default: each study's, mnist]")
+@click.option("--repeats", type=click.IntRange(min=1), default=None, help="seeds per configuration [default: 3]")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="cap every study at N epochs (a quick look)")
+@click.option("--full", is_flag=True, help="train the posts' own lengths (much longer)")
+@click.option("--workers", "n_workers", default=2, show_default=True, type=click.IntRange(min=1),
+              help="worker processes on this machine")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="BLAS/OpenMP/XLA threads per worker [default: cores / workers]")
+@storage_option
+@click.option("--out", type=click.Path(file_okay=False), default="reproduction", show_default=True,
+              help="folder for report.md and its PNG files (made if missing)")
+def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeats: int | None, epochs: int | None,
+              full: bool, n_workers: int, threads: int | None, storage: str | None, out: str) -> None:
+    """Re-run the posts' explorations (every SECTION by default) with several seeds, then write their report.
+
+    Run again with the same options, it reuses what is done. Sections: sweeper reproduce --list.
+    """
+    from storage.process import exit_now
+    from sweeper import reproduce as rep
+    from sweeper import writeup
+
+    if show:
+        click.echo(rep.listing())
+        return
+    planned = rep.plan(list(sections), dataset=dataset, repeats=repeats, epochs=epochs, full=full)
+    writeup.check_out(out)
+    url = _url(storage)
+    started = time.monotonic()
+    code, done = rep.run(planned, url, n_workers=n_workers, threads=threads)
+    if done:
+        intro = (f"Every exploration below was re-run with several training seeds per configuration. Our "
+                 f"figures are means with 95 % Student t intervals over seeds; each claim of the posts is "
+                 f"checked seed by seed and gets a verdict (supported, contradicted, inconclusive). This "
+                 f"invocation took {time.monotonic() - started:.0f} s with {n_workers} worker(s); studies that "
+                 f"were done already were reused (each study's own time is in its setup).")
+        path = writeup.write(rep.report_parts(done), out, title="Hand-run explorations, re-run with seeds",
+                             intro=intro)
+        click.echo(str(path))
+    exit_now(code)
+
+
+def _open(name: str, storage: str | None):
+    from sweeper import manager
+
+    return manager.open_study(name, _url(storage))
 
 
 @cli.command()

@@ -81,8 +81,10 @@ def start(spec, url: str, *, n_workers: int, threads: int | None = None, device:
                    f"{n_workers} worker(s), {threads} thread(s) each{where}; logs in {logs}")
 
 
-def run(handle, workers: Workers) -> int:
+def run(handle, workers: Workers, *, quiet: bool = False) -> int:
     """Release `workers` on `handle`'s study, show progress until they exit, sum up; the exit code.
+    `quiet` (a caller that runs many studies and says these once): no SQLite warning, workers line or
+    table of the best trials.
 
     The workers run in their own process group, so that a Ctrl-C reaches them only through this
     process: the first Ctrl-C (or SIGTERM) asks each worker to finish its trial and stop, the
@@ -92,15 +94,17 @@ def run(handle, workers: Workers) -> int:
     if counts.next_step(spec.n_trials) == "done":
         workers.cancel()
         _echo(f"study '{spec.name}' is already done: {counts.done} of {spec.n_trials} trials")
-        _summary(handle)
+        if not quiet:
+            _summary(handle)
         return 0
     if counts.stopped:
         raise BadInput(f"study '{spec.name}' is stopped (sweeper stop): lift it with sweeper resume {spec.name}")
     from storage import rdb, urls
 
-    if urls.sqlite_path(handle.url) is not None and len(workers.procs) > 1:
-        _echo(f"warning: {rdb.SQLITE_SHARED}")
-    _echo(workers.line)
+    if not quiet:
+        if urls.sqlite_path(handle.url) is not None and len(workers.procs) > 1:
+            _echo(f"warning: {rdb.SQLITE_SHARED}")
+        _echo(workers.line)
     workers.release()
     procs = workers.procs
     stops = []
@@ -131,7 +135,8 @@ def run(handle, workers: Workers) -> int:
             log.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    _summary(handle)
+    if not quiet:
+        _summary(handle)
     counts = handle.counts()
     if counts.next_step(spec.n_trials) != "done":
         _echo(f"not finished: {counts.done} of {spec.n_trials} trials done; run again (or start workers) "

@@ -3,8 +3,10 @@ an equivalence test (TOST), a binomial interval for shares."""
 
 from __future__ import annotations
 
+import contextlib
 import math
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
@@ -47,9 +49,19 @@ def mean_interval(values, popmean: float = 0.0) -> Estimate:
     std = float(x.std(ddof=1))
     if std == 0.0:
         return Estimate(n, mean, 0.0, mean, mean, 1.0 if mean == popmean else 0.0)
-    test = stats.ttest_1samp(x, popmean)
-    ci = test.confidence_interval(CONFIDENCE)
+    with _quiet():
+        test = stats.ttest_1samp(x, popmean)
+        ci = test.confidence_interval(CONFIDENCE)
     return Estimate(n, mean, std, float(ci.low) + 0.0, float(ci.high) + 0.0, float(test.pvalue))
+
+
+def mean_share(values) -> Estimate:
+    """`mean_interval` of shares (accuracies, errors) with the interval cut to [0, 1], where a share lies:
+    with few seeds and a large spread the t interval can reach past 1 (or below 0)."""
+    est = mean_interval(values)
+    if not math.isfinite(est.low):
+        return est
+    return replace(est, low=max(est.low, 0.0), high=min(est.high, 1.0))
 
 
 def shifted(values, by: float) -> Estimate:
@@ -65,8 +77,9 @@ def paired(x, y) -> Estimate:
     x, y = x[keep], y[keep]
     d = x - y
     if len(d) >= 2 and d.std(ddof=1) > 0:
-        test = stats.ttest_rel(x, y)
-        ci = test.confidence_interval(CONFIDENCE)
+        with _quiet():
+            test = stats.ttest_rel(x, y)
+            ci = test.confidence_interval(CONFIDENCE)
         return Estimate(len(d), float(d.mean()), float(d.std(ddof=1)), float(ci.low), float(ci.high),
                         float(test.pvalue))
     return mean_interval(d)
@@ -79,8 +92,9 @@ def equivalence_p(d, margin: float) -> float:
         return math.nan
     if d.std(ddof=1) == 0.0:
         return 0.0 if abs(d.mean()) < margin else 1.0
-    above = stats.ttest_1samp(d, -margin, alternative="greater").pvalue
-    below = stats.ttest_1samp(d, margin, alternative="less").pvalue
+    with _quiet():
+        above = stats.ttest_1samp(d, -margin, alternative="greater").pvalue
+        below = stats.ttest_1samp(d, margin, alternative="less").pvalue
     return float(max(above, below))
 
 
@@ -90,3 +104,13 @@ def share_interval(k: int, n: int) -> tuple[float, float]:
         return math.nan, math.nan
     ci = stats.binomtest(k, n).proportion_ci(CONFIDENCE)
     return float(ci.low), float(ci.high)
+
+
+
+@contextlib.contextmanager
+def _quiet():
+    """scipy warns of precision loss when the seeds give nearly the same figure (common here: twin
+    configurations, a saturated network); the figures it returns are still right for our use."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)
+        yield

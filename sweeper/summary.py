@@ -18,6 +18,7 @@ SUMMARY_METRICS = ("valid_accuracy", "test_accuracy", "train_loss", "epochs_run"
 MEASURES = ("valid_accuracy", "test_accuracy", "valid_error", "test_error", "train_loss", "train_error", "gap",
             "best_valid_error", "epochs_run")
 PER_EPOCH = ("train_loss", "train_error", "valid_error")
+SHARES = ("valid_accuracy", "test_accuracy")  # their intervals are cut to [0, 1]
 
 
 def measures(handle, trials: pd.DataFrame, epochs: pd.DataFrame, epoch: int | None = None) -> pd.DataFrame:
@@ -73,7 +74,7 @@ def summary(handle, measured: pd.DataFrame, by: list[str] | None = None) -> pd.D
         row["n"] = int((~group["diverged"]).sum())
         row["diverged"] = int(group["diverged"].sum())
         for metric in SUMMARY_METRICS:
-            est = stats.mean_interval(group[metric])
+            est = (stats.mean_share if metric in SHARES else stats.mean_interval)(group[metric])
             row.update({f"{metric}_mean": est.mean, f"{metric}_std": est.std, f"{metric}_low": est.low,
                         f"{metric}_high": est.high})
         rows.append(row)

@@ -1,4 +1,4 @@
-"""Test-set figures: error, the per-class report (scikit-learn's layout), blog A's confident precision."""
+"""Test-set figures: error, the per-class report (scikit-learn's layout), the confident precision."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 def learning_rate(config: dict, epoch: int, epochs: int) -> float:
     """The learning rate of 0-based `epoch` out of `epochs` under config's schedule.
 
-    constant: lr; linear: lr -> lr_end over the epochs (blog A); exponential: lr * decay**epoch
-    (blog D, one decay per epoch); inverse_time: lr / (1 + decay * epoch).
+    constant: lr; linear: lr -> lr_end over the epochs (the tutorial write-up); exponential:
+    lr * decay**epoch (one decay per epoch); inverse_time: lr / (1 + decay * epoch).
     """
     lr, schedule = config["lr"], config["schedule"]
     if schedule == "constant":

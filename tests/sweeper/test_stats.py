@@ -22,6 +22,28 @@ def test_mean_interval_is_students_t_by_hand():
     assert (est.low, est.high) == pytest.approx((X.mean() - half, X.mean() + half))
 
 
+def test_a_share_interval_stops_at_1_and_0_where_the_t_interval_goes_past():
+    shares = np.array([0.52, 0.96, 1.0])
+    low, high = sp.t.interval(0.95, 2, loc=shares.mean(), scale=sp.sem(shares))
+    assert high > 1 and low > 0  # the t interval itself reaches past 1
+    est = stats.mean_share(shares)
+    assert (est.low, est.high) == pytest.approx((low, 1.0))
+    assert stats.mean_share(1 - shares).low == 0.0
+    inside = stats.mean_share(X)  # far from the bounds: the plain t interval
+    assert (inside.low, inside.high) == (stats.mean_interval(X).low, stats.mean_interval(X).high)
+
+
+def test_nearly_identical_seeds_give_their_interval_without_a_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        twin = np.nextafter(0.9747, 1.0)  # one float apart: scipy's "catastrophic cancellation" case
+        est = stats.mean_interval([0.9747, 0.9747, twin], popmean=0.5)
+        tost = stats.equivalence_p([0.9747, 0.9747, twin], 0.002)
+    assert est.n == 3 and est.low <= est.mean <= est.high and est.p < 0.05 and tost > 0.05
+
+
 def test_paired_matches_ttest_rel_and_the_interval_of_the_differences():
     est = stats.paired(X, Y)
     d = X - Y

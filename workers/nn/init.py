@@ -12,12 +12,12 @@ def glorot(rng: np.random.Generator, shape, fan_in: int, fan_out: int) -> np.nda
 
 
 def uniform01(rng: np.random.Generator, shape, fan_in: int, fan_out: int) -> np.ndarray:
-    """U[0, 1): the forum question's initialisation that does not learn (section B)."""
+    """U[0, 1): the initialisation of the forum question's MLP that does not learn."""
     return rng.uniform(0.0, 1.0, size=shape)
 
 
 def uniform_pm1(rng: np.random.Generator, shape, fan_in: int, fan_out: int) -> np.ndarray:
-    """U[-1, 1): learns, slowly (section B)."""
+    """U[-1, 1): learns, slowly (the same forum question)."""
     return rng.uniform(-1.0, 1.0, size=shape)
 
 

@@ -19,7 +19,7 @@ def cross_entropy(logits, y):
 
 
 def mse(logits, y):
-    """Mean over the batch of the summed squared error between softmax(logits) and one-hot y (section B)."""
+    """Mean over the batch of the summed squared error between softmax(logits) and one-hot y (the forum question's loss)."""
     p = pt.special.softmax(logits, axis=1)
     return pt.mean(pt.sum((p - one_hot(y, logits.type.shape[1]).astype(logits.dtype)) ** 2, axis=1))
 

@@ -1,0 +1,223 @@
+"""A study's plots as PNG files (matplotlib, headless): learning curves with 95 % bands over seeds, accuracy
+per configuration beside the posts' figures, and Optuna's importances and slices for sampled studies."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display is needed or used
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from storage.specs import SEED, label  # noqa: E402
+from sweeper import stats  # noqa: E402
+
+# Parameters whose values span orders of magnitude: their axis is logarithmic.
+LOG_PARAMS = ("l1", "l2", "lr", "lr_end", "eps")
+DPI = 110
+CURVES = (("train_error", "training error (during the epoch)"), ("valid_error", "validation error"))
+
+
+def write(handle, trials: pd.DataFrame, epochs: pd.DataFrame, measured: pd.DataFrame, out: Path) -> list[Path]:
+    """Write every plot of the study into folder `out`; the paths written, in reading order.
+
+    Grid studies (configurations, maybe with seeds): learning curves and accuracy per configuration.
+    Sampled studies: learning curves of the best trials, Optuna's parameter importances and slices.
+    """
+    spec = handle.spec
+    written = []
+    if spec.is_grid:
+        written.append(_save(curves(spec, epochs, measured), out / f"{spec.name}.curves.png"))
+        written.append(_save(accuracy(spec, measured), out / f"{spec.name}.accuracy.png"))
+        return written
+    best = _best_trials(spec, trials)
+    if not best.empty:
+        named = best.assign(config=[label({k: r[k] for k in spec.space}) for _, r in best.iterrows()],
+                            diverged=False)
+        written.append(_save(curves(spec, epochs, named, top=True), out / f"{spec.name}.curves.png"))
+    for name, figure in _optuna_plots(handle):
+        written.append(_save(figure, out / f"{spec.name}.{name}.png"))
+    return written
+
+
+def curves(spec, epochs: pd.DataFrame, measured: pd.DataFrame, top: bool = False) -> Figure:
+    """Training and validation error per epoch: per configuration the mean over seeds and its 95 % t band."""
+    fig = Figure(figsize=(12, 4.8), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    trial_config = measured.set_index("trial")["config"]
+    rows = epochs[epochs["trial"].isin(trial_config.index)].copy()
+    rows["config"] = rows["trial"].map(trial_config)
+    order = list(dict.fromkeys(measured["config"]))
+    colors = _colors(len(order))
+    bands = {(column, config): _band(rows[rows["config"] == config], column)
+             for column, _ in CURVES for config in order}
+    means = pd.concat([b["mean"] for b in bands.values() if not b.empty] or [pd.Series([0.5])])
+    floor = max(float(means.min()), 1e-4)
+    log = float(means.max()) / floor > 10  # spans more than a decade: a log axis shows the small errors
+    for ax, (column, title) in zip(axes, CURVES):
+        for color, config in zip(colors, order):
+            band = bands[(column, config)]
+            if band.empty:
+                continue
+            mean = band["mean"].clip(lower=floor / 2) if log else band["mean"]  # zero error: the bottom edge
+            ax.plot(band.index, mean, color=color, label=config, lw=1.6)
+            ax.fill_between(band.index, band["low"].clip(lower=floor / 2 if log else 0.0), band["high"].clip(upper=1.0),
+                            color=color, alpha=0.2, lw=0)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if log:
+            ax.set_yscale("log")
+            ax.set_ylim(floor / 2, min(1.0, float(means.max()) * 2))
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("error (share of examples misclassified" + (", log scale)" if log else ")"))
+    seeds = _seeds(measured)
+    what = "the 10 best trials" if top else f"mean and 95 % t band over {seeds}"
+    fig.suptitle(f"{spec.title or spec.name}: learning curves ({what})")
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize="small", title="configuration")
+    return fig
+
+
+def accuracy(spec, measured: pd.DataFrame) -> Figure:
+    """Validation and test accuracy per configuration: mean with its 95 % t interval over seeds, and the
+    posts' figures on top. One varied numeric parameter becomes the x axis (log for penalties and rates)."""
+    fig = Figure(figsize=(max(8.0, 0.9 * measured["config"].nunique() + 4), 5.2), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    order = list(dict.fromkeys([c["label"] for c in spec.configs()] + list(measured["config"])))
+    position = _positions(ax, spec, order)
+    for sign, (metric, color, marker, post_marker, post_color) in zip(
+            (-1, 1), (("valid_accuracy", "tab:blue", "o", "x", "black"),
+                      ("test_accuracy", "tab:orange", "s", "+", "red"))):
+        x, mean, low, high = [], [], [], []
+        for config in order:
+            est = stats.mean_share(measured.loc[(measured["config"] == config) & ~measured["diverged"], metric])
+            if est.n:
+                x.append(position(config, sign))
+                mean.append(est.mean)
+                low.append(est.low if math.isfinite(est.low) else est.mean)
+                high.append(est.high if math.isfinite(est.high) else est.mean)
+        if x:
+            mean, low, high = np.array(mean), np.array(low), np.array(high)
+            ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt=marker, color=color, capsize=4, ms=5,
+                        label=f"ours: {metric.replace('_', ' ')} (mean, 95 % interval)")
+        posts = [r for r in spec.references if metric in r and r["config"] in order]
+        if posts:
+            ax.scatter([position(r["config"], sign) for r in posts], [r[metric] for r in posts], marker=post_marker,
+                       s=70, color=post_color, zorder=5, label=f"the post: {metric.replace('_', ' ')}")
+    diverged = [c for c in order if measured.loc[measured["config"] == c, "diverged"].any()]
+    if diverged:
+        ax.text(0.01, 0.01, "diverged (some seeds, left out): " + "; ".join(diverged), transform=ax.transAxes,
+                fontsize="small", color="tab:red", va="bottom")
+    ax.set_ylabel("accuracy (share of examples right)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    fig.suptitle(f"{spec.title or spec.name}: accuracy per configuration over {_seeds(measured)}")
+    return fig
+
+
+def _band(rows: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per epoch: mean and 95 % t interval of `column` over the trials (seeds) that reached it."""
+    out = {}
+    for epoch, values in rows.groupby("epoch")[column]:
+        est = stats.mean_share(values)
+        if est.n:
+            low, high = (est.low, est.high) if math.isfinite(est.low) else (est.mean, est.mean)
+            out[epoch] = dict(mean=est.mean, low=low, high=high)
+    return pd.DataFrame.from_dict(out, orient="index", columns=["mean", "low", "high"])
+
+
+def _numeric_axis(spec) -> tuple[str, dict] | None:
+    """(parameter, {config: value}) when the configurations differ in one numeric parameter only."""
+    varied = spec.varied
+    if len(varied) != 1:
+        return None
+    name = varied[0]
+    values = {c["label"]: c["params"][name] for c in spec.configs()}
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values()):
+        return None
+    return name, {k: float(v) for k, v in values.items()}
+
+
+def _set_numeric_axis(ax, name: str, values: list[float]) -> None:
+    if name in LOG_PARAMS and max(values) > 0:
+        positive = [v for v in values if v > 0]
+        if len(positive) < len(values):  # a zero (no penalty) among them: linear around 0, log beyond
+            ax.set_xscale("symlog", linthresh=min(positive), linscale=0.5)
+            ax.set_xlabel(f"{name} (log scale; linear between 0 and {min(positive):g})")
+        else:
+            ax.set_xscale("log")
+            ax.set_xlabel(f"{name} (log scale)")
+    else:
+        ax.set_xlabel(name)
+    ax.set_xticks(sorted(set(values)), [f"{v:g}" for v in sorted(set(values))], rotation=25, ha="right")
+    ax.minorticks_off()
+
+
+def _positions(ax, spec, order: list[str]):
+    """Set up the x axis; a function (config, side) -> x, the two series side by side around each value."""
+    axis = _numeric_axis(spec)
+    if axis is None:
+        ax.set_xticks(range(len(order)), order, rotation=25, ha="right")
+        ax.set_xlabel("configuration")
+        return lambda config, side: order.index(config) + 0.12 * side
+    name, values = axis
+    _set_numeric_axis(ax, name, list(values.values()))
+    if ax.get_xscale() == "linear":
+        spread = 0.01 * ((max(values.values()) - min(values.values())) or 1.0)
+        return lambda config, side: values[config] + spread * side
+    # log or symlog: a share of a decade (0 stays where it is, its two points overlap)
+    return lambda config, side: values[config] * 10 ** (0.04 * side)
+
+
+def _seeds(measured: pd.DataFrame) -> str:
+    n = measured.groupby("config")[SEED].nunique().max() if not measured.empty else 0
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def _colors(n: int) -> list:
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _best_trials(spec, trials: pd.DataFrame) -> pd.DataFrame:
+    done = trials[trials["state"] == "COMPLETE"]
+    return done.sort_values("valid_error").head(10)
+
+
+def _optuna_plots(handle):
+    """Optuna's own matplotlib plots of a sampled study: parameter importances and slices (when it
+    has enough complete trials to compute them; else none)."""
+    import optuna
+    from optuna.visualization import matplotlib as ovm
+
+    study = handle.study
+    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    if len(complete) < 2 or not any(len({repr(t.params.get(p)) for t in complete}) > 1 for p in handle.spec.space):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for name, draw in (("importance", ovm.plot_param_importances), ("slice", ovm.plot_slice)):
+            result = draw(study)
+            ax = result.flat[0] if isinstance(result, np.ndarray) else result
+            fig = ax.get_figure()
+            fig.suptitle(f"{handle.spec.title or handle.spec.name}: "
+                         + ("parameter importances (fANOVA, Optuna)" if name == "importance"
+                            else f"{handle.spec.metric} against each parameter (Optuna's slice plot)"))
+            yield name, fig
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI)
+    if hasattr(fig, "number"):  # a pyplot figure (Optuna's): release it
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return path

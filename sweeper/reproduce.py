@@ -1,0 +1,175 @@
+"""`sweeper reproduce`: create and run the shipped studies of the posts' explorations, then write their report.
+
+Each shipped study (studies/blog/*.toml) belongs to one section, named by topic. A run names its studies
+after what it overrides (`blog.init.mnist.r3.e5`: data set, seeds, epochs), so that running it again with
+the same options finds them and runs only what is not done yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from storage import datasets
+from storage.errors import BadInput
+
+# The sections of the posts, by topic, in the order the report shows them.
+SECTIONS = {
+    "tutorial": "The Theano tutorial MLP step by step: fixed rate, linear schedule, RMSprop, dropout",
+    "init": "Why an MLP does not learn: weights uniform in [0, 1), in [-1, 1], or Glorot's",
+    "patience": "Early stopping by patience against a fixed number of epochs",
+    "penalties": "L2, L1 and elastic-net penalties, from none to too strong",
+    "rates": "Learning rates: SGD decay, Adam's rate and decay, the moving average of the weights",
+    "architecture": "Hidden width, one or two hidden layers, activation functions",
+    "dropout": "Dropout on the input and hidden layers, with and without penalties",
+    "lenet": "LeNet-5: SGD at 0.01 and 0.001 against Adam at 0.001",
+    "toy": "Every optimizer on a toy problem: 100 random 2-D points with XOR-like labels, 3 hidden units",
+}
+STUDIES = Path(__file__).resolve().parent.parent / "studies" / "blog"
+MNIST_LIKE = ("mnist",)  # the shipped studies' data set that --dataset replaces (the toy study keeps xor)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One shipped study as this run will create it."""
+
+    section: str
+    path: Path
+    spec: object  # storage.specs.Spec
+
+
+def shipped(folder: Path = STUDIES) -> list[tuple[Path, dict]]:
+    """The shipped studies as (path, TOML data), in the order of SECTIONS, then of their file names."""
+    if not folder.is_dir():
+        raise BadInput(f"no shipped studies in {folder}: run sweeper from its source checkout (pip install -e .)")
+    found = []
+    for path in sorted(folder.glob("*.toml")):
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+        section = data.get("study", {}).get("section")
+        if section not in SECTIONS:
+            raise BadInput(f"{path}: [study] section {section!r} is not one of {', '.join(SECTIONS)}")
+        found.append((path, data))
+    return sorted(found, key=lambda item: list(SECTIONS).index(item[1]["study"]["section"]))
+
+
+def plan(sections: list[str], *, dataset: str | None = None, repeats: int | None = None,
+         epochs: int | None = None, full: bool = False, folder: Path = STUDIES) -> list[Planned]:
+    """The studies of `sections` (all when empty) with the overrides applied, checked, not yet created."""
+    from sweeper import spec as specs
+
+    for section in sections:
+        if section not in SECTIONS:
+            import difflib
+
+            near = difflib.get_close_matches(section, list(SECTIONS), n=1)
+            raise BadInput(f"unknown section {section!r}: " + (f"did you mean '{near[0]}'? " if near else "")
+                           + "sweeper reproduce --list shows them")
+    if dataset is not None:
+        dataset = datasets.check(dataset)
+    if full and epochs is not None:
+        raise BadInput("--full trains the posts' own lengths and --epochs caps them: use one of them")
+    out = []
+    for path, data in shipped(folder):
+        study = dict(data["study"])
+        if sections and study["section"] not in sections:
+            continue
+        if dataset is not None and study.get("dataset", "digits") in MNIST_LIKE:
+            study["dataset"] = dataset
+        if repeats is not None:
+            study["repeats"] = repeats
+        shipped_epochs = study.get("epochs")
+        if full and study.get("full_epochs"):
+            study["epochs"] = study["full_epochs"]
+        elif epochs is not None and isinstance(shipped_epochs, int):
+            study["epochs"] = min(epochs, shipped_epochs)
+        study["name"] = _name(study)
+        try:
+            spec = specs.parse({**data, "study": study}, shortened=study.get("epochs") != shipped_epochs)
+        except BadInput as exc:
+            raise BadInput(f"{path.name}: {exc}") from None
+        out.append(Planned(study["section"], path, spec))
+    return out
+
+
+def listing() -> str:
+    """`sweeper reproduce --list`: each section with its line and its studies."""
+    by_section = {}
+    for path, data in shipped():
+        by_section.setdefault(data["study"]["section"], []).append(data["study"].get("name", path.stem))
+    width = max(map(len, SECTIONS))
+    return "\n".join(f"{name:<{width}}  {line} ({', '.join(by_section.get(name, [])) or 'no study'})"
+                     for name, line in SECTIONS.items())
+
+
+def run(planned: list[Planned], url: str, *, n_workers: int, threads: int | None = None,
+        backend: str | None = None) -> tuple[int, list]:
+    """Create and run each planned study with `n_workers` workers here; (exit code, [(section, handle)]).
+
+    A study already done is not run again. The first study that does not finish (Ctrl-C, a worker's
+    error) ends the run with its code.
+    """
+    import optuna
+
+    from sweeper import manager, runner
+
+    from storage import rdb, urls
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if urls.sqlite_path(url) is not None and n_workers > 1:
+        _echo(f"warning: {rdb.SQLITE_SHARED}")
+    done = []
+    for i, item in enumerate(planned, 1):
+        spec = item.spec
+        handle, created = manager.create(spec, url)
+        counts = handle.counts()
+        head = f"[{i}/{len(planned)}] {item.section}: {spec.name} ({spec.n_trials} trials, {spec.epochs} epochs)"
+        if counts.next_step(spec.n_trials) == "done":
+            _echo(f"{head}: done already, {counts.done} trials")
+            done.append((item.section, handle))
+            continue
+        if counts.stopped:
+            raise BadInput(f"study '{spec.name}' is stopped (sweeper stop): lift it with sweeper resume {spec.name}")
+        _echo(f"{head}: {'created' if created else f'{counts.done} done, going on'}")
+        started = time.monotonic()
+        workers = runner.start(spec, url, n_workers=n_workers, threads=threads, backend=backend)
+        code = runner.run(handle, workers, quiet=True)
+        _echo(f"{head}: finished in {time.monotonic() - started:.0f} s")
+        if code != 0:
+            return code, done
+        done.append((item.section, handle))
+    return 0, done
+
+
+def report_parts(done: list) -> list:
+    """The report's parts: one per section, with its studies."""
+    from sweeper.writeup import Part
+
+    parts = {}
+    for section, handle in done:
+        parts.setdefault(section, Part(f"{section}: {SECTIONS[section]}"))
+        parts[section].handles.append(handle)
+    return list(parts.values())
+
+
+def _name(study: dict) -> str:
+    """`{name}.{data set}.r{seeds}.e{epochs}`: the options that change a study are in its name."""
+    return f"{study['name']}.{_tag(study.get('dataset', 'digits'))}.r{study.get('repeats', 1)}.e{study.get('epochs')}"
+
+
+def _tag(dataset) -> str:
+    if not isinstance(dataset, str) or not dataset.startswith("idx:"):
+        return str(dataset)
+    folder = Path(dataset[4:].strip()).expanduser().resolve()
+    stem = re.sub(r"[^A-Za-z0-9_-]", "", folder.name)[:24] or "idx"
+    return f"idx-{stem}-{hashlib.sha1(str(folder).encode()).hexdigest()[:6]}"
+
+
+def _echo(text: str) -> None:
+    click.echo(text, err=True)

@@ -1,0 +1,261 @@
+"""The Markdown report of studies (`report.md` with its PNGs beside it): per study its setup, our figures
+beside the posts', the claims with their verdicts, the plots and how long it took."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from storage.errors import BadInput
+from storage.specs import SEED, short
+from sweeper import claims as verdicts
+from sweeper import plots
+from sweeper.summary import measures, summary
+
+VERDICTS = (verdicts.SUPPORTED, verdicts.CONTRADICTED, verdicts.INCONCLUSIVE)
+
+
+@dataclass
+class Part:
+    """A heading of the report and the studies under it (a section of `sweeper reproduce`)."""
+
+    title: str
+    intro: str = ""
+    handles: list = field(default_factory=list)
+
+
+def check_out(out: str | Path) -> Path:
+    """The report's folder; BadInput when it cannot be written, found by writing a probe file into it
+    (or into its parent when it is still to be made), so that a long run is refused before it starts."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} is a file, not a folder: name a folder for report.md and its plots")
+    where = out if out.is_dir() else out.parent
+    if not where.is_dir():
+        raise BadInput(f"--out {out}: no folder {where.resolve()}: create it or write elsewhere")
+    try:
+        with tempfile.TemporaryFile(dir=where):
+            pass
+    except OSError as exc:
+        raise BadInput(f"--out {out}: folder {where.resolve()} is not writable ({exc.strerror or exc}): "
+                       "write elsewhere") from None
+    return out
+
+
+def write(parts: list[Part], out: str | Path, *, title: str, intro: str = "") -> Path:
+    """Write report.md and its PNGs into folder `out`; its path."""
+    with _staged(out) as tmp:
+        lines = [f"# {title}", ""] + ([intro, ""] if intro else [])
+        studies = [(part, handle, _measure(handle)) for part in parts for handle in part.handles]
+        lines += _overview(studies)
+        for part in parts:
+            level = "###" if part.title else "##"
+            if part.title:
+                lines += [f"## {part.title}", ""] + ([part.intro, ""] if part.intro else [])
+            for owner, handle, data in studies:
+                if owner is part:
+                    lines += _study(handle, data, tmp, level)
+        (tmp / "report.md").write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    return Path(out) / "report.md"
+
+
+def plots_only(handle, out: str | Path) -> list[Path]:
+    """Write the study's PNGs into folder `out`; their paths."""
+    with _staged(out) as tmp:
+        data = _measure(handle)
+        names = [p.name for p in plots.write(handle, data.trials, data.epochs, data.measured, tmp)]
+    return [Path(out) / name for name in names]
+
+
+@contextlib.contextmanager
+def _staged(out: str | Path):
+    """A temporary folder inside `out` whose files are moved into `out` when the block succeeds: a
+    failure leaves nothing half written. OSError (full disk, permissions) becomes BadInput."""
+    out = check_out(out)
+    try:
+        out.mkdir(exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".sweeper-report-", dir=out))
+    except OSError as exc:
+        raise BadInput(f"cannot write into {out}: {exc.strerror or exc}: write elsewhere") from None
+    try:
+        yield tmp
+        for path in sorted(tmp.iterdir()):
+            os.replace(path, out / path.name)
+    except OSError as exc:
+        raise BadInput(f"cannot write into {out}: {exc.strerror or exc}: free space or write elsewhere") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass
+class _Data:
+    trials: pd.DataFrame
+    epochs: pd.DataFrame
+    measured: pd.DataFrame
+    claims: pd.DataFrame
+
+
+def _measure(handle) -> _Data:
+    from sweeper import analysis
+
+    trials, epochs = analysis.trials(None, handle), analysis.epochs(None, handle)
+    claims = verdicts.claims(handle, trials, epochs)
+    return _Data(trials, epochs, measures(handle, trials, epochs), claims)
+
+
+def _overview(studies) -> list[str]:
+    """One row per study: trials done, claims by verdict, time; only when there is more than one."""
+    if len(studies) < 2:
+        return []
+    rows = []
+    for part, handle, data in studies:
+        counts = data.claims["verdict"].value_counts()
+        rows.append([part.title.split(":")[0] if part.title else "", f"[{handle.spec.title or handle.spec.name}]"
+                     f"(#{_anchor(handle.spec.title or handle.spec.name)})", _done(data.trials),
+                     *(str(int(counts.get(v, 0))) for v in VERDICTS), _duration(data.trials)[0]])
+    total = pd.concat([d.claims["verdict"] for _, _, d in studies]).value_counts()
+    rows.append(["**all**", "", "", *(f"**{int(total.get(v, 0))}**" for v in VERDICTS), ""])
+    return ["## Overview", "", _table(["section", "study", "trials", *VERDICTS, "wall time"], rows), ""]
+
+
+def _study(handle, data: _Data, folder: Path, level: str) -> list[str]:
+    spec = handle.spec
+    lines = [f"{level} {spec.title or spec.name}", "", f"Study `{spec.name}`." + (f" {spec.about}" if spec.about else ""), "",
+             _setup(spec, data.trials), ""]
+    if spec.is_grid:
+        lines += [f"{level}# Our figures beside the post's", "", _summary_table(handle, data), "",
+                  "Intervals: 95 % Student t over seeds. *inside*/*outside*: whether the post's figure lies in "
+                  "our interval.", ""]
+        if not data.claims.empty:
+            lines += [f"{level}# The post's claims", "", _claims_table(data.claims), ""]
+    else:
+        lines += [f"{level}# The best trials", "", _best_table(spec, data.trials), ""]
+    paths = plots.write(handle, data.trials, data.epochs, data.measured, folder)
+    if paths:
+        lines += [f"{level}# Plots", ""]
+        lines += [f"![{_caption(p.name)}]({p.name})\n" for p in paths]
+    return lines
+
+
+def _setup(spec, trials: pd.DataFrame) -> str:
+    fixed = ", ".join(f"{k} {short(v)}" for k, v in spec.fixed.items()) or "the model's defaults"
+    if spec.is_grid:
+        n_configs = len(spec.configs())
+        seeds = spec.grid_space().get(SEED, [spec.seed])
+        what = (f"{n_configs} configuration{'s' if n_configs != 1 else ''} x {len(seeds)} seed"
+                f"{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})")
+    else:
+        what = f"{spec.n_trials} trials chosen by the {spec.sampler['name']} sampler"
+    length = f"{spec.epochs} epochs each" + (f" (the post: {spec.full_epochs})" if spec.full_epochs else "")
+    wall, compute = _duration(trials)
+    return (f"**Setup.** {spec.model.upper()} on `{spec.dataset}`: {what}, {length}. Fixed: {fixed}. "
+            f"**Time:** {_done(trials)} trials done; {wall} from the first trial's "
+            f"start to the last one's end, {compute} of training in all.")
+
+
+def _summary_table(handle, data: _Data) -> str:
+    frame = summary(handle, data.measured)
+    head = ["configuration", "n", "validation accuracy [95 % CI]", "the post", "test accuracy [95 % CI]",
+            "the post", "final train loss", "epochs", "the post says"]
+    rows = []
+    for _, r in frame.iterrows():
+        rows.append([r["config"], f"{r['n']}" + (f" (+{r['diverged']} diverged)" if r["diverged"] else ""),
+                     _interval(r, "valid_accuracy"), _post(r, "valid"), _interval(r, "test_accuracy"),
+                     _post(r, "test"), _number(r["train_loss_mean"]), _number(r["epochs_run_mean"], ".3g"),
+                     r["post_outcome"] or ""])
+    return _table(head, rows)
+
+
+def _claims_table(frame: pd.DataFrame) -> str:
+    head = ["the post says", "checked as", "effect [95 % CI]", "p", "verdict"]
+    rows = []
+    for _, r in frame.iterrows():
+        checked = f"{r['metric']}: " + (f"{r['x']} vs {r['y']}, {r['target']}" if isinstance(r["y"], str)
+                                        else f"{r['x']} {r['target']}")
+        effect = (f"{_number(r['effect'])} [{_number(r['effect_low'])}, {_number(r['effect_high'])}]"
+                  if math.isfinite(r["effect"]) else "-")
+        verdict = f"**{r['verdict']}**" + (f" ({r['note']})" if r["note"] else "")
+        rows.append([r["claim"], checked, effect, _number(r["p_value"], ".2g"), verdict])
+    return _table(head, rows)
+
+
+def _best_table(spec, trials: pd.DataFrame) -> str:
+    best = trials[trials["state"] == "COMPLETE"].sort_values("valid_error").head(10)
+    head = ["trial", *spec.space, "validation error", "test error", "epochs"]
+    rows = [[str(r["trial"]), *(short(r[p]) for p in spec.space), _number(r["valid_error"]),
+             _number(r["test_error"]), _number(r["epochs_run"], ".3g")] for _, r in best.iterrows()]
+    return _table(head, rows) if rows else "(no complete trial yet)"
+
+
+def _interval(row, metric: str) -> str:
+    mean, low, high = row[f"{metric}_mean"], row[f"{metric}_low"], row[f"{metric}_high"]
+    if not math.isfinite(mean):
+        return "-"
+    return f"{mean:.4f}" + (f" [{low:.4f}, {high:.4f}]" if math.isfinite(low) else "")
+
+
+def _post(row, short_metric: str) -> str:
+    value = row[f"post_{short_metric}_accuracy"]
+    if not math.isfinite(value):
+        return ""
+    inside = row[f"post_{short_metric}_inside"]
+    where = "" if pd.isna(inside) else " *inside*" if inside else " *outside*"
+    return f"{value:.4f}{where}"
+
+
+def _number(value, fmt: str = ".4f") -> str:
+    """A figure for a table: `fmt`, or scientific notation when it would show as zero; '-' when missing."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    text = format(value, fmt)
+    if value != 0 and float(text) == 0:
+        return f"{value:.1e}"
+    return text
+
+
+def _done(trials: pd.DataFrame) -> str:
+    states = trials["state"].value_counts()
+    done = int(states.get("COMPLETE", 0) + states.get("PRUNED", 0) + states.get("FAIL", 0))
+    return f"{done}" + (f" ({int(states.get('FAIL', 0))} failed)" if states.get("FAIL", 0) else "")
+
+
+def _duration(trials: pd.DataFrame) -> tuple[str, str]:
+    """(wall time from the first start to the last end, summed training seconds), in words."""
+    if trials.empty or trials["started"].isna().all():
+        return "-", "-"
+    wall = (trials["finished"].max() - trials["started"].min()).total_seconds()
+    return _seconds(wall), _seconds(float(trials["seconds"].sum()))
+
+
+def _seconds(s: float) -> str:
+    if not math.isfinite(s):
+        return "-"
+    return f"{s:.1f} s" if s < 60 else f"{int(s // 60)} min {int(round(s % 60))} s"
+
+
+def _caption(name: str) -> str:
+    kind = name.rsplit(".", 2)[-2]
+    return {"curves": "learning curves", "accuracy": "accuracy per configuration",
+            "importance": "parameter importances", "slice": "slice plot"}.get(kind, kind)
+
+
+def _anchor(heading: str) -> str:
+    """The anchor a code-hosting site gives a heading: lower case, punctuation out, spaces to '-'."""
+    kept = "".join(c for c in heading.lower() if c.isalnum() or c in " -_")
+    return kept.replace(" ", "-")
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    def cell(text) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(map(cell, head)) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
+    return "\n".join(lines)

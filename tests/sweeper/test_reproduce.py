@@ -1,0 +1,187 @@
+"""`sweeper reproduce`, `report` and `plot` end to end: every shipped section run by real workers on the
+bundled digits (2 seeds, 2 epochs), the report read back, every PNG decoded; reruns reuse; bad input."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib import image
+
+from sweeper import analysis, reproduce
+from sweeper.claims import CONTRADICTED, INCONCLUSIVE, SUPPORTED
+from tests.sweeper.conftest import tiny_spec
+
+QUICK = ("--dataset", "digits", "--repeats", "2", "--epochs", "2", "--workers", "2")
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory):
+    """One `sweeper reproduce` of every section on digits: (folder, storage URL, its output, seconds)."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("reproduce")
+    url = f"sqlite:///{folder / 'r.db'}"
+    env = {k: v for k, v in os.environ.items() if k != "SWEEPER_STORAGE"}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "sweeper", "reproduce", *QUICK, "--storage", url,
+                           "--out", str(folder / "out")], cwd=folder, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder, url, done, time.monotonic() - started
+
+
+def _pngs(report: str) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", report)
+
+
+def test_the_report_has_a_section_per_topic_and_a_verdict_per_claim(reproduced):
+    folder, url, done, seconds = reproduced
+    report = (folder / "out" / "report.md").read_text()
+    headings = re.findall(r"^## (\w+): ", report, flags=re.M)
+    assert headings == list(reproduce.SECTIONS)
+    planned = reproduce.plan([], dataset="digits", repeats=2, epochs=2)
+    n_claims = 0
+    for item in planned:
+        claims = analysis.claims(url, item.spec.name)
+        assert len(claims) == len(item.spec.claims)
+        assert set(claims["verdict"]) <= {SUPPORTED, CONTRADICTED, INCONCLUSIVE}
+        for text in claims["claim"]:
+            assert text.replace("|", "\\|") in report, text
+        n_claims += len(claims)
+    verdicts = re.findall(r"\| \*\*(supported|contradicted|inconclusive)\*\*", report)
+    assert len(verdicts) == n_claims > 40
+    assert f"{len(planned)} studies" not in report  # one heading per study instead
+    for item in planned:
+        assert f"Study `{item.spec.name}`" in report
+    print(f"reproduce on digits: {seconds:.0f} s")
+
+
+def test_every_png_of_the_report_is_a_real_image(reproduced):
+    folder = reproduced[0] / "out"
+    report = (folder / "report.md").read_text()
+    names = _pngs(report)
+    assert len(names) >= 2 * len(reproduce.plan([], dataset="digits", repeats=2, epochs=2))
+    assert sorted(names) == sorted(p.name for p in folder.glob("*.png"))
+    for name in names:
+        assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        pixels = image.imread(folder / name)
+        assert pixels.shape[0] > 300 and pixels.shape[1] > 600, name
+        assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 20, f"{name} is nearly blank"
+    assert not list(folder.glob(".sweeper-report-*")), "the staging folder was left behind"
+
+
+def test_a_second_run_reuses_every_study(reproduced, sweeper):
+    folder, url, _, first = reproduced
+    started = time.monotonic()
+    again = sweeper("reproduce", "init", "toy", *QUICK, "--storage", url, "--out", folder / "again")
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("done already") == len(reproduce.plan(["init", "toy"]))
+    assert "created" not in again.stderr
+    assert (folder / "again" / "report.md").exists()
+    assert time.monotonic() - started < first / 2
+
+
+def test_report_and_plot_of_named_studies(reproduced, sweeper, tmp_path):
+    folder, url, _, _ = reproduced
+    names = [p.spec.name for p in reproduce.plan(["penalties"], dataset="digits", repeats=2, epochs=2)]
+    done = sweeper("report", *names, "--storage", url, "--out", tmp_path / "rep")
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert text.startswith(f"# Report: {len(names)} studies")
+    assert all(f"Study `{n}`" in text for n in names)
+    plotted = sweeper("plot", names[0], "--storage", url, "--out", tmp_path / "plots")
+    assert plotted.returncode == 0, plotted.stderr
+    assert sorted(Path(p).name for p in plotted.stdout.split()) == sorted(
+        [f"{names[0]}.curves.png", f"{names[0]}.accuracy.png"])
+
+
+def test_a_sampled_study_gets_optunas_importances_and_slices(sweeper, write_spec, tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    ran = sweeper("run", write_spec(tiny_spec(n_trials=6, epochs=2)), "--storage", url)
+    assert ran.returncode == 0, ran.stderr
+    done = sweeper("report", "tiny", "--storage", url, "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "The best trials" in report
+    assert _pngs(report) == ["tiny.curves.png", "tiny.importance.png", "tiny.slice.png"]
+    for name in _pngs(report):
+        assert image.imread(tmp_path / "out" / name).shape[0] > 300
+
+
+@pytest.mark.parametrize("args, says", [
+    (("reproduce", "penalty"), "unknown section 'penalty': did you mean 'penalties'?"),
+    (("reproduce", "--dataset", "mnits"), "unknown dataset 'mnits'"),
+    (("reproduce", "--full", "--epochs", "2"), "use one of them"),
+    (("reproduce", "--repeats", "0"), "--repeats"),
+    (("plot", "nope", "--out", "plots"), "no study 'nope'"),
+    (("report", "nope", "--out", "rep"), "no study 'nope'"),
+])
+def test_bad_input_is_one_line_exit_2_and_creates_nothing(sweeper, tmp_path, args, says):
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    if args[0] != "reproduce":  # a storage with one other study in it
+        ran = sweeper("create", _tiny(tmp_path), "--storage", url)
+        assert ran.returncode == 0, ran.stderr
+    before = sorted(p.name for p in tmp_path.iterdir())
+    done = sweeper(*args, "--storage", url)
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(sweeper, tmp_path):
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    # /proc refuses new files even to root, who ignores permission bits
+    for out, says in ((Path("/proc/sweeper-out"), "not writable"), (a_file, "is a file"),
+                      (tmp_path / "no" / "such" / "out", "no folder")):
+        done = sweeper("reproduce", "init", *QUICK, "--storage", url, "--out", out)
+        assert done.returncode == 2 and says in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert not (tmp_path / "none.db").exists()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_the_list_names_every_section_once(sweeper):
+    done = sweeper("reproduce", "--list")
+    assert done.returncode == 0
+    lines = done.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(reproduce.SECTIONS)
+    assert not any("(no study)" in line for line in lines)
+
+
+def test_names_say_what_was_overridden(mnist_dir):
+    planned = reproduce.plan(["init"], dataset=f"idx:{mnist_dir}", repeats=2, epochs=3)
+    (item,) = planned
+    assert re.fullmatch(r"blog\.init\.idx-mnist-[0-9a-f]{6}\.r2\.e3", item.spec.name)
+    assert item.spec.repeats == 2 and item.spec.epochs == 3 and item.spec.dataset == f"idx:{mnist_dir}"
+    toy = reproduce.plan(["toy"], dataset="digits")
+    assert all(p.spec.dataset == "xor" for p in toy)  # the toy problem keeps its own data
+    full = reproduce.plan(["penalties"], full=True)
+    assert all(p.spec.epochs == 156 for p in full)
+
+
+def _tiny(folder: Path) -> Path:
+    path = folder / "tiny.toml"
+    path.write_text(tiny_spec())
+    return path
+
+
+def test_the_init_section_on_real_mnist_supports_the_uniform01_and_glorot_claims(mnist_dir, sweeper, tmp_path):
+    url = f"sqlite:///{tmp_path / 'init.db'}"
+    done = sweeper("reproduce", "init", "--dataset", f"idx:{mnist_dir}", "--repeats", "2", "--workers", "2",
+                   "--storage", url, "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    (item,) = reproduce.plan(["init"], dataset=f"idx:{mnist_dir}", repeats=2)
+    claims = analysis.claims(url, item.spec.name).set_index("x")
+    stuck = claims[claims["claim"].str.contains("stuck at about 10 %")]
+    assert list(stuck["verdict"]) == [SUPPORTED]
+    glorot = claims[claims["claim"].str.startswith("Glorot uniform: about 90 %")]
+    assert list(glorot["verdict"]) == [SUPPORTED]
+    assert "| **supported**" in (tmp_path / "out" / "report.md").read_text()
