@@ -3,7 +3,7 @@
 Run: python bench/sweep_overhead.py [--data DIR] [--trials 6] [--epochs 5] [--sqlite URL] [--pg URL]
 
 Runs the real worker loop (workers.worker.work) in this process on a fresh study per storage: a
-784-500-10 MLP (section D's baseline, TPE over lr and l2, no pruning) for `--epochs` epochs per
+784-500-10 MLP (the posts' baseline, TPE over lr and l2, no pruning) for `--epochs` epochs per
 trial on MNIST IDX files in DIR ("idx:DIR"; default ../shared/data/mnist, else the digits set).
 For each storage it prints the trials' wall time in the loop, the time inside train(), and the
 share outside it. The first trial compiles; the steady-state line leaves it out. Target: <= 3 %.

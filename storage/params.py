@@ -78,7 +78,7 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
           low=0, low_open=True),
 ]}
 
-# Section D's baseline for the MLP (moving average of weights included); its LeNet trained with Adam.
+# The hyperparameter post's baseline MLP (moving average of weights included); its LeNet trained with Adam.
 _COMMON = dict(activation="relu", init="glorot", loss="cross_entropy", dropout=0.0, input_dropout=0.0,
                l1=0.0, l2=1e-4, momentum=0.9, rho=0.9, beta1=0.9, beta2=0.999, eps=1e-8,
                lr_end=None, batch_size=100, ema=0.99, patience=0, improvement_threshold=0.995, valid_size=0.2)

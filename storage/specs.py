@@ -14,6 +14,9 @@ VERSION = 1
 # choosing hyperparameters on it would leak it into the selection (it is recorded per trial instead).
 METRICS = {"valid_error": "minimize", "valid_accuracy": "maximize"}
 SEED = "seed"  # the searched "parameter" that carries a replicate's training seed (`[study] repeats`)
+# The fields that describe a study without changing its trials (a stored study takes their new values),
+# with their empty values.
+DESCRIPTIVE = dict(references=[], claims=[], title="", about="", section="", full_epochs=None)
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,18 @@ class Spec:
         return cls(**attr)
 
     def same_as(self, other: "Spec") -> bool:
-        """Whether two specs describe the same search (the study name aside)."""
+        """Whether two specs are the same in every field (the study name aside)."""
         return replace(self, name="").to_attr() == replace(other, name="").to_attr()
+
+    def search_attr(self) -> dict:
+        """`to_attr` of what decides the trials: without the name and the DESCRIPTIVE fields, points
+        without their names."""
+        points = [p["params"] for p in self.points]
+        return replace(self, name="", points=points, **DESCRIPTIVE).to_attr()
+
+    def same_search(self, other: "Spec") -> bool:
+        """Whether two specs train the same trials (they may differ in name and description)."""
+        return self.search_attr() == other.search_attr()
 
 
 def label(params: dict) -> str:

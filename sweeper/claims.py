@@ -4,7 +4,8 @@ The rule (docs/reproduce.md): supported when the interval lies wholly on the sid
 contradicted when it lies wholly on the other side, inconclusive otherwise (fewer than 2 seeds
 included). 'similar' claims are equivalence tests: supported when the two one-sided tests put the
 difference inside (-margin, margin) at p < 0.05, contradicted when the interval lies wholly outside.
-'diverges': supported when every seed diverged, contradicted when none did.
+'diverges': supported when every seed diverged, contradicted when none did (inconclusive when none did
+in a run shorter than the post's).
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ def claims(handle, trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
         epoch = claim.get("epoch")
         if epoch not in by_epoch:
             by_epoch[epoch] = measures(handle, trials, epochs, epoch=epoch)
-        rows.append(evaluate(claim, by_epoch[epoch], handle.spec.epochs))
+        rows.append(evaluate(claim, by_epoch[epoch], handle.spec.epochs, handle.spec.full_epochs))
     return pd.DataFrame(rows, columns=list(COLUMNS)).astype({"n": "int64"})
 
 
-def evaluate(claim: dict, measured: pd.DataFrame, epochs: int) -> dict:
-    """The row of one claim, from the per-trial measures (sweeper.summary.measures)."""
+def evaluate(claim: dict, measured: pd.DataFrame, epochs: int, full_epochs: int | None = None) -> dict:
+    """The row of one claim, from the per-trial measures (sweeper.summary.measures). `full_epochs`: the
+    post's length; a run shorter than it that did not diverge says nothing of divergence later."""
     kind, metric = claim["kind"], claim["metric"]
     row = dict(section=claim["section"], claim=claim["text"], kind=kind, metric=_metric(claim), x=claim["x"],
                y=claim["y"], target=_target(claim), n=0, x_mean=math.nan, y_mean=math.nan, effect=math.nan,
@@ -47,6 +49,8 @@ def evaluate(claim: dict, measured: pd.DataFrame, epochs: int) -> dict:
                    effect_high=high, note=f"{k} of {n} seeds diverged")
         if n:
             row["verdict"] = SUPPORTED if k == n else CONTRADICTED if k == 0 else INCONCLUSIVE
+        if k == 0 and full_epochs is not None and epochs < full_epochs:
+            row.update(verdict=INCONCLUSIVE, note=f"{row['note']} in {epochs} epochs (the post ran {full_epochs})")
         return row
     if claim.get("epoch") is not None and claim["epoch"] > epochs:
         row["note"] = f"not reached: the study trains {epochs} epochs"

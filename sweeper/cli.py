@@ -238,7 +238,10 @@ def plot(name: str, storage: str | None, out: str) -> None:
 
     writeup.check_out(out)
     handle = _open(name, storage)
-    for path in writeup.plots_only(handle, out):
+    paths = writeup.plots_only(handle, out)
+    if not paths:
+        raise BadInput(f"study '{name}' has no finished trial to plot yet: run it first (sweeper run or sweeper worker)")
+    for path in paths:
         click.echo(str(path))
 
 
@@ -262,7 +265,8 @@ def report(names: tuple[str, ...], storage: str | None, out: str) -> None:
 @click.option("--list", "show", is_flag=True, help="list the sections with one line each, and exit")
 @click.option("--dataset", default=None, metavar="D",
               help="train the MNIST studies on D (digits, mnist or idx:DIR) [default: each study's, mnist]")
-@click.option("--repeats", type=click.IntRange(min=1), default=None, help="seeds per configuration [default: 3]")
+@click.option("--repeats", type=click.IntRange(min=1), default=None,
+              help="seeds per configuration [default: each study's: 3, the toy problem 10]")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="cap every study at N epochs (a quick look)")
 @click.option("--full", is_flag=True, help="train the posts' own lengths (much longer)")
 @click.option("--workers", "n_workers", default=2, show_default=True, type=click.IntRange(min=1),

@@ -77,12 +77,18 @@ def open_study(name: str, url: str) -> Handle:
 
 
 def _same(study, spec: Spec, url: str) -> Spec:
+    """The stored spec of an existing study, refused when it trains other trials than `spec`; when only
+    its description differs (claims, references, title...), the study takes `spec`'s."""
     stored = specs.load(study)
-    if not stored.same_as(spec):
-        diff = [k for k, v in spec.to_attr().items() if stored.to_attr().get(k) != v and k != "name"]
+    if not stored.same_search(spec):
+        old, new = stored.search_attr(), spec.search_attr()
+        diff = [k for k, v in new.items() if old.get(k) != v]
         raise BadInput(f"study '{spec.name}' already exists in {urls.mask(url)} with a different spec "
                        f"({', '.join(diff)} differ): choose another --name, or delete it first "
                        f"(optuna delete-study --study-name {spec.name} --storage URL)")
+    if not stored.same_as(spec):
+        specs.save(study, spec)
+        return spec
     return stored
 
 

@@ -4,6 +4,7 @@ per configuration beside the posts' figures, and Optuna's importances and slices
 from __future__ import annotations
 
 import math
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def write(handle, trials: pd.DataFrame, epochs: pd.DataFrame, measured: pd.DataF
     spec = handle.spec
     written = []
     if spec.is_grid:
+        if measured.empty:
+            return written
         written.append(_save(curves(spec, epochs, measured), out / f"{spec.name}.curves.png"))
         written.append(_save(accuracy(spec, measured), out / f"{spec.name}.accuracy.png"))
         return written
@@ -51,23 +54,25 @@ def curves(spec, epochs: pd.DataFrame, measured: pd.DataFrame, top: bool = False
     """Training and validation error per epoch: per configuration the mean over seeds and its 95 % t band."""
     fig = Figure(figsize=(12, 4.8), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
+    n_diverged = int(measured["diverged"].sum())
+    measured = measured[~measured["diverged"]]  # as in the tables: a diverged seed has no figures
     trial_config = measured.set_index("trial")["config"]
     rows = epochs[epochs["trial"].isin(trial_config.index)].copy()
     rows["config"] = rows["trial"].map(trial_config)
     order = list(dict.fromkeys(measured["config"]))
-    colors = _colors(len(order))
+    styles = _styles(len(order))
     bands = {(column, config): _band(rows[rows["config"] == config], column)
              for column, _ in CURVES for config in order}
     means = pd.concat([b["mean"] for b in bands.values() if not b.empty] or [pd.Series([0.5])])
     floor = max(float(means.min()), 1e-4)
     log = float(means.max()) / floor > 10  # spans more than a decade: a log axis shows the small errors
     for ax, (column, title) in zip(axes, CURVES):
-        for color, config in zip(colors, order):
+        for (color, dashes), config in zip(styles, order):
             band = bands[(column, config)]
             if band.empty:
                 continue
             mean = band["mean"].clip(lower=floor / 2) if log else band["mean"]  # zero error: the bottom edge
-            ax.plot(band.index, mean, color=color, label=config, lw=1.6)
+            ax.plot(band.index, mean, color=color, ls=dashes, label=config, lw=1.6)
             ax.fill_between(band.index, band["low"].clip(lower=floor / 2 if log else 0.0), band["high"].clip(upper=1.0),
                             color=color, alpha=0.2, lw=0)
         ax.set_title(title)
@@ -79,8 +84,9 @@ def curves(spec, epochs: pd.DataFrame, measured: pd.DataFrame, top: bool = False
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("error (share of examples misclassified" + (", log scale)" if log else ")"))
     seeds = _seeds(measured)
-    what = "the 10 best trials" if top else f"mean and 95 % t band over {seeds}"
-    fig.suptitle(f"{spec.title or spec.name}: learning curves ({what})")
+    what = (f"the {len(order)} best trials" if top else f"mean and 95 % t band over {seeds}"
+            + (f"; {n_diverged} diverged run(s) left out" if n_diverged else ""))
+    _title(fig, f"{spec.title or spec.name}: learning curves ({what})")
     handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize="small", title="configuration")
     return fig
@@ -112,15 +118,22 @@ def accuracy(spec, measured: pd.DataFrame) -> Figure:
         if posts:
             ax.scatter([position(r["config"], sign) for r in posts], [r[metric] for r in posts], marker=post_marker,
                        s=70, color=post_color, zorder=5, label=f"the post: {metric.replace('_', ' ')}")
-    diverged = [c for c in order if measured.loc[measured["config"] == c, "diverged"].any()]
+    diverged = [f"{c}: {int(d.sum())} of {len(d)} seeds" for c in order
+                for d in [measured.loc[measured["config"] == c, "diverged"]] if d.any()]
     if diverged:
-        ax.text(0.01, 0.01, "diverged (some seeds, left out): " + "; ".join(diverged), transform=ax.transAxes,
+        ax.text(0.01, 0.01, "diverged (left out): " + "; ".join(diverged), transform=ax.transAxes,
                 fontsize="small", color="tab:red", va="bottom")
     ax.set_ylabel("accuracy (share of examples right)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", loc="best")
-    fig.suptitle(f"{spec.title or spec.name}: accuracy per configuration over {_seeds(measured)}")
+    _title(fig, f"{spec.title or spec.name}: accuracy per configuration over {_seeds(measured)}")
     return fig
+
+
+def _title(fig, text: str) -> None:
+    """A title wrapped to the figure's width (a long study title would be cut at the edges)."""
+    chars = int(fig.get_figwidth() * 11)  # about 11 characters of the default title font per inch
+    fig.suptitle(textwrap.fill(text, chars))
 
 
 def _band(rows: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -182,9 +195,10 @@ def _seeds(measured: pd.DataFrame) -> str:
     return f"{n} seed{'s' if n != 1 else ''}"
 
 
-def _colors(n: int) -> list:
-    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(n)]
+def _styles(n: int) -> list[tuple]:
+    """(colour, line style) for n lines: tab10's colours, solid, then dashed, then dotted."""
+    cmap = matplotlib.colormaps["tab10"]
+    return [(cmap(i % 10), ("-", "--", ":", "-.")[(i // 10) % 4]) for i in range(n)]
 
 
 def _best_trials(spec, trials: pd.DataFrame) -> pd.DataFrame:

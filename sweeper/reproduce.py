@@ -52,9 +52,14 @@ def shipped(folder: Path = STUDIES) -> list[tuple[Path, dict]]:
     for path in sorted(folder.glob("*.toml")):
         with path.open("rb") as f:
             data = tomllib.load(f)
-        section = data.get("study", {}).get("section")
-        if section not in SECTIONS:
-            raise BadInput(f"{path}: [study] section {section!r} is not one of {', '.join(SECTIONS)}")
+        study = data.get("study", {})
+        if study.get("section") not in SECTIONS:
+            raise BadInput(f"{path}: [study] section {study.get('section')!r} is not one of {', '.join(SECTIONS)}")
+        if not isinstance(study.get("name"), str):
+            raise BadInput(f"{path}: [study] has no name: add name = \"blog.TOPIC\"")
+        twin = next((p for p, d in found if d["study"]["name"] == study["name"]), None)
+        if twin is not None:
+            raise BadInput(f"{path} and {twin} are both named {study['name']!r}: rename one")
         found.append((path, data))
     return sorted(found, key=lambda item: list(SECTIONS).index(item[1]["study"]["section"]))
 
@@ -102,7 +107,7 @@ def listing() -> str:
     """`sweeper reproduce --list`: each section with its line and its studies."""
     by_section = {}
     for path, data in shipped():
-        by_section.setdefault(data["study"]["section"], []).append(data["study"].get("name", path.stem))
+        by_section.setdefault(data["study"]["section"], []).append(data["study"]["name"])
     width = max(map(len, SECTIONS))
     return "\n".join(f"{name:<{width}}  {line} ({', '.join(by_section.get(name, [])) or 'no study'})"
                      for name, line in SECTIONS.items())
@@ -117,11 +122,11 @@ def run(planned: list[Planned], url: str, *, n_workers: int, threads: int | None
     """
     import optuna
 
+    from storage import rdb, urls
     from sweeper import manager, runner
 
-    from storage import rdb, urls
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check(planned, url)
     if urls.sqlite_path(url) is not None and n_workers > 1:
         _echo(f"warning: {rdb.SQLITE_SHARED}")
     done = []
@@ -134,8 +139,6 @@ def run(planned: list[Planned], url: str, *, n_workers: int, threads: int | None
             _echo(f"{head}: done already, {counts.done} trials")
             done.append((item.section, handle))
             continue
-        if counts.stopped:
-            raise BadInput(f"study '{spec.name}' is stopped (sweeper stop): lift it with sweeper resume {spec.name}")
         _echo(f"{head}: {'created' if created else f'{counts.done} done, going on'}")
         started = time.monotonic()
         workers = runner.start(spec, url, n_workers=n_workers, threads=threads, backend=backend)
@@ -145,6 +148,31 @@ def run(planned: list[Planned], url: str, *, n_workers: int, threads: int | None
             return code, done
         done.append((item.section, handle))
     return 0, done
+
+
+def check(planned: list[Planned], url: str) -> None:
+    """Refuse, before anything is created or run, a planned study that exists at `url` with other
+    trials (other options under the same name) or that is stopped (sweeper stop)."""
+    import optuna
+
+    from storage import budget, rdb, specs, urls
+
+    if not rdb.has_studies(url):
+        return
+    storage = rdb.open_storage(url)
+    for item in planned:
+        try:
+            study = optuna.load_study(study_name=item.spec.name, storage=storage)
+        except KeyError:
+            continue
+        stored = specs.load(study)
+        if not stored.same_search(item.spec):
+            raise BadInput(f"study '{item.spec.name}' exists in {urls.mask(url)} with other trials (its shipped "
+                           f"spec changed since): delete it first (optuna delete-study --study-name "
+                           f"{item.spec.name} --storage URL), or use another --storage")
+        if budget.counts(storage.engine, storage.get_study_id_from_name(item.spec.name)).stopped:
+            raise BadInput(f"study '{item.spec.name}' is stopped (sweeper stop): lift it with "
+                           f"sweeper resume {item.spec.name}")
 
 
 def report_parts(done: list) -> list:

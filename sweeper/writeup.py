@@ -20,6 +20,7 @@ from sweeper import plots
 from sweeper.summary import measures, summary
 
 VERDICTS = (verdicts.SUPPORTED, verdicts.CONTRADICTED, verdicts.INCONCLUSIVE)
+MODELS = {"mlp": "MLP", "lenet": "LeNet-5"}
 
 
 @dataclass
@@ -50,20 +51,55 @@ def check_out(out: str | Path) -> Path:
 
 
 def write(parts: list[Part], out: str | Path, *, title: str, intro: str = "") -> Path:
-    """Write report.md and its PNGs into folder `out`; its path."""
+    """Write report.md and its PNGs into folder `out`; its path.
+
+    A part with a title is a `##` section; its studies are `###` headings under it, except a part of
+    one study, whose section heading stands for the study."""
     with _staged(out) as tmp:
-        lines = [f"# {title}", ""] + ([intro, ""] if intro else [])
         studies = [(part, handle, _measure(handle)) for part in parts for handle in part.handles]
-        lines += _overview(studies)
+        anchors = _Anchors(["Overview"] if len(studies) > 1 else [])
+        heads = {}  # id(handle) -> the heading that stands for the study, or None
+        for part in parts:
+            if part.title:
+                anchors.add(part.title)
+            for handle in part.handles:
+                own = not part.title or len(part.handles) > 1
+                heads[id(handle)] = (_study_title(handle.spec) if own else None,
+                                     anchors.add(_study_title(handle.spec)) if own else anchors.last)
+        lines = [f"# {title}", ""] + ([intro, ""] if intro else [])
+        lines += _overview(studies, heads)
         for part in parts:
             level = "###" if part.title else "##"
             if part.title:
                 lines += [f"## {part.title}", ""] + ([part.intro, ""] if part.intro else [])
             for owner, handle, data in studies:
                 if owner is part:
-                    lines += _study(handle, data, tmp, level)
+                    heading = heads[id(handle)][0]
+                    lines += ([f"{level} {heading}", ""] if heading else []) + \
+                        _study(handle, data, tmp, level if heading else level[:-1], titled=bool(heading))
         (tmp / "report.md").write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return Path(out) / "report.md"
+
+
+class _Anchors:
+    """The anchors a code-hosting site gives headings: lower case, punctuation out, spaces to '-', and
+    '-1', '-2', ... after a repeated one."""
+
+    def __init__(self, headings=()):
+        self.seen, self.last = {}, None
+        for heading in headings:
+            self.add(heading)
+
+    def add(self, heading: str) -> str:
+        base = "".join(c for c in heading.lower() if c.isalnum() or c in " -_").replace(" ", "-")
+        n = self.seen.get(base, 0)
+        self.seen[base] = n + 1
+        self.last = base if n == 0 else f"{base}-{n}"
+        return self.last
+
+
+def _study_title(spec) -> str:
+    return spec.title or spec.name
 
 
 def plots_only(handle, out: str | Path) -> list[Path]:
@@ -110,37 +146,38 @@ def _measure(handle) -> _Data:
     return _Data(trials, epochs, measures(handle, trials, epochs), claims)
 
 
-def _overview(studies) -> list[str]:
+def _overview(studies, heads: dict) -> list[str]:
     """One row per study: trials done, claims by verdict, time; only when there is more than one."""
     if len(studies) < 2:
         return []
     rows = []
     for part, handle, data in studies:
         counts = data.claims["verdict"].value_counts()
-        rows.append([part.title.split(":")[0] if part.title else "", f"[{handle.spec.title or handle.spec.name}]"
-                     f"(#{_anchor(handle.spec.title or handle.spec.name)})", _done(data.trials),
-                     *(str(int(counts.get(v, 0))) for v in VERDICTS), _duration(data.trials)[0]])
+        link = _study_title(handle.spec).replace("[", "\\[").replace("]", "\\]")
+        rows.append([part.title.split(":")[0] if part.title else "", f"[{link}](#{heads[id(handle)][1]})",
+                     _done(data.trials), *(str(int(counts.get(v, 0))) for v in VERDICTS),
+                     _duration(data.trials)[0]])
     total = pd.concat([d.claims["verdict"] for _, _, d in studies]).value_counts()
     rows.append(["**all**", "", "", *(f"**{int(total.get(v, 0))}**" for v in VERDICTS), ""])
     return ["## Overview", "", _table(["section", "study", "trials", *VERDICTS, "wall time"], rows), ""]
 
 
-def _study(handle, data: _Data, folder: Path, level: str) -> list[str]:
+def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -> list[str]:
+    """A study's part of the report (below its heading; `titled`: its title is that heading)."""
     spec = handle.spec
-    lines = [f"{level} {spec.title or spec.name}", "", f"Study `{spec.name}`." + (f" {spec.about}" if spec.about else ""), "",
-             _setup(spec, data.trials), ""]
+    name = f"Study `{spec.name}`" + ("." if titled or not spec.title else f": *{spec.title}*.")
+    lines = [name + (f" {spec.about}" if spec.about else ""), "", _setup(spec, data.trials), ""]
     if spec.is_grid:
         lines += [f"{level}# Our figures beside the post's", "", _summary_table(handle, data), "",
                   "Intervals: 95 % Student t over seeds. *inside*/*outside*: whether the post's figure lies in "
                   "our interval.", ""]
         if not data.claims.empty:
-            lines += [f"{level}# The post's claims", "", _claims_table(data.claims), ""]
+            lines += [f"{level}# Claims and verdicts", "", _claims_table(data.claims), ""]
     else:
         lines += [f"{level}# The best trials", "", _best_table(spec, data.trials), ""]
     paths = plots.write(handle, data.trials, data.epochs, data.measured, folder)
-    if paths:
-        lines += [f"{level}# Plots", ""]
-        lines += [f"![{_caption(p.name)}]({p.name})\n" for p in paths]
+    lines += [f"{level}# Plots", ""]
+    lines += [f"![{_caption(p.name)}]({p.name})\n" for p in paths] or ["(none yet: no finished trial)", ""]
     return lines
 
 
@@ -155,7 +192,7 @@ def _setup(spec, trials: pd.DataFrame) -> str:
         what = f"{spec.n_trials} trials chosen by the {spec.sampler['name']} sampler"
     length = f"{spec.epochs} epochs each" + (f" (the post: {spec.full_epochs})" if spec.full_epochs else "")
     wall, compute = _duration(trials)
-    return (f"**Setup.** {spec.model.upper()} on `{spec.dataset}`: {what}, {length}. Fixed: {fixed}. "
+    return (f"**Setup.** {MODELS.get(spec.model, spec.model)} on `{spec.dataset}`: {what}, {length}. Fixed: {fixed}. "
             f"**Time:** {_done(trials)} trials done; {wall} from the first trial's "
             f"start to the last one's end, {compute} of training in all.")
 
@@ -169,16 +206,27 @@ def _summary_table(handle, data: _Data) -> str:
         rows.append([r["config"], f"{r['n']}" + (f" (+{r['diverged']} diverged)" if r["diverged"] else ""),
                      _interval(r, "valid_accuracy"), _post(r, "valid"), _interval(r, "test_accuracy"),
                      _post(r, "test"), _number(r["train_loss_mean"]), _number(r["epochs_run_mean"], ".3g"),
-                     r["post_outcome"] or ""])
+                     _says(handle.spec, r["config"])])
     return _table(head, rows)
+
+
+def _says(spec, config: str) -> str:
+    """What the post says of a configuration in words, with the length its figures are from."""
+    said = []
+    for ref in (r for r in spec.references if r["config"] == config):
+        text = "; ".join(t for t in (ref["outcome"], ref["note"]) if t)
+        text = f"at {ref['at']}" + (f": {text}" if text else "") if ref["at"] else text
+        if text and text not in said:
+            said.append(text)
+    return "; ".join(said)
 
 
 def _claims_table(frame: pd.DataFrame) -> str:
     head = ["the post says", "checked as", "effect [95 % CI]", "p", "verdict"]
     rows = []
     for _, r in frame.iterrows():
-        checked = f"{r['metric']}: " + (f"{r['x']} vs {r['y']}, {r['target']}" if isinstance(r["y"], str)
-                                        else f"{r['x']} {r['target']}")
+        checked = f"{r['metric']}: " + (f"\"{r['x']}\" vs \"{r['y']}\", {r['target']}" if isinstance(r["y"], str)
+                                        else f"\"{r['x']}\" {r['target']}")
         effect = (f"{_number(r['effect'])} [{_number(r['effect_low'])}, {_number(r['effect_high'])}]"
                   if math.isfinite(r["effect"]) else "-")
         verdict = f"**{r['verdict']}**" + (f" ({r['note']})" if r["note"] else "")
@@ -244,12 +292,6 @@ def _caption(name: str) -> str:
     kind = name.rsplit(".", 2)[-2]
     return {"curves": "learning curves", "accuracy": "accuracy per configuration",
             "importance": "parameter importances", "slice": "slice plot"}.get(kind, kind)
-
-
-def _anchor(heading: str) -> str:
-    """The anchor a code-hosting site gives a heading: lower case, punctuation out, spaces to '-'."""
-    kept = "".join(c for c in heading.lower() if c.isalnum() or c in " -_")
-    return kept.replace(" ", "-")
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:

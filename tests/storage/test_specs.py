@@ -38,6 +38,14 @@ def test_same_as_ignores_the_name_only():
     assert not _spec().same_as(_spec(space={"lr": FloatDistribution(1e-3, 0.5, log=True)}))
 
 
+def test_same_search_ignores_what_only_describes_the_study():
+    described = _spec(title="t", about="a", section="init", full_epochs=9,
+                      claims=[{"text": "x beats y"}], references=[{"config": "x"}])
+    assert described.same_search(_spec(name="other")) and not described.same_as(_spec())
+    assert not described.same_search(_spec(epochs=3))
+    assert not _spec(repeats=2).same_search(_spec())
+
+
 def test_grid_points_are_the_product_of_the_axes():
     spec = _spec(sampler={"name": "grid", "seed": 0},
                  space={"l2": CategoricalDistribution([0.0, 1e-4]), "width": CategoricalDistribution([16, 32, 48])})

@@ -148,6 +148,26 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(swee
         assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
+def test_a_study_takes_new_claims_and_words_but_refuses_other_trials(sweeper, tmp_path):
+    url = f"sqlite:///{tmp_path / 'words.db'}"
+    text = (reproduce.STUDIES / "init.toml").read_text().replace('dataset = "mnist"', 'dataset = "digits"')
+    spec = tmp_path / "init.toml"
+    spec.write_text(text)
+    assert sweeper("create", spec, "--storage", url).returncode == 0
+    renamed = re.sub(r'^(name|config|x|y) = "glorot"', r'\1 = "Glorot"', text, flags=re.M)  # a point's name
+    spec.write_text(renamed.replace("Glorot's MLP beats", "The Glorot MLP beats"))
+    again = sweeper("create", spec, "--storage", url)
+    assert again.returncode == 0 and "exists" in again.stderr, again.stderr
+    claims = analysis.claims(url, "blog.init")
+    assert "The Glorot MLP beats a plain logistic regression (about 80 %) in this setup." in list(claims["claim"])
+    from sweeper import manager
+
+    assert "Glorot" in [c["label"] for c in manager.open_study("blog.init", url).spec.configs()]
+    spec.write_text(text.replace("epochs = 5", "epochs = 6"))
+    refused = sweeper("create", spec, "--storage", url)
+    assert refused.returncode == 2 and "(epochs differ)" in refused.stderr, refused.stderr
+
+
 def test_the_list_names_every_section_once(sweeper):
     done = sweeper("reproduce", "--list")
     assert done.returncode == 0

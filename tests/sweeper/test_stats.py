@@ -115,5 +115,8 @@ def test_diverges_needs_every_seed_and_one_seed_is_never_enough_for_a_test():
     assert claims.evaluate(_claim("diverges"), _measured(BASE, BASE, all_seeds), 10)["verdict"] == "supported"
     assert claims.evaluate(_claim("diverges"), _measured(BASE, BASE), 10)["verdict"] == "contradicted"
     assert claims.evaluate(_claim("diverges"), _measured(BASE, BASE, {("x", 0)}), 10)["verdict"] == "inconclusive"
+    shortened = claims.evaluate(_claim("diverges"), _measured(BASE, BASE), 10, full_epochs=150)
+    assert shortened["verdict"] == "inconclusive" and "the post ran 150" in shortened["note"]
+    assert claims.evaluate(_claim("diverges"), _measured(BASE, BASE, all_seeds), 10, 150)["verdict"] == "supported"
     row = claims.evaluate(_claim("higher"), _measured(BASE[:1], BASE[:1] - 0.01), 10)
     assert row["verdict"] == "inconclusive" and "2 seeds" in row["note"]
