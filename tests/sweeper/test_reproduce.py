@@ -205,3 +205,29 @@ def test_the_init_section_on_real_mnist_supports_the_uniform01_and_glorot_claims
     glorot = claims[claims["claim"].str.startswith("Glorot uniform: about 90 %")]
     assert list(glorot["verdict"]) == [SUPPORTED]
     assert "| **supported**" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_planned_study_with_other_trials_is_refused_before_anything_runs(sweeper, tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'clash.db'}"
+    init, toy = (p.spec.name for p in reproduce.plan(["init", "toy"], dataset="digits", repeats=2, epochs=2))
+    spec = tmp_path / "init.toml"
+    spec.write_text((reproduce.STUDIES / "init.toml").read_text().replace('dataset = "mnist"', 'dataset = "digits"'))
+    assert sweeper("create", spec, "--name", toy, "--storage", url).returncode == 0  # toy's name, other trials
+    done = sweeper("reproduce", "init", "toy", *QUICK, "--storage", url, "--out", tmp_path / "out")
+    assert done.returncode == 2 and f"study '{toy}' exists" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    names = [s.study_name for s in optuna.get_all_study_summaries(url, include_best_trial=False)]
+    assert names == [toy] and init not in names
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_anchors_are_unique_and_follow_the_hosting_sites_rule():
+    from sweeper.writeup import _Anchors
+
+    anchors = _Anchors(["Overview"])
+    assert anchors.add("init: Why an MLP does not learn: weights uniform in [0, 1), or Glorot's") == \
+        "init-why-an-mlp-does-not-learn-weights-uniform-in-0-1-or-glorots"
+    assert [anchors.add("Same title") for _ in range(3)] == ["same-title", "same-title-1", "same-title-2"]
+    assert anchors.add("Overview") == "overview-1"
