@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.errors import BadInput
+from storage.errors import BadInput, did_you_mean
 
 NAMES = ("digits", "mnist", "xor")
 FIX = "use digits, mnist, xor or idx:DIR (a folder with the four MNIST IDX files)"
@@ -23,7 +23,5 @@ def check(spec) -> str:
         if not folder.is_dir():
             raise BadInput(f"dataset {spec!r}: no folder {folder}: fix the path, {FIX}")
         return spec
-    import difflib
-
-    near = difflib.get_close_matches(spec, NAMES, n=1)
-    raise BadInput(f"unknown dataset {spec!r}: " + (f"did you mean '{near[0]}'? " if near else "") + FIX)
+    hint = did_you_mean(spec, NAMES, otherwise="")
+    raise BadInput(f"unknown dataset {spec!r}: " + (f"{hint} " if hint else "") + FIX)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
-from storage.errors import BadInput
+from storage.errors import BadInput, did_you_mean
 
 MODELS = ("mlp", "lenet")
 ACTIVATIONS = ("tanh", "relu", "leaky_relu", "sigmoid", "elu", "softplus")
@@ -78,10 +77,12 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
           low=0, low_open=True),
 ]}
 
+VALID_SIZE = 0.2  # the validation share of the training file, unless a study sets valid_size
+
 # The hyperparameter post's baseline MLP (moving average of weights included); its LeNet trained with Adam.
 _COMMON = dict(activation="relu", init="glorot", loss="cross_entropy", dropout=0.0, input_dropout=0.0,
                l1=0.0, l2=1e-4, momentum=0.9, rho=0.9, beta1=0.9, beta2=0.999, eps=1e-8,
-               lr_end=None, batch_size=100, ema=0.99, patience=0, improvement_threshold=0.995, valid_size=0.2)
+               lr_end=None, batch_size=100, ema=0.99, patience=0, improvement_threshold=0.995, valid_size=VALID_SIZE)
 DEFAULTS: dict[str, dict] = {
     "mlp": dict(_COMMON, width=500, depth=1, optimizer="sgd", lr=0.8, schedule="exponential", decay=0.99),
     "lenet": dict(_COMMON, width=500, conv1_maps=20, conv2_maps=50, optimizer="adam", lr=1e-3,
@@ -94,9 +95,7 @@ OPTIMIZER_DEFAULTS = {"adadelta": dict(rho=0.95, eps=1e-6), "rmsprop": dict(eps=
 def unknown(name: str, known=None) -> BadInput:
     """The error for an unknown parameter name, with the nearest valid one suggested."""
     known = list(known if known is not None else PARAMS)
-    near = difflib.get_close_matches(name, known, n=1)
-    hint = f"did you mean '{near[0]}'?" if near else "valid names: " + ", ".join(known)
-    return BadInput(f"unknown parameter '{name}': {hint}")
+    return BadInput(f"unknown parameter '{name}': {did_you_mean(name, known, otherwise='valid names: ' + ', '.join(known))}")
 
 
 def check(name: str, value, model: str | None = None):

@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import warnings
 
 import sqlalchemy as sa
 
 from storage import epochs, urls
-from storage.errors import BadInput, first_line
+from storage.errors import BadInput, first_line, optuna_experimental
 
 SQLITE_BUSY_TIMEOUT_S = 60  # how long an SQLite writer waits for another process's write lock
 # Said once (by `sweeper run` and by a worker that finds others running) when workers share a file.
@@ -110,7 +109,6 @@ def open_storage(url: str, *, create: bool = False, heartbeat: int | None = None
     seconds (default 2 x heartbeat) is failed by the next worker and retried up to `max_retry`
     times as a new WAITING trial with the same parameters.
     """
-    import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     from storage.resilient import ResilientRDBStorage
@@ -118,8 +116,7 @@ def open_storage(url: str, *, create: bool = False, heartbeat: int | None = None
     complete = _probe(url, create=create)
 
     def build():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with optuna_experimental():
             retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry) if heartbeat else None
             storage = ResilientRDBStorage(url, engine_kwargs=engine_kwargs(url), heartbeat_interval=heartbeat or None,
                                           grace_period=(grace or None) if heartbeat else None,

@@ -54,6 +54,17 @@ def _wrap(name: str):
     return wrapper
 
 
-for _name in _CALLS:
-    if hasattr(LeanRDBStorage, _name):
-        setattr(ResilientRDBStorage, _name, _wrap(_name))
+def install(cls, names) -> None:
+    """Wrap each of `names` on `cls` with retries; a name the installed Optuna lacks is an error here,
+    at import, rather than a call that silently goes unretried."""
+    missing = [name for name in names if not callable(getattr(LeanRDBStorage, name, None))]
+    if missing:
+        import optuna
+
+        raise ImportError(f"Optuna {optuna.__version__}'s RDBStorage has no {', '.join(missing)}: "
+                          "storage/resilient.py retries them; update its _CALLS for this Optuna")
+    for name in names:
+        setattr(cls, name, _wrap(name))
+
+
+install(ResilientRDBStorage, _CALLS)

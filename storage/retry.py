@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import random
@@ -62,13 +61,3 @@ def call(fn, *args, _what: str | None = None, _patience: float | None = None, **
             log.warning("database call %s succeeded after %d retries", _what or getattr(fn, "__name__", "?"),
                         failures)
         return result
-
-
-def retrying(fn):
-    """Decorator form of `call`."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return call(fn, *args, _what=fn.__name__, **kwargs)
-
-    return wrapper

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
-import warnings
 
-from storage.errors import BadInput
+from storage.errors import BadInput, did_you_mean, optuna_experimental
 
 SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "grid": "GridSampler", "cmaes": "CmaEsSampler",
             "qmc": "QMCSampler"}
@@ -57,16 +55,13 @@ def normalize(kind: str, value, *, seed: int, epochs: int) -> dict:
 
 def build(kind: str, table: dict, *, search_space: dict | None = None, seed_offset: int = 0):
     """The Optuna sampler or pruner for a normalised table; `seed_offset` decorrelates parallel workers."""
-    import optuna
-
     options = {k: v for k, v in table.items() if k != "name"}
     if kind == "sampler":
         if table["name"] == "grid":
             options["search_space"] = search_space or {}
         if options.get("seed") is not None and table["name"] not in SHARED_SEED:
             options["seed"] = options["seed"] + seed_offset
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with optuna_experimental():
         return _class(kind, table["name"])(**options)
 
 
@@ -78,5 +73,4 @@ def _class(kind: str, name: str):
 
 
 def _hint(name: str, known) -> str:
-    near = difflib.get_close_matches(name, list(known), n=1)
-    return f"did you mean '{near[0]}'?" if near else "use one of " + ", ".join(known)
+    return did_you_mean(name, known)

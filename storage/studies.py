@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 
 from storage import rdb, specs, urls
-from storage.errors import BadInput
+from storage.errors import BadInput, did_you_mean
 
 
 def load(name: str, url: str, *, sampler=None, pruner=None, **storage_options):
@@ -20,8 +19,7 @@ def load(name: str, url: str, *, sampler=None, pruner=None, **storage_options):
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
     except KeyError:
         known = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
-        near = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-        hint = (f"did you mean '{near[0]}'?" if near else
-                f"known: {', '.join(known)}" if known else "it has none: create one with sweeper create SPEC.toml")
+        hint = did_you_mean(name, known, cutoff=0.5, otherwise=f"known: {', '.join(known)}" if known else
+                            "it has none: create one with sweeper create SPEC.toml")
         raise BadInput(f"no study '{name}' in {urls.mask(url)}: {hint}") from None
     return study, specs.load(study), storage

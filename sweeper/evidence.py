@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import replace
 
-from storage.errors import BadInput
+from storage.errors import BadInput, did_you_mean
 from storage.params import check
 from storage.specs import Spec
 
@@ -55,9 +54,8 @@ def find(where: str, spec: Spec, configs: list[dict], named) -> str:
     if isinstance(named, str):
         if named in labels:
             return named
-        near = difflib.get_close_matches(named, labels, n=1, cutoff=0.5)
         raise BadInput(f"{where}: no configuration named {named!r}: "
-                       + (f"did you mean {near[0]!r}?" if near else "use one of " + ", ".join(map(repr, labels))))
+                       + did_you_mean(named, labels, cutoff=0.5, otherwise="use one of " + ", ".join(map(repr, labels))))
     if not isinstance(named, dict) or not named:
         raise BadInput(f"{where}: name a configuration by its name (a string) or its parameters (a table)")
     wanted = {}
@@ -122,7 +120,7 @@ def _claim(i: int, table: dict, spec: Spec, configs: list[dict], shortened: bool
         raise _unknown(where, "metric", metric, METRICS)
     out["metric"] = metric
     if kind in ("at_least", "at_most"):
-        out["value"] = _number(table.get("value"), f"{where}: value", missing=f"add the threshold, value = 0.8")
+        out["value"] = _number(table.get("value"), f"{where}: value", missing="add the threshold, value = 0.8")
     elif "value" in table:
         raise BadInput(f"{where}: value is the threshold of at_least and at_most claims: remove it")
     if kind == "similar":
@@ -149,9 +147,7 @@ def _keys(table: dict, known, where: str) -> None:
 
 
 def _unknown(where: str, what: str, value, known) -> BadInput:
-    near = difflib.get_close_matches(str(value), list(known), n=1)
-    hint = f"did you mean '{near[0]}'?" if near else "use one of " + ", ".join(known)
-    return BadInput(f"{where}: unknown {what} {value!r}: {hint}")
+    return BadInput(f"{where}: unknown {what} {value!r}: {did_you_mean(value, known)}")
 
 
 def _text(table: dict, key: str, where: str) -> str:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import dataclass
 
 from storage import budget, rdb, specs, studies, urls
-from storage.errors import BadInput
+from storage.errors import BadInput, optuna_experimental
 from storage.specs import Spec
 
 
@@ -54,8 +53,7 @@ def create(spec: Spec, url: str) -> tuple[Handle, bool]:
         except optuna.exceptions.DuplicatedStudyError:  # created by another process just now
             study = optuna.load_study(study_name=spec.name, storage=storage)
             return Handle(study, _same(study, spec, url), storage, url), False
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with optuna_experimental():
             study.set_metric_names([spec.metric])
         for point in spec.grid_points() if spec.is_grid else ():
             study.enqueue_trial(point)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import textwrap
-import warnings
 from pathlib import Path
 
 import matplotlib
@@ -17,6 +16,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from storage.errors import optuna_experimental  # noqa: E402
 from storage.specs import SEED, label  # noqa: E402
 from sweeper import stats  # noqa: E402
 
@@ -216,8 +216,7 @@ def _optuna_plots(handle):
     complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
     if len(complete) < 2 or not any(len({repr(t.params.get(p)) for t in complete}) > 1 for p in handle.spec.space):
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with optuna_experimental():
         for name, draw in (("importance", ovm.plot_param_importances), ("slice", ovm.plot_slice)):
             result = draw(study)
             ax = result.flat[0] if isinstance(result, np.ndarray) else result

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from storage import datasets
-from storage.errors import BadInput
+from storage.errors import BadInput, did_you_mean
 
 # The sections of the posts, by topic, in the order the report shows them.
 SECTIONS = {
@@ -71,10 +71,8 @@ def plan(sections: list[str], *, dataset: str | None = None, repeats: int | None
 
     for section in sections:
         if section not in SECTIONS:
-            import difflib
-
-            near = difflib.get_close_matches(section, list(SECTIONS), n=1)
-            raise BadInput(f"unknown section {section!r}: " + (f"did you mean '{near[0]}'? " if near else "")
+            hint = did_you_mean(section, SECTIONS, otherwise="")
+            raise BadInput(f"unknown section {section!r}: " + (f"{hint} " if hint else "")
                            + "sweeper reproduce --list shows them")
     if dataset is not None:
         dataset = datasets.check(dataset)

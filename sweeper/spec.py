@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import tomllib
 from pathlib import Path
 
 from storage import datasets, samplers, specs
-from storage.errors import BadInput
+from storage.errors import BadInput, did_you_mean
 from storage.params import PARAMS, check, check_model, resolve, unknown
 from storage.specs import METRICS, SEED, Spec
 from sweeper import evidence
@@ -324,9 +323,7 @@ def _int(study: dict, key: str, default, *, low: int, why: str = "") -> int:
 
 
 def _unknown_key(key: str, known, where: str) -> BadInput:
-    near = difflib.get_close_matches(str(key), list(known), n=1)
-    hint = f"did you mean '{near[0]}'?" if near else "use one of " + ", ".join(known)
-    return BadInput(f"unknown {where} '{key}': {hint}")
+    return BadInput(f"unknown {where} '{key}': {did_you_mean(key, known)}")
 
 
 def _toml(values: list) -> str:

@@ -21,6 +21,7 @@ import optuna
 
 from storage import epochs
 from storage.errors import BadInput
+from storage.params import VALID_SIZE
 from storage.specs import SEED
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -64,7 +65,7 @@ class Objective:
         params = {**self.spec.fixed, **searched}
         seed = params.pop(SEED, self.spec.seed)  # a replicate's training seed ([study] repeats)
         on_epoch = self._on_epoch(trial, writes, seen)
-        data = self._load(self.spec.dataset, valid_size=params.get("valid_size", 0.2))
+        data = self._load(self.spec.dataset, valid_size=params.get("valid_size", VALID_SIZE))
         start = time.perf_counter()
         try:
             try:

@@ -21,12 +21,12 @@ import signal
 import sys
 import threading
 import time
-import warnings
 
 import optuna
 
 from storage import budget, rdb, retry, samplers, studies
-from storage.errors import BadInput
+from storage.errors import BadInput, optuna_experimental
+from storage.params import VALID_SIZE
 from storage.specs import Spec
 from workers.objective import WORKER, Objective
 
@@ -166,7 +166,7 @@ def _data(spec: Spec):
     """The study's data set, with the validation share of its fixed parameters (loaded once per process)."""
     from workers.data import load
 
-    return load(spec.dataset, valid_size=spec.fixed.get("valid_size", 0.2))
+    return load(spec.dataset, valid_size=spec.fixed.get("valid_size", VALID_SIZE))
 
 
 def _locked_step(lock, study, study_id: int, n_trials: int) -> str:
@@ -238,8 +238,7 @@ def next_step(study, bind, study_id: int, n_trials: int) -> str:
         return "stopped"
     step = counts.next_step(n_trials)
     if step == "wait":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with optuna_experimental():
             optuna.storages.fail_stale_trials(study)
         step = budget.counts(bind, study_id).next_step(n_trials)
     return step
@@ -265,8 +264,7 @@ def requeue_interrupted(study, spec, number: int) -> None:
 
     trial = study.trials[number]
     if trial.state == TrialState.FAIL:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with optuna_experimental():
             RetryHeartbeatStaleTrialCallback(max_retry=spec.max_retry)(study, trial)
         log.warning("trial %d interrupted: queued again", number)
 

@@ -83,10 +83,26 @@ def test_the_lock_excludes_another_process_until_released(db_url):
 
 
 def test_locks_of_different_studies_are_independent(db_url):
+    import threading
+
     engine = rdb.open_storage(db_url, create=True).engine
-    with budget.Lock(engine, 1):
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sys, time
+        from storage import budget, rdb
+        lock = budget.Lock(rdb.open_storage(sys.argv[1]).engine, 1).acquire()  # kept: freed, it would unlock
+        print("held", flush=True)
+        time.sleep(60)
+    """), db_url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"  # another process holds study 1's lock
+        threading.Timer(10, holder.kill).start()  # were the locks one, study 2's would wait for this
+        started = time.monotonic()
         with budget.Lock(engine, 2):
-            pass
+            waited = time.monotonic() - started
+        assert waited < 5
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_a_dead_holder_frees_the_lock(db_url):
@@ -94,7 +110,7 @@ def test_a_dead_holder_frees_the_lock(db_url):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import sys, time
         from storage import budget, rdb
-        budget.Lock(rdb.open_storage(sys.argv[1]).engine, 1).acquire()
+        lock = budget.Lock(rdb.open_storage(sys.argv[1]).engine, 1).acquire()  # kept: freed, it would unlock
         print("held", flush=True)
         time.sleep(60)
     """), db_url], stdout=subprocess.PIPE, text=True)

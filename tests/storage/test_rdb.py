@@ -73,6 +73,7 @@ storage.engine.dispose()
 """
 
 
+@pytest.mark.slow
 def test_processes_creating_the_schema_at_once_all_succeed(db_url):
     """Workers, `sweeper run` and a `sweeper status` watching it may all open a fresh database at once."""
     import subprocess

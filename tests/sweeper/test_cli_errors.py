@@ -6,6 +6,8 @@ import pytest
 import sqlalchemy as sa
 from tests.sweeper.conftest import tiny_spec
 
+pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
+
 GOOD = tiny_spec()
 UNREACHABLE = "postgresql://sweeper:secret@127.0.0.1:1/nowhere"
 

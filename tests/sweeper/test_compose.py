@@ -20,6 +20,8 @@ from tests.sweeper.conftest import tiny_spec
 from sweeper import analysis, manager
 from sweeper import spec as specs
 
+pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
+
 yaml = pytest.importorskip("yaml", reason="pyyaml is in the test extra: pip install pyyaml")
 PASSWORD = "c0mposePW"
 

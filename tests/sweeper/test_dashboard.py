@@ -13,8 +13,11 @@ import optuna
 import pytest
 from tests.sweeper.conftest import tiny_spec
 
+from storage import rdb
 from sweeper import manager
 from sweeper import spec as specs
+
+pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 
 
 @pytest.fixture
@@ -34,7 +37,8 @@ def _get(url: str):
         return json.loads(response.read())
 
 
-def test_dashboard_serves_the_study_and_its_trials(study_url):
+def test_dashboard_serves_the_study_and_its_trials_and_leaves_them_as_they_were(study_url):
+    before = _snapshot(study_url)
     server = subprocess.Popen([sys.executable, "-m", "sweeper", "dashboard", "--storage", study_url,
                                "--port", "0"], stderr=subprocess.PIPE, text=True)
     try:
@@ -54,6 +58,15 @@ def test_dashboard_serves_the_study_and_its_trials(study_url):
     finally:
         server.terminate()
         server.wait(timeout=30)
+    assert _snapshot(study_url) == before  # serving read the study and wrote nothing into it
+
+
+def _snapshot(url: str):
+    storage = rdb.open_storage(url)
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    system = storage.get_study_system_attrs(storage.get_study_id_from_name("tiny"))
+    return (study.user_attrs, system, [(t.number, t.state, t.values, t.params, t.user_attrs, t.system_attrs,
+                                                   t.intermediate_values) for t in study.trials])
 
 
 def test_a_busy_port_is_bad_input(study_url):
@@ -68,6 +81,3 @@ def test_a_busy_port_is_bad_input(study_url):
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: port {port} on 127.0.0.1 is in use: pick another with --port"
 
-
-def test_the_optuna_study_is_untouched_by_serving(study_url):
-    assert len(optuna.load_study(study_name="tiny", storage=study_url).trials) == 2

@@ -7,8 +7,11 @@ import io
 import json
 
 import pandas as pd
+import pytest
 
 from sweeper import analysis
+
+pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 
 SPEC = """
 [study]

@@ -15,6 +15,8 @@ from sweeper import analysis, reproduce
 from sweeper.claims import CONTRADICTED, INCONCLUSIVE, SUPPORTED
 from tests.sweeper.conftest import tiny_spec
 
+pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
+
 QUICK = ("--dataset", "digits", "--repeats", "2", "--epochs", "2", "--workers", "2")
 
 

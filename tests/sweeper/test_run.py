@@ -9,9 +9,12 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 from tests.conftest import ROOT
 from tests.sweeper.conftest import tiny_spec
+
+pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 
 QUICKSTART = ROOT / "studies" / "quickstart.toml"
 

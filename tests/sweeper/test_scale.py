@@ -23,6 +23,8 @@ from storage import epochs
 from sweeper import analysis, manager
 from sweeper import spec as specs
 
+pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
+
 def _root_conftest():
     """tests/conftest.py (its `need`): `conftest` here names tests/sweeper/conftest.py."""
     import importlib.util

@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
+
 # Train a small MLP on digits in a fresh process; print its epochs and how many graphs it compiled.
 SCRIPT = """
 import json, sys

@@ -76,6 +76,7 @@ def test_divergence_is_reported_with_epoch(digits):
     assert all(math.isfinite(r.train_loss) for r in seen)
 
 
+@pytest.mark.slow
 def test_every_optimizer_and_activation_trains(digits):
     for optimizer, lr in [("sgd", 0.3), ("momentum", 0.05), ("nesterov", 0.05), ("adagrad", 0.05),
                           ("rmsprop", 0.003), ("adadelta", 1.0), ("adam", 0.003)]:
@@ -107,16 +108,21 @@ def test_l2_shrinks_weights_not_biases(digits):
     assert max(np.abs(b).max() for b in biases) > 1e-3
 
 
-def test_penalties_are_biases_free():
-    from workers.train import runtime  # noqa: F401
-
+def test_penalties_are_the_l1_and_squared_l2_of_the_tensors_given():
+    """The formulas against NumPy; that only weights are given (never biases) is
+    test_l2_shrinks_weights_not_biases's job, on a trained network."""
     import pytensor
+
     from workers.nn import penalties
 
-    w = pytensor.shared(np.array([[1.0, -2.0]], np.float32))
-    assert float(penalties.l1([w]).eval()) == pytest.approx(3.0)
-    assert float(penalties.l2([w]).eval()) == pytest.approx(5.0)
-    assert float(penalties.regularize(0.5, [w], 0.1, 0.01).eval()) == pytest.approx(0.5 + 0.3 + 0.05)
+    rng = np.random.default_rng(3)
+    arrays = [rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(3, 2)).astype(np.float32)]
+    shared = [pytensor.shared(a) for a in arrays]
+    l1, l2 = sum(np.abs(a).sum() for a in arrays), sum((a.astype(np.float64) ** 2).sum() for a in arrays)
+    assert float(penalties.l1(shared).eval()) == pytest.approx(l1, rel=1e-6)
+    assert float(penalties.l2(shared).eval()) == pytest.approx(l2, rel=1e-6)
+    assert float(penalties.regularize(0.5, shared, 0.1, 0.01).eval()) == pytest.approx(0.5 + 0.1 * l1 + 0.01 * l2,
+                                                                                        rel=1e-6)
 
 
 def test_schedules():
@@ -159,6 +165,7 @@ def test_batches_above_127_on_both_losses(digits):
         assert math.isfinite(records[0].train_loss)
 
 
+@pytest.mark.slow
 def test_library_use_after_importing_jax_first(tmp_path):
     """`import jax` before sweeper's training core: it still trains, in float32 (JAX keeps its settings)."""
     import subprocess

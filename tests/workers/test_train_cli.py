@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
+
 SECTION_B = ["--param", "activation=tanh", "--param", "loss=mse", "--param", "lr=0.3",
              "--param", "batch_size=500", "--param", "schedule=constant", "--param", "l2=0"]
 

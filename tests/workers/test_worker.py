@@ -23,6 +23,8 @@ from storage import epochs
 from sweeper import analysis, manager
 from sweeper import spec as specs
 
+pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
+
 SPEC = """
 [study]
 name = "w"

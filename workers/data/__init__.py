@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from storage.errors import BadInput
+from storage.params import VALID_SIZE
 from workers.data import digits, mnist, xor
 
 __all__ = ["Dataset", "load", "SPLIT_SEED"]
@@ -59,7 +60,7 @@ class Dataset:
         return f"Dataset({self.name!r}, {sizes}, image_shape={self.image_shape})"
 
 
-def load(spec: str, valid_size: float | int = 0.2) -> Dataset:
+def load(spec: str, valid_size: float | int = VALID_SIZE) -> Dataset:
     """Load a data set once per process (later calls with the same arguments return the cache).
 
     Parameters

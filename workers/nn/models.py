@@ -98,7 +98,7 @@ def lenet_layout(image_shape, conv1_maps: int, conv2_maps: int, width: int, n_ou
 def lenet(params, x, activation: str, drop=None, input_drop=None, rng=None):
     """LeNet-5 forward pass; x: (B, H, W) images -> logits (B, n_out), plus dropout's rng updates.
 
-    Maps are NHWC inside (about 10 % faster than NCHW on XLA:CPU, bench/conv_variants.py); kernels
+    Maps are NHWC inside (measured about 10 % faster than NCHW on XLA:CPU); kernels
     stay (K, C, kh, kw). Activation is applied after pooling: the same result for our monotone
     activations, on 4x fewer values. Dropout (when given) acts on the input pixels and on the fully
     connected layer, never on the output.
