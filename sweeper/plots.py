@@ -1,5 +1,4 @@
-"""A study's plots as PNG files (matplotlib, headless): learning curves with 95 % bands over seeds, accuracy
-per configuration beside the posts' figures, and Optuna's importances and slices for sampled studies."""
+"""A study's plots as PNG files: learning curves with bands over seeds, accuracy beside the posts', Optuna's importances."""
 
 from __future__ import annotations
 
@@ -8,17 +7,14 @@ import textwrap
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")  # headless: no display is needed or used
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from storage.errors import optuna_experimental  # noqa: E402
-from storage.specs import SEED, label  # noqa: E402
-from sweeper import stats  # noqa: E402
+from storage.errors import optuna_experimental
+from storage.specs import SEED, label
+from sweeper import stats
 
 # Parameters whose values span orders of magnitude: their axis is logarithmic.
 LOG_PARAMS = ("l1", "l2", "lr", "lr_end", "eps")
