@@ -8,7 +8,7 @@ import os
 
 import sqlalchemy as sa
 
-from storage import epochs, urls
+from storage import epochs, retry, urls
 from storage.errors import BadInput, first_line, optuna_experimental
 
 SQLITE_BUSY_TIMEOUT_S = 60  # how long an SQLite writer waits for another process's write lock
@@ -61,8 +61,9 @@ def check(url: str, *, create: bool = False) -> None:
     _probe(url, create=create)
 
 
-def _probe(url: str, *, create: bool) -> bool:
-    """`check`, answering whether the whole schema (Optuna's tables and the epochs table) is there."""
+def _probe(url: str, *, create: bool, patient: bool = False) -> bool:
+    """`check`, answering whether the whole schema (Optuna's tables and the epochs table) is there.
+    `patient`: transient errors (a server restarting) are tried again (storage.retry) before failing."""
     path = urls.sqlite_path(url)
     shown = urls.mask(url)
     if path is not None:
@@ -75,12 +76,16 @@ def _probe(url: str, *, create: bool) -> bool:
         elif not path.exists():
             raise BadInput(f"no database at {path}: create a study first (sweeper create SPEC.toml) or {urls.FIX}")
     engine = _engine(url)
-    try:
+
+    def inspect() -> tuple[bool, bool]:
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
             inspector = sa.inspect(conn)
             has_tables = inspector.has_table("studies")
-            complete = has_tables and inspector.has_table(epochs.table.name)
+            return has_tables, has_tables and inspector.has_table(epochs.table.name)
+
+    try:
+        has_tables, complete = retry.call(inspect, _what="opening the storage") if patient else inspect()
     except sa.exc.SQLAlchemyError as exc:
         raise BadInput(f"cannot reach storage {shown}: {first_line(exc)}: start the database or {urls.FIX}") from None
     finally:
@@ -102,18 +107,20 @@ def has_studies(url: str) -> bool:
 
 
 def open_storage(url: str, *, create: bool = False, heartbeat: int | None = None, grace: int | None = None,
-                 max_retry: int | None = None):
+                 max_retry: int | None = None, patient: bool = False):
     """Optuna's RDBStorage on `url` (checked first, see `check`), its calls retried on transient errors.
 
     With `heartbeat` (seconds), running trials record a heartbeat; a trial silent for `grace`
     seconds (default 2 x heartbeat) is failed by the next worker and retried up to `max_retry`
-    times as a new WAITING trial with the same parameters.
+    times as a new WAITING trial with the same parameters. `patient` (a worker, whose storage answered
+    when it was started): a transient error while opening (a server restarting) is tried again for the
+    usual patience instead of failing at once.
     """
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     from storage.resilient import ResilientRDBStorage
 
-    complete = _probe(url, create=create)
+    complete = _probe(url, create=create, patient=patient)
 
     def build():
         with optuna_experimental():
@@ -125,8 +132,11 @@ def open_storage(url: str, *, create: bool = False, heartbeat: int | None = None
             epochs.create(storage.engine)
         return storage
 
+    def make():
+        return build() if complete else _create_schema(url, build)
+
     try:
-        storage = build() if complete else _create_schema(url, build)
+        storage = retry.call(make, _what="opening the storage") if patient else make()
     except sa.exc.SQLAlchemyError as exc:
         raise BadInput(f"cannot open storage {urls.mask(url)}: {first_line(exc)}: {urls.FIX}") from None
     if storage.engine.dialect.name == "sqlite":

@@ -63,14 +63,18 @@ class WarmShutdown:
 
 
 def work(name: str, url: str, *, n_trials: int | None = None, timeout: float | None = None,
-         seed_offset: int | None = None, on_trial=None) -> int:
+         seed_offset: int | None = None, on_trial=None, patient: bool = False) -> int:
     """Run trials of study `name` at `url` until its budget, `n_trials` or `timeout` is reached.
+
+    `patient`: the storage answered moments ago (`sweeper run` created the study), so a transient error
+    while connecting (a server restarting) is waited for; otherwise an unreachable storage fails at once.
 
     `on_trial(wall_s, train_s)`, if given, sees each trial's whole time in this loop (budget check,
     ask, training, epoch rows, reports, tell) and its time inside train() (bench/sweep_overhead.py).
     """
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is ours (_log_trial)
-    study, spec, storage = connect(name, url, seed_offset=os.getpid() if seed_offset is None else seed_offset)
+    study, spec, storage = connect(name, url, seed_offset=os.getpid() if seed_offset is None else seed_offset,
+                                   patient=patient)
     study_id = storage.get_study_id_from_name(name)
     if budget.counts(storage.engine, study_id).next_step(spec.n_trials) == "done":
         log.info("the study's budget of %d trials is spent: nothing to do", spec.n_trials)
@@ -210,19 +214,22 @@ def _warn_shared_sqlite(storage, study_id: int) -> None:
         log.warning(rdb.SQLITE_SHARED)
 
 
-def connect(name: str, url: str, *, seed_offset: int = 0):
+def connect(name: str, url: str, *, seed_offset: int = 0, patient: bool = False):
     """(study, spec, storage): the spec read from the study, then a storage with its heartbeat.
+
+    The first open waits out a transient error only when `patient`; the second always does (the
+    storage has just answered).
 
     `seed_offset` makes the sampler's seed differ between workers, so that parallel workers with
     one seeded sampler do not propose the same points (QMC and grid keep the shared seed).
     """
-    _, spec, plain = studies.load(name, url)
+    _, spec, plain = studies.load(name, url, patient=patient)
     plain.engine.dispose()
     sampler = samplers.build("sampler", spec.sampler, search_space=spec.grid_space() if spec.is_grid else None,
                              seed_offset=seed_offset)
     pruner = samplers.build("pruner", spec.pruner)
     study, spec, storage = studies.load(name, url, sampler=sampler, pruner=pruner, heartbeat=spec.heartbeat,
-                                        grace=spec.grace, max_retry=spec.max_retry)
+                                        grace=spec.grace, max_retry=spec.max_retry, patient=True)
     return study, spec, storage
 
 

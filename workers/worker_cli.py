@@ -44,5 +44,6 @@ def worker(name, storage, n_trials, timeout, threads, backend, device, cpus, wor
     setup_logging(quiet)
     if stdin_start and not wait_for_start(sys.stdin):
         exit_now(0)  # the run that started this worker ended before its study was ready: nothing to do
-    exit_now(work(name, url, n_trials=n_trials, timeout=timeout, seed_offset=worker_index))  # all written
+    exit_now(work(name, url, n_trials=n_trials, timeout=timeout, seed_offset=worker_index,
+                  patient=stdin_start))  # all written
 
