@@ -95,7 +95,8 @@ OPTIMIZER_DEFAULTS = {"adadelta": dict(rho=0.95, eps=1e-6), "rmsprop": dict(eps=
 def unknown(name: str, known=None) -> BadInput:
     """The error for an unknown parameter name, with the nearest valid one suggested."""
     known = list(known if known is not None else PARAMS)
-    return BadInput(f"unknown parameter '{name}': {did_you_mean(name, known, otherwise='valid names: ' + ', '.join(known))}")
+    hint = did_you_mean(name, known, otherwise="valid names: " + ", ".join(known))
+    return BadInput(f"unknown parameter '{name}': {hint}")
 
 
 def check(name: str, value, model: str | None = None):

@@ -52,6 +52,11 @@ class Spec:
         return METRICS[self.metric]
 
     @property
+    def heading(self) -> str:
+        """The study in a heading or a plot's title: its title, else its name."""
+        return self.title or self.name
+
+    @property
     def is_grid(self) -> bool:
         """Whether the study walks a grid (every point is enqueued when the study is created)."""
         return self.sampler["name"] == "grid"

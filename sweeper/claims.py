@@ -22,9 +22,11 @@ COLUMNS = ("section", "claim", "kind", "metric", "x", "y", "target", "n", "x_mea
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 
 
-def claims(handle, trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
-    """One row per [[claim]] of the study (COLUMNS), in the order of the spec."""
-    by_epoch = {}
+def claims(handle, trials: pd.DataFrame, epochs: pd.DataFrame,
+           measured: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per [[claim]] of the study (COLUMNS), in the order of the spec. `measured`: the study's
+    measures (sweeper.summary.measures) when the caller has them already."""
+    by_epoch = {} if measured is None else {None: measured}
     rows = []
     for claim in handle.spec.claims:
         epoch = claim.get("epoch")

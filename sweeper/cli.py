@@ -230,7 +230,8 @@ def claims(name: str, storage: str | None, fmt: str, out: str | None) -> None:
 @cli.command()
 @click.argument("name")
 @storage_option
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="folder for the PNG files (made if missing)")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="folder for the PNG files (made if missing)")
 def plot(name: str, storage: str | None, out: str) -> None:
     """Write a study's plots as PNG files: learning curves, accuracy per configuration beside the posts'
     figures; Optuna's importances and slices for sampled studies."""
@@ -240,7 +241,8 @@ def plot(name: str, storage: str | None, out: str) -> None:
     handle = _open(name, storage)
     paths = writeup.plots_only(handle, out)
     if not paths:
-        raise BadInput(f"study '{name}' has no finished trial to plot yet: run it first (sweeper run or sweeper worker)")
+        raise BadInput(f"study '{name}' has no finished trial to plot yet: run it first "
+                       "(sweeper run or sweeper worker)")
     for path in paths:
         click.echo(str(path))
 

@@ -55,7 +55,8 @@ def find(where: str, spec: Spec, configs: list[dict], named) -> str:
         if named in labels:
             return named
         raise BadInput(f"{where}: no configuration named {named!r}: "
-                       + did_you_mean(named, labels, cutoff=0.5, otherwise="use one of " + ", ".join(map(repr, labels))))
+                       + did_you_mean(named, labels, cutoff=0.5,
+                                      otherwise="use one of " + ", ".join(map(repr, labels))))
     if not isinstance(named, dict) or not named:
         raise BadInput(f"{where}: name a configuration by its name (a string) or its parameters (a table)")
     wanted = {}

@@ -78,8 +78,8 @@ def _same(study, spec: Spec, url: str) -> Spec:
     """The stored spec of an existing study, refused when it trains other trials than `spec`; when only
     its description differs (claims, references, title...), the study takes `spec`'s."""
     stored = specs.load(study)
-    if not stored.same_search(spec):
-        old, new = stored.search_attr(), spec.search_attr()
+    old, new = stored.search_attr(), spec.search_attr()
+    if old != new:
         diff = [k for k, v in new.items() if old.get(k) != v]
         raise BadInput(f"study '{spec.name}' already exists in {urls.mask(url)} with a different spec "
                        f"({', '.join(diff)} differ): choose another --name, or delete it first "

@@ -1,4 +1,4 @@
-"""A study's plots as PNG files: learning curves with bands over seeds, accuracy beside the posts', Optuna's importances."""
+"""A study's plots as PNG files: learning curves with bands over seeds, accuracy, Optuna's importances."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def write(handle, trials: pd.DataFrame, epochs: pd.DataFrame, measured: pd.DataF
         written.append(_save(curves(spec, epochs, measured), out / f"{spec.name}.curves.png"))
         written.append(_save(accuracy(spec, measured), out / f"{spec.name}.accuracy.png"))
         return written
-    best = _best_trials(spec, trials)
+    best = best_trials(trials)
     if not best.empty:
         named = best.assign(config=[label({k: r[k] for k in spec.space}) for _, r in best.iterrows()],
                             diverged=False)
@@ -82,7 +82,7 @@ def curves(spec, epochs: pd.DataFrame, measured: pd.DataFrame, top: bool = False
     seeds = _seeds(measured)
     what = (f"the {len(order)} best trials" if top else f"mean and 95 % t band over {seeds}"
             + (f"; {n_diverged} diverged run(s) left out" if n_diverged else ""))
-    _title(fig, f"{spec.title or spec.name}: learning curves ({what})")
+    _title(fig, f"{spec.heading}: learning curves ({what})")
     handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize="small", title="configuration")
     return fig
@@ -122,7 +122,7 @@ def accuracy(spec, measured: pd.DataFrame) -> Figure:
     ax.set_ylabel("accuracy (share of examples right)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", loc="best")
-    _title(fig, f"{spec.title or spec.name}: accuracy per configuration over {_seeds(measured)}")
+    _title(fig, f"{spec.heading}: accuracy per configuration over {_seeds(measured)}")
     return fig
 
 
@@ -197,9 +197,10 @@ def _styles(n: int) -> list[tuple]:
     return [(cmap(i % 10), ("-", "--", ":", "-.")[(i // 10) % 4]) for i in range(n)]
 
 
-def _best_trials(spec, trials: pd.DataFrame) -> pd.DataFrame:
+def best_trials(trials: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """The `n` complete trials of lowest validation error (what a sampled study's plots and report show)."""
     done = trials[trials["state"] == "COMPLETE"]
-    return done.sort_values("valid_error").head(10)
+    return done.sort_values("valid_error").head(n)
 
 
 def _optuna_plots(handle):
@@ -217,7 +218,7 @@ def _optuna_plots(handle):
             result = draw(study)
             ax = result.flat[0] if isinstance(result, np.ndarray) else result
             fig = ax.get_figure()
-            fig.suptitle(f"{handle.spec.title or handle.spec.name}: "
+            fig.suptitle(f"{handle.spec.heading}: "
                          + ("parameter importances (fANOVA, Optuna)" if name == "importance"
                             else f"{handle.spec.metric} against each parameter (Optuna's slice plot)"))
             yield name, fig

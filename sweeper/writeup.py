@@ -64,8 +64,8 @@ def write(parts: list[Part], out: str | Path, *, title: str, intro: str = "") ->
                 anchors.add(part.title)
             for handle in part.handles:
                 own = not part.title or len(part.handles) > 1
-                heads[id(handle)] = (_study_title(handle.spec) if own else None,
-                                     anchors.add(_study_title(handle.spec)) if own else anchors.last)
+                heads[id(handle)] = (handle.spec.heading if own else None,
+                                     anchors.add(handle.spec.heading) if own else anchors.last)
         lines = [f"# {title}", ""] + ([intro, ""] if intro else [])
         lines += _overview(studies, heads)
         for part in parts:
@@ -96,10 +96,6 @@ class _Anchors:
         self.seen[base] = n + 1
         self.last = base if n == 0 else f"{base}-{n}"
         return self.last
-
-
-def _study_title(spec) -> str:
-    return spec.title or spec.name
 
 
 def plots_only(handle, out: str | Path) -> list[Path]:
@@ -142,8 +138,8 @@ def _measure(handle) -> _Data:
     from sweeper import analysis
 
     trials, epochs = analysis.trials(None, handle), analysis.epochs(None, handle)
-    claims = verdicts.claims(handle, trials, epochs)
-    return _Data(trials, epochs, measures(handle, trials, epochs), claims)
+    measured = measures(handle, trials, epochs)
+    return _Data(trials, epochs, measured, verdicts.claims(handle, trials, epochs, measured))
 
 
 def _overview(studies, heads: dict) -> list[str]:
@@ -153,7 +149,7 @@ def _overview(studies, heads: dict) -> list[str]:
     rows = []
     for part, handle, data in studies:
         counts = data.claims["verdict"].value_counts()
-        link = _study_title(handle.spec).replace("[", "\\[").replace("]", "\\]")
+        link = handle.spec.heading.replace("[", "\\[").replace("]", "\\]")
         rows.append([part.title.split(":")[0] if part.title else "", f"[{link}](#{heads[id(handle)][1]})",
                      _done(data.trials), *(str(int(counts.get(v, 0))) for v in VERDICTS),
                      _duration(data.trials)[0]])
@@ -235,7 +231,7 @@ def _claims_table(frame: pd.DataFrame) -> str:
 
 
 def _best_table(spec, trials: pd.DataFrame) -> str:
-    best = trials[trials["state"] == "COMPLETE"].sort_values("valid_error").head(10)
+    best = plots.best_trials(trials)
     head = ["trial", *spec.space, "validation error", "test error", "epochs"]
     rows = [[str(r["trial"]), *(short(r[p]) for p in spec.space), _number(r["valid_error"]),
              _number(r["test_error"]), _number(r["epochs_run"], ".3g")] for _, r in best.iterrows()]
