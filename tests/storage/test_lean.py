@@ -140,15 +140,16 @@ def test_user_attrs_in_one_transaction_as_optunas_one_by_one(db_url):
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_stale_trials_found_as_optuna_finds_them(db_url):
-    ours = lean.LeanRDBStorage(urls.normalize(db_url), heartbeat_interval=1, grace_period=1)
-    reference = RDBStorage(urls.normalize(db_url), heartbeat_interval=1, grace_period=1)
+    # a grace of 3 s: a loaded CI machine once took over 1 s between the heartbeat and the first check
+    ours = lean.LeanRDBStorage(urls.normalize(db_url), heartbeat_interval=1, grace_period=3)
+    reference = RDBStorage(urls.normalize(db_url), heartbeat_interval=1, grace_period=3)
     study = optuna.create_study(storage=ours)
     stale, silent, done = study.ask(), study.ask(), study.ask()  # `silent` never beat
     for trial in (stale, done):
         ours.record_heartbeat(trial._trial_id)
     study.tell(done, 1.0)
     assert ours._get_stale_trial_ids(study._study_id) == [] == reference._get_stale_trial_ids(study._study_id)
-    time.sleep(2.2)  # SQLite keeps whole seconds
+    time.sleep(4.2)  # past the grace; SQLite keeps whole seconds
     fresh = study.ask()
     ours.record_heartbeat(fresh._trial_id)
     assert reference._get_stale_trial_ids(study._study_id) == [stale._trial_id]
