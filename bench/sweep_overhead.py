@@ -98,12 +98,12 @@ def timed_parts():
 
 def measure(url: str, spec_text: str) -> list[tuple[float, float]]:
     """[(wall_s, train_s)] per trial of a fresh study at `url`, run by the real worker loop."""
-    from storage.errors import BadInput
+    from storage.contract.errors import BadInput
     from sweeper import manager
-    from sweeper import spec as specs
+    from sweeper import toml_spec
     from workers.worker import work
 
-    spec = specs.parse(tomllib.loads(spec_text))
+    spec = toml_spec.parse(tomllib.loads(spec_text))
     manager.create(spec, url)
     timings: list[tuple[float, float]] = []
     PARTS.clear()

@@ -1,1 +1,1 @@
-"""sweeper's bottom floor: Optuna RDB storage, epoch-metrics table, the spec and parameter contract."""
+"""sweeper's bottom floor: Optuna's RDB storage, the epoch table, budget and stop flag; storage.contract holds what both sides agree on."""

@@ -9,7 +9,7 @@ import os
 import sqlalchemy as sa
 
 from storage import epochs, retry, urls
-from storage.errors import BadInput, first_line, optuna_experimental
+from storage.contract.errors import BadInput, first_line, optuna_experimental
 
 SQLITE_BUSY_TIMEOUT_S = 60  # how long an SQLite writer waits for another process's write lock
 # Said once (by `sweeper run` and by a worker that finds others running) when workers share a file.

@@ -9,7 +9,7 @@ import time
 
 import sqlalchemy as sa
 
-from storage.errors import first_line
+from storage.contract.errors import first_line
 
 log = logging.getLogger("sweeper.worker")
 

@@ -1,10 +1,12 @@
-"""Load a study by name with its stored spec; both sides use this (the CLI and the workers)."""
+"""A study and its spec in the storage: store the spec in the study, load a study by name with it (both sides)."""
 
 from __future__ import annotations
 
+from storage import rdb, urls
+from storage.contract.errors import BadInput, did_you_mean
+from storage.contract.spec import Spec
 
-from storage import rdb, specs, urls
-from storage.errors import BadInput, did_you_mean
+ATTR = "sweeper_spec"  # the study user attr that holds the spec
 
 
 def load(name: str, url: str, *, sampler=None, pruner=None, **storage_options):
@@ -22,4 +24,18 @@ def load(name: str, url: str, *, sampler=None, pruner=None, **storage_options):
         hint = did_you_mean(name, known, cutoff=0.5, otherwise=f"known: {', '.join(known)}" if known else
                             "it has none: create one with sweeper create SPEC.toml")
         raise BadInput(f"no study '{name}' in {urls.mask(url)}: {hint}") from None
-    return study, specs.load(study), storage
+    return study, spec_of(study), storage
+
+
+def save_spec(study, spec: Spec) -> None:
+    """Store `spec` in `study` (an optuna.Study) as its user attr `sweeper_spec`."""
+    study.set_user_attr(ATTR, spec.to_attr())
+
+
+def spec_of(study) -> Spec:
+    """The spec stored in `study`; BadInput if it has none (a study not created by sweeper)."""
+    attr = study.user_attrs.get(ATTR)
+    if attr is None:
+        raise BadInput(f"study '{study.study_name}' has no sweeper spec (made by another tool?): "
+                       "create a study with sweeper create SPEC.toml")
+    return Spec.from_attr(attr)

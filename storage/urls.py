@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from storage.errors import BadInput
+from storage.contract.errors import BadInput
 
 ENV = "SWEEPER_STORAGE"
 DEFAULT = "sqlite:///sweeper.db"

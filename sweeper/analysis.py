@@ -13,7 +13,7 @@ import pandas as pd
 
 from storage import epochs as epoch_table
 from storage import urls
-from storage.specs import SEED
+from storage.contract.spec import SEED
 
 # After `trial`, `state` and one column per searched parameter (in the spec's order).
 TRIAL_COLUMNS = ("valid_error", "test_error", "epochs_run", "seconds", "stopped_early", "confident_n",
@@ -157,10 +157,10 @@ def _handle(storage, study):
     # An RDBStorage object: reuse it.
     import optuna
 
-    from storage import specs
+    from storage import studies
 
     loaded = optuna.load_study(study_name=_name(study), storage=storage)
-    return manager.Handle(loaded, specs.load(loaded), storage, str(storage.engine.url))
+    return manager.Handle(loaded, studies.spec_of(loaded), storage, str(storage.engine.url))
 
 
 def _name(study) -> str:

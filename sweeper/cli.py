@@ -8,7 +8,7 @@ import time
 
 import click
 
-from storage.errors import BadInput
+from storage.contract.errors import BadInput
 
 PASS_THROUGH = dict(ignore_unknown_options=True, allow_extra_args=True, help_option_names=[])
 FORMATS = ("table", "csv", "json", "parquet")
@@ -49,9 +49,9 @@ def train(args: tuple[str, ...]) -> None:
 @click.option("--name", default=None, help="study name [default: [study] name of the spec]")
 def create(spec: str, storage: str | None, name: str | None) -> None:
     """Create the study described by SPEC (a TOML file); a no-op if it exists with the same spec."""
-    from sweeper import spec as specs
+    from sweeper import toml_spec
 
-    parsed = specs.load(spec, name=name)  # everything about the spec is checked before the storage
+    parsed = toml_spec.read(spec, name=name)  # everything about the spec is checked before the storage
     handle, created = _create(parsed, _url(storage))
     _say_created(handle, created)
 
@@ -82,14 +82,14 @@ def worker(args: tuple[str, ...]) -> None:
 def run(spec: str, storage: str | None, name: str | None, n_workers: int | None, threads: int | None,
         device: str, gpus: str | None, timeout: float | None, backend: str | None, logs: str | None) -> None:
     """Create (or reuse) the study of SPEC, run N workers here until it is done, print a summary."""
-    from storage.process import exit_now
+    from storage.contract.process import exit_now
     from sweeper import runner
-    from sweeper import spec as specs
+    from sweeper import toml_spec
 
     gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
     if gpus is not None and not (gpu_list and all(g.isdigit() for g in gpu_list)):
         raise BadInput(f"--gpus {gpus!r} is not a list of GPU numbers: write e.g. 0 or 0,1")
-    parsed = specs.load(spec, name=name)
+    parsed = toml_spec.read(spec, name=name)
     url = _url(storage)
     # the workers import, load the data and compile while the study is created (a refusal ends them)
     workers = runner.start(parsed, url, n_workers=n_workers or (len(gpu_list) if gpu_list else 1), timeout=timeout,
@@ -284,7 +284,7 @@ def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeat
 
     Run again with the same options, it reuses what is done. Sections: sweeper reproduce --list.
     """
-    from storage.process import exit_now
+    from storage.contract.process import exit_now
     from sweeper import reproduce as rep
     from sweeper import writeup
 

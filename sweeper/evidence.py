@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from storage.errors import BadInput, did_you_mean
-from storage.params import check
-from storage.specs import Spec
+from storage.contract.errors import BadInput, did_you_mean
+from storage.contract.params import check
+from storage.contract.spec import Spec
 
 # What a claim can say about its configuration x (and y): the checkable forms.
 KINDS = {

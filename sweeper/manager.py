@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from storage import budget, rdb, specs, studies, urls
-from storage.errors import BadInput, optuna_experimental
-from storage.specs import Spec
+from storage import budget, rdb, studies, urls
+from storage.contract.errors import BadInput, optuna_experimental
+from storage.contract.spec import Spec
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def create(spec: Spec, url: str) -> tuple[Handle, bool]:
             study.set_metric_names([spec.metric])
         for point in spec.grid_points() if spec.is_grid else ():
             study.enqueue_trial(point)
-        specs.save(study, spec)
+        studies.save_spec(study, spec)
         return Handle(study, spec, storage, url), True
     except BaseException:
         if new_file:
@@ -77,7 +77,7 @@ def open_study(name: str, url: str) -> Handle:
 def _same(study, spec: Spec, url: str) -> Spec:
     """The stored spec of an existing study, refused when it trains other trials than `spec`; when only
     its description differs (claims, references, title...), the study takes `spec`'s."""
-    stored = specs.load(study)
+    stored = studies.spec_of(study)
     old, new = stored.search_attr(), spec.search_attr()
     if old != new:
         diff = [k for k, v in new.items() if old.get(k) != v]
@@ -85,7 +85,7 @@ def _same(study, spec: Spec, url: str) -> Spec:
                        f"({', '.join(diff)} differ): choose another --name, or delete it first "
                        f"(optuna delete-study --study-name {spec.name} --storage URL)")
     if not stored.same_as(spec):
-        specs.save(study, spec)
+        studies.save_spec(study, spec)
         return spec
     return stored
 
@@ -98,7 +98,7 @@ def summaries(url: str):
     storage = rdb.open_storage(url)
     rows = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=True):
-        attr = summary.user_attrs.get(specs.ATTR, {})
+        attr = summary.user_attrs.get(studies.ATTR, {})
         counts = budget.counts(storage.engine, storage.get_study_id_from_name(summary.study_name))
         best = summary.best_trial
         rows.append(dict(study=summary.study_name, model=attr.get("model"), dataset=attr.get("dataset"),

@@ -12,8 +12,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from storage.errors import optuna_experimental
-from storage.specs import SEED, label
+from storage.contract.errors import optuna_experimental
+from storage.contract.spec import SEED, label
 from sweeper import stats
 
 # Parameters whose values span orders of magnitude: their axis is logarithmic.

@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 
 from storage import epochs, urls
-from storage.specs import short
+from storage.contract.spec import short
 
 
 def table(frame: pd.DataFrame) -> str:

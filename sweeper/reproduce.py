@@ -16,8 +16,8 @@ from pathlib import Path
 
 import click
 
-from storage import datasets
-from storage.errors import BadInput, did_you_mean
+from storage.contract import datasets
+from storage.contract.errors import BadInput, did_you_mean
 
 # The sections of the posts, by topic, in the order the report shows them.
 SECTIONS = {
@@ -41,7 +41,7 @@ class Planned:
 
     section: str
     path: Path
-    spec: object  # storage.specs.Spec
+    spec: object  # storage.contract.spec.Spec
 
 
 def shipped(folder: Path = STUDIES) -> list[tuple[Path, dict]]:
@@ -67,7 +67,7 @@ def shipped(folder: Path = STUDIES) -> list[tuple[Path, dict]]:
 def plan(sections: list[str], *, dataset: str | None = None, repeats: int | None = None,
          epochs: int | None = None, full: bool = False, folder: Path = STUDIES) -> list[Planned]:
     """The studies of `sections` (all when empty) with the overrides applied, checked, not yet created."""
-    from sweeper import spec as specs
+    from sweeper import toml_spec
 
     for section in sections:
         if section not in SECTIONS:
@@ -94,7 +94,7 @@ def plan(sections: list[str], *, dataset: str | None = None, repeats: int | None
             study["epochs"] = min(epochs, shipped_epochs)
         study["name"] = _name(study)
         try:
-            spec = specs.parse({**data, "study": study}, shortened=study.get("epochs") != shipped_epochs)
+            spec = toml_spec.parse({**data, "study": study}, shortened=study.get("epochs") != shipped_epochs)
         except BadInput as exc:
             raise BadInput(f"{path.name}: {exc}") from None
         out.append(Planned(study["section"], path, spec))
@@ -153,7 +153,7 @@ def check(planned: list[Planned], url: str) -> None:
     trials (other options under the same name) or that is stopped (sweeper stop)."""
     import optuna
 
-    from storage import budget, rdb, specs, urls
+    from storage import budget, rdb, studies, urls
 
     if not rdb.has_studies(url):
         return
@@ -163,7 +163,7 @@ def check(planned: list[Planned], url: str) -> None:
             study = optuna.load_study(study_name=item.spec.name, storage=storage)
         except KeyError:
             continue
-        stored = specs.load(study)
+        stored = studies.spec_of(study)
         if not stored.same_search(item.spec):
             raise BadInput(f"study '{item.spec.name}' exists in {urls.mask(url)} with other trials (its shipped "
                            f"spec changed since): delete it first (optuna delete-study --study-name "

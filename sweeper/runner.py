@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from storage.errors import BadInput
+from storage.contract.errors import BadInput
 
 POLL_S = 1.0
 

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from storage.errors import BadInput
-from storage.specs import SEED, label
+from storage.contract.errors import BadInput
+from storage.contract.spec import SEED, label
 from sweeper import stats
 from sweeper.evidence import same
 

@@ -8,7 +8,7 @@ import sys
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from storage import rdb, urls
-from storage.errors import BadInput
+from storage.contract.errors import BadInput
 
 
 class _Server(socketserver.ThreadingMixIn, WSGIServer):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from storage.errors import BadInput
-from storage.specs import SEED, short
+from storage.contract.errors import BadInput
+from storage.contract.spec import SEED, short
 from sweeper import claims as verdicts
 from sweeper import plots
 from sweeper.summary import measures, summary

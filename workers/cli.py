@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from storage.errors import BadInput
+from storage.contract.errors import BadInput
 from workers.worker_cli import worker
 
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
@@ -19,7 +19,7 @@ def cli() -> None:
 
 
 def _param(ctx, option, values) -> dict:
-    """Parse repeated NAME=VALUE options into a dict (values checked later against storage.params)."""
+    """Parse repeated NAME=VALUE options into a dict (values checked later against storage.contract.params)."""
     out = {}
     for item in values:
         name, sep, value = item.partition("=")
@@ -41,7 +41,7 @@ def _param(ctx, option, values) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one object per epoch, then a final one")
 def train(model, dataset, params, epochs, seed, backend, threads, as_json) -> None:
     """Train one network once, without a database, and report epoch by epoch."""
-    from storage.params import resolve
+    from storage.contract.params import resolve
     from workers import runtime
 
     config = resolve(model, params)  # bad model or parameters fail before any data is read or compiled

@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 import optuna
 
 from storage import epochs
-from storage.errors import BadInput
-from storage.params import VALID_SIZE
-from storage.specs import SEED
+from storage.contract.errors import BadInput
+from storage.contract.params import VALID_SIZE
+from storage.contract.spec import SEED
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from storage.errors import BadInput
+from storage.contract.errors import BadInput
 
 # PyTensor compilation modes by our backend names, measured on 2 cores (bench/train_speed.py).
 BACKENDS = {"jax": "JAX", "numba": "NUMBA", "c": "CVM"}

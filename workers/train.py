@@ -18,8 +18,8 @@ from workers import runtime
 
 runtime.ensure_configured()
 
-from storage.errors import BadInput  # noqa: E402
-from storage.params import resolve  # noqa: E402
+from storage.contract.errors import BadInput  # noqa: E402
+from storage.contract.params import resolve  # noqa: E402
 from workers import compiled, metrics  # noqa: E402
 from workers.compiled import HYPER  # noqa: E402
 from workers.schedules import learning_rate  # noqa: E402
@@ -68,7 +68,7 @@ def train(model: str, params: dict, data, *, epochs: int, seed: int = 0,
           on_epoch: Callable[[EpochRecord], None] | None = None) -> Result:
     """Train `model` with parameter overrides `params` on `data` (a workers.data.Dataset).
 
-    Raises storage.errors.BadInput for bad parameters, Diverged when the loss is not finite.
+    Raises storage.contract.errors.BadInput for bad parameters, Diverged when the loss is not finite.
     """
     if int(epochs) < 1:
         raise BadInput(f"epochs={epochs} is invalid: use 1 or more")

@@ -24,10 +24,11 @@ import time
 
 import optuna
 
-from storage import budget, rdb, retry, samplers, studies
-from storage.errors import BadInput, optuna_experimental
-from storage.params import VALID_SIZE
-from storage.specs import Spec
+from storage import budget, rdb, retry, studies
+from storage.contract import samplers
+from storage.contract.errors import BadInput, optuna_experimental
+from storage.contract.params import VALID_SIZE
+from storage.contract.spec import Spec
 from workers.objective import WORKER, Objective
 
 WAIT_S = 0.5  # how often a worker whose budget is taken by running trials looks again

@@ -38,7 +38,7 @@ def worker(name, storage, n_trials, timeout, threads, backend, device, cpus, wor
     runtime.configure(threads=threads, backend=backend, device=device, cpus=runtime.parse_cpus(cpus))
     if device == "cuda":
         runtime.check_cuda()  # one line and exit 2 when JAX sees no GPU
-    from storage.process import exit_now
+    from storage.contract.process import exit_now
     from workers.worker import setup_logging, wait_for_start, work
 
     setup_logging(quiet)

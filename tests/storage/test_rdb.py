@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from storage import rdb, urls
-from storage.errors import BadInput
+from storage.contract.errors import BadInput
 
 
 def test_missing_sqlite_file_is_bad_input_and_not_created(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from storage import urls
-from storage.errors import BadInput
+from storage.contract.errors import BadInput
 
 
 def test_flag_beats_environment_beats_default(monkeypatch):

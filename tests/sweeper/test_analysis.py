@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from storage import epochs, rdb
 from sweeper import analysis, manager
-from sweeper import spec as specs
+from sweeper import toml_spec
 
 REPORT = {"0": {"precision": 1.0, "recall": 0.5, "f1-score": 0.667, "support": 2.0},
           "1": {"precision": 0.5, "recall": 1.0, "f1-score": 0.667, "support": 1.0},
@@ -24,7 +24,7 @@ REPORT = {"0": {"precision": 1.0, "recall": 0.5, "f1-score": 0.667, "support": 2
 def made(request):
     """A tiny study with trials 0 COMPLETE, 1 PRUNED at epoch 1, 2 FAIL (diverged), 3 RUNNING (see _lose)."""
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    spec = specs.parse(tomllib.loads(tiny_spec(n_trials=5, epochs=2)))
+    spec = toml_spec.parse(tomllib.loads(tiny_spec(n_trials=5, epochs=2)))
     handle, _ = manager.create(spec, url)
     storage = rdb.open_storage(url, heartbeat=1, grace=2, max_retry=3)
     study = optuna.load_study(study_name="tiny", storage=storage)
@@ -97,7 +97,7 @@ def test_reports_is_long(made):
 
 
 def test_an_empty_study_gives_empty_tables_with_the_columns(sqlite_url):
-    manager.create(specs.parse(tomllib.loads(tiny_spec())), sqlite_url)
+    manager.create(toml_spec.parse(tomllib.loads(tiny_spec())), sqlite_url)
     frame = analysis.trials(sqlite_url, "tiny")
     assert frame.empty and list(frame.columns) == ["trial", "state", "lr", "l2", "seed", *analysis.TRIAL_COLUMNS]
     assert analysis.epochs(sqlite_url, "tiny").empty
@@ -112,7 +112,7 @@ def test_storage_objects_and_studies_are_accepted(made):
 
 def test_an_accuracy_study_shows_both_errors_and_its_metric(sqlite_url):
     text = tiny_spec().replace('[params]', 'metric = "valid_accuracy"\n[params]')
-    handle, _ = manager.create(specs.parse(tomllib.loads(text)), sqlite_url)
+    handle, _ = manager.create(toml_spec.parse(tomllib.loads(text)), sqlite_url)
     assert handle.study.direction == optuna.study.StudyDirection.MAXIMIZE
     trial = handle.study.ask(handle.spec.space)
     handle.study.tell(trial, 0.9)

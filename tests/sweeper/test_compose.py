@@ -18,7 +18,7 @@ from tests.conftest import ROOT
 from tests.sweeper.conftest import tiny_spec
 
 from sweeper import analysis, manager
-from sweeper import spec as specs
+from sweeper import toml_spec
 
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 
@@ -66,7 +66,7 @@ def test_compose_file_structure():
 
 
 def test_compose_services_commands_run_against_postgresql(pg_url):
-    handle, _ = manager.create(specs.parse(tomllib.loads(tiny_spec(n_trials=2, epochs=1))), pg_url)
+    handle, _ = manager.create(toml_spec.parse(tomllib.loads(tiny_spec(n_trials=2, epochs=1))), pg_url)
     handle.storage.engine.dispose()
     services = _compose()["services"]
     env = {"POSTGRES_PASSWORD": PASSWORD, "STUDY": "tiny"}

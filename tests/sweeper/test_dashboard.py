@@ -15,14 +15,14 @@ from tests.sweeper.conftest import tiny_spec
 
 from storage import rdb
 from sweeper import manager
-from sweeper import spec as specs
+from sweeper import toml_spec
 
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 
 
 @pytest.fixture
 def study_url(sqlite_url):
-    handle, _ = manager.create(specs.parse(tomllib.loads(tiny_spec(n_trials=3))), sqlite_url)
+    handle, _ = manager.create(toml_spec.parse(tomllib.loads(tiny_spec(n_trials=3))), sqlite_url)
     for value in (0.3, 0.2):
         trial = handle.study.ask(handle.spec.space)
         trial.report(value + 0.1, 1)

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from storage.errors import BadInput
-from sweeper import spec as specs
+from storage.contract.errors import BadInput
+from sweeper import toml_spec
 
 BASE = {
     "study": {"name": "t", "dataset": "digits", "epochs": 2, "repeats": 2},
@@ -30,17 +30,17 @@ def _with(**changes):
 
 
 def test_points_times_seeds_are_the_trials_seed_by_seed():
-    spec = specs.parse(copy.deepcopy(BASE))
+    spec = toml_spec.parse(copy.deepcopy(BASE))
     assert spec.n_trials == 4 and [c["label"] for c in spec.configs()] == ["a", "b"]
     # every point has every varied parameter: a's optimizer is the model's default
     assert spec.grid_points() == [{"l2": 0.0, "optimizer": "sgd", "seed": 0}, {"l2": 1e-4, "optimizer": "adam", "seed": 0},
                                   {"l2": 0.0, "optimizer": "sgd", "seed": 1}, {"l2": 1e-4, "optimizer": "adam", "seed": 1}]
     assert spec.claims[0]["y"] == "a" and spec.references[0]["config"] == "a"
-    assert specs.Spec.from_attr(spec.to_attr()) == spec
+    assert toml_spec.Spec.from_attr(spec.to_attr()) == spec
 
 
 def test_a_product_grid_with_repeats():
-    spec = specs.parse({"study": {"name": "g", "epochs": 1, "repeats": 3, "seed": 5},
+    spec = toml_spec.parse({"study": {"name": "g", "epochs": 1, "repeats": 3, "seed": 5},
                         "params": {"l2": {"grid": [0.0, 1e-4]}}})
     assert spec.n_trials == 6 and [p["seed"] for p in spec.grid_points()] == [5, 5, 6, 6, 7, 7]
 
@@ -68,7 +68,7 @@ def test_a_product_grid_with_repeats():
 ])
 def test_bad_evidence_is_one_line_that_names_the_fix(data, message):
     with pytest.raises(BadInput) as info:
-        specs.parse(data)
+        toml_spec.parse(data)
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
@@ -78,5 +78,5 @@ def test_every_shipped_blog_study_is_a_valid_spec_with_claims():
     files = sorted((Path(__file__).parents[2] / "studies" / "blog").glob("*.toml"))
     assert files
     for path in files:
-        spec = specs.load(path)
+        spec = toml_spec.read(path)
         assert spec.repeats >= 2 and spec.claims and spec.section and spec.about, path.name

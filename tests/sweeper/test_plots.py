@@ -10,7 +10,7 @@ from matplotlib.collections import PolyCollection
 from scipy import stats
 
 from sweeper import plots
-from sweeper.spec import parse
+from sweeper.toml_spec import parse
 
 L2 = {"study": {"name": "l2", "dataset": "digits", "epochs": 3, "repeats": 3},
       "params": {"l2": {"grid": [0.0, 1e-4, 1e-3]}},

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from storage import epochs
 from sweeper import analysis, manager
-from sweeper import spec as specs
+from sweeper import toml_spec
 
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 
@@ -62,7 +62,7 @@ def spec_text(name="s", *, n_trials=12, epochs=3, batch_size=4, width=16, heartb
 
 
 def create(url: str, **kw):
-    handle, _ = manager.create(specs.parse(tomllib.loads(spec_text(**kw))), url)
+    handle, _ = manager.create(toml_spec.parse(tomllib.loads(spec_text(**kw))), url)
     handle.storage.engine.dispose()
     return handle
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from storage.errors import BadInput
+from storage.contract.errors import BadInput
 from workers.data import Dataset, load, mnist
 from workers.data.idx import read_idx, write_idx
 

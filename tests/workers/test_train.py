@@ -13,8 +13,8 @@ from workers import compiled
 from workers.data import load
 from workers.schedules import learning_rate
 from workers.train import Diverged, EpochRecord, train
-from storage.errors import BadInput
-from storage.params import resolve
+from storage.contract.errors import BadInput
+from storage.contract.params import resolve
 from tests.conftest import ROOT
 
 SMALL = dict(width=32, batch_size=50)

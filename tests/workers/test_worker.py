@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from storage import epochs
 from sweeper import analysis, manager
-from sweeper import spec as specs
+from sweeper import toml_spec
 
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 
@@ -45,7 +45,7 @@ batch_size = {batch_size}
 def create(url: str, *, epochs: int = 2, batch_size: int = 64, extra: str = "n_trials = 3",
            params: str = 'lr = {float = [0.01, 0.3], log = true}', dataset: str = "digits"):
     text = SPEC.format(epochs=epochs, batch_size=batch_size, extra=extra, params=params, dataset=dataset)
-    handle, _ = manager.create(specs.parse(tomllib.loads(text)), url)
+    handle, _ = manager.create(toml_spec.parse(tomllib.loads(text)), url)
     return handle
 
 

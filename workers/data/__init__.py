@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from storage.errors import BadInput
-from storage.params import VALID_SIZE
+from storage.contract.errors import BadInput
+from storage.contract.params import VALID_SIZE
 from workers.data import digits, mnist, xor
 
 __all__ = ["Dataset", "load", "SPLIT_SEED"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from storage.errors import BadInput
+from storage.contract.errors import BadInput
 
 # IDX type code -> big-endian NumPy dtype (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
 DTYPES: dict[int, np.dtype] = {

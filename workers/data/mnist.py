@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from storage.errors import BadInput
+from storage.contract.errors import BadInput
 from workers.data.idx import read_idx
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"

@@ -7,10 +7,11 @@ import re
 import tomllib
 from pathlib import Path
 
-from storage import datasets, samplers, specs
-from storage.errors import BadInput, did_you_mean
-from storage.params import PARAMS, check, check_model, resolve, unknown
-from storage.specs import METRICS, SEED, Spec
+from storage.contract import datasets, samplers
+from storage.contract.errors import BadInput, did_you_mean
+from storage.contract.params import PARAMS, check, check_model, resolve, unknown
+from storage.contract.spec import METRICS, SEED, Spec
+from storage.contract.spec import label as label_of
 from sweeper import evidence
 
 TABLES = ("study", "params", "point", "reference", "claim")
@@ -24,7 +25,7 @@ MAX_REPEATS = 1000
 SEED_LIMIT = 2**32  # numpy's seeds: a replicate's seed (seed + repeats - 1) must stay below it
 
 
-def load(path: str | Path, name: str | None = None) -> Spec:
+def read(path: str | Path, name: str | None = None) -> Spec:
     """Parse and validate the TOML file at `path`; `name` overrides [study] name."""
     path = Path(path)
     try:
@@ -163,10 +164,10 @@ def _points(tables: list[dict], model: str, fixed: dict) -> tuple[list[dict], di
         except BadInput as exc:
             raise BadInput(f"[[point]] {i}: {exc}") from None
         params = {k: values.get(k, config[k]) for k in varied}
-        label = label or specs.label(values)
+        label = label or label_of(values)
         key = repr(sorted(params.items()))
         if key in seen:
-            raise BadInput(f"[[point]] {i} repeats [[point]] {seen[key]} ({specs.label(params)}): remove one")
+            raise BadInput(f"[[point]] {i} repeats [[point]] {seen[key]} ({label_of(params)}): remove one")
         seen[key] = i
         if any(p["label"] == label for p in points):
             raise BadInput(f"[[point]] {i}: name {label!r} is used twice: give each point its own name")

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from storage.errors import BadInput
-from sweeper import spec as specs
+from storage.contract.errors import BadInput
+from sweeper import toml_spec
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
 
 
 def parse(text: str, **kw):
-    return specs.parse(tomllib.loads(text), **kw)
+    return toml_spec.parse(tomllib.loads(text), **kw)
 
 
 BASE = '[study]\nname = "s"\nn_trials = 4\nepochs = 2\n'
@@ -120,7 +120,7 @@ def test_mistakes_are_one_line_that_names_the_problem(text, message):
         assert message is None
         return
     with pytest.raises(BadInput) as err:
-        specs.parse(data)
+        toml_spec.parse(data)
     assert "\n" not in str(err.value)
     if message is not None:
         assert message in str(err.value)
@@ -130,12 +130,12 @@ def test_load_names_the_file_in_every_error(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[study\nname = 1")
     with pytest.raises(BadInput, match=r"bad.toml: invalid TOML: .*line 1.*: fix the syntax"):
-        specs.load(bad)
+        toml_spec.read(bad)
     bad.write_text(BASE + "[params]\nlr = 0")
     with pytest.raises(BadInput, match="bad.toml: \\[params\\] parameter lr=0"):
-        specs.load(bad)
+        toml_spec.read(bad)
     with pytest.raises(BadInput, match="cannot read spec"):
-        specs.load(tmp_path / "missing.toml")
+        toml_spec.read(tmp_path / "missing.toml")
 
 
 @pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.name)
@@ -144,5 +144,5 @@ def test_every_shipped_study_is_valid(path, monkeypatch):
     text = path.read_text()
     if "idx:" in text:
         pytest.skip("needs the IDX folder it names")
-    spec = specs.load(path)
+    spec = toml_spec.read(path)
     assert spec.name == path.stem

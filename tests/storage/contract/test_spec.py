@@ -1,4 +1,4 @@
-"""A spec survives the round trip through a study's user attrs, and compares by content."""
+"""A spec survives its JSON form, compares by content, and lists its grid."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from storage import specs
-from storage.errors import BadInput
-from storage.specs import Spec
+from storage.contract.errors import BadInput
+from storage.contract.spec import Spec
 
 
 def _spec(**over) -> Spec:
@@ -19,17 +18,6 @@ def _spec(**over) -> Spec:
                        "optimizer": CategoricalDistribution(["sgd", "adam"])})
     base.update(over)
     return Spec(**base)
-
-
-def test_round_trip_through_a_study(db_url):
-    from storage import rdb
-
-    study = optuna.create_study(storage=rdb.open_storage(db_url, create=True), study_name="s")
-    spec = _spec()
-    specs.save(study, spec)
-    again = specs.load(optuna.load_study(study_name="s", storage=rdb.open_storage(db_url)))
-    assert again == spec
-    assert again.space["lr"] == FloatDistribution(1e-3, 1.0, log=True)
 
 
 def test_same_as_ignores_the_name_only():
@@ -58,12 +46,6 @@ def test_metric_direction_and_value():
     assert _spec().direction == "minimize" and _spec().metric_value(0.25) == 0.25
     acc = _spec(metric="valid_accuracy")
     assert acc.direction == "maximize" and acc.metric_value(0.25) == 0.75
-
-
-def test_a_study_without_spec_is_bad_input():
-    study = optuna.create_study(study_name="foreign")
-    with pytest.raises(BadInput, match="has no sweeper spec"):
-        specs.load(study)
 
 
 def test_a_spec_of_another_version_is_bad_input():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from storage.errors import BadInput, did_you_mean, optuna_experimental
+from storage.contract.errors import BadInput, did_you_mean, optuna_experimental
 
 SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "grid": "GridSampler", "cmaes": "CmaEsSampler",
             "qmc": "QMCSampler"}

@@ -1,4 +1,4 @@
-"""A study's spec (what to train and how to search), stored in the study's own user attrs."""
+"""A study's spec: what to train and how to search, and its JSON form (the study stores it: storage.studies)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import itertools
 import json
 from dataclasses import dataclass, field, fields, replace
 
-from storage.errors import BadInput
+from storage.contract.errors import BadInput
 
-ATTR = "sweeper_spec"  # the study user attr that holds the spec
 VERSION = 1
 # The objective's metric and the direction it is optimised in. The test set is never a metric:
 # choosing hyperparameters on it would leak it into the selection (it is recorded per trial instead).
@@ -140,16 +139,3 @@ def short(value) -> str:
     """A parameter value for people: floats with 4 significant digits."""
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
-
-def save(study, spec: Spec) -> None:
-    """Store `spec` in `study` (an optuna.Study) as its user attr `sweeper_spec`."""
-    study.set_user_attr(ATTR, spec.to_attr())
-
-
-def load(study) -> Spec:
-    """The spec stored in `study`; BadInput if it has none (a study not created by sweeper)."""
-    attr = study.user_attrs.get(ATTR)
-    if attr is None:
-        raise BadInput(f"study '{study.study_name}' has no sweeper spec (made by another tool?): "
-                       "create a study with sweeper create SPEC.toml")
-    return Spec.from_attr(attr)

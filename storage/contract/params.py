@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storage.errors import BadInput, did_you_mean
+from storage.contract.errors import BadInput, did_you_mean
 
 MODELS = ("mlp", "lenet")
 ACTIVATIONS = ("tanh", "relu", "leaky_relu", "sigmoid", "elu", "softplus")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.errors import BadInput, did_you_mean
+from storage.contract.errors import BadInput, did_you_mean
 
 NAMES = ("digits", "mnist", "xor")
 FIX = "use digits, mnist, xor or idx:DIR (a folder with the four MNIST IDX files)"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from storage import samplers
-from storage.errors import BadInput
+from storage.contract import samplers
+from storage.contract.errors import BadInput
 
 
 def test_a_name_becomes_a_table_with_the_study_seed():
