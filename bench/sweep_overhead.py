@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from storage.contract.options import WorkerOptions  # noqa: E402
 from workers import runtime  # noqa: E402
 
 SPEC = """
@@ -63,7 +64,7 @@ def timed_parts():
 
     import workers.objective
     import workers.worker
-    from storage import budget
+    from storage import budget, locks
 
     targets = [(optuna.Study, "ask", "ask (create trial, sampler)"),
                (optuna.Trial, "suggest_float", "suggest (sample, write param)"),
@@ -71,9 +72,9 @@ def timed_parts():
                (workers.objective.Objective, "_set_attrs", "user attrs"),
                (optuna.study._optimize, "_tell_with_warning", "tell"),
                (optuna.storages, "fail_stale_trials", "stale-trial check"),
-               (workers.worker, "next_step", "budget count + stop flag"),
-               (budget.Lock, "acquire", "budget lock"),
-               (budget.Lock, "release", "budget lock"),
+               (budget.Gate, "step", "budget count + stop flag"),
+               (locks.Lock, "acquire", "budget lock"),
+               (locks.Lock, "release", "budget lock"),
                (workers.objective.Objective, "_wait", "waiting for background writes")]
     saved = []
     for owner, name, label in targets:
@@ -108,7 +109,7 @@ def measure(url: str, spec_text: str) -> list[tuple[float, float]]:
     timings: list[tuple[float, float]] = []
     PARTS.clear()
     with timed_parts():
-        code = work(spec.name, url, seed_offset=0, on_trial=lambda wall, train: timings.append((wall, train)))
+        code = work(spec.name, url, WorkerOptions(worker_index=0), on_trial=lambda wall, train: timings.append((wall, train)))
     if code != 0:
         raise BadInput(f"the worker stopped with code {code}")
     return timings
@@ -161,7 +162,7 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test",
                         help="PostgreSQL server database to make a scratch database beside, or 'none'")
     args = parser.parse_args()
-    runtime.configure(threads=args.threads)
+    runtime.configure(WorkerOptions(threads=args.threads))
     logging.basicConfig(level=logging.WARNING)
     dataset = f"idx:{args.data}" if (Path(args.data) / "train-images-idx3-ubyte.gz").exists() else "digits"
     spec = SPEC.format(dataset=dataset, trials=args.trials, epochs=args.epochs)
@@ -179,7 +180,7 @@ def main() -> None:
                 lines += report("postgresql", measure(url, spec))
             finally:
                 drop()
-    print(f"{args.epochs}-epoch trials of a 784-500-10 MLP on {dataset}, backend {runtime.backend_name()}")
+    print(f"{args.epochs}-epoch trials of a 784-500-10 MLP on {dataset}, backend {runtime.current().backend}")
     print(textwrap.dedent(f"""\
         {'storage':<11} {'trials':<18} {'n':>6} {'wall_s':>8} {'train_s':>8} {'outside_ms':>11} {'outside':>10}"""))
     print("\n".join(lines))

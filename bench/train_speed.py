@@ -28,9 +28,10 @@ def dataset_spec(data: str) -> str:
 
 
 def run_sweeper(model: str, backend: str, data: str, epochs: int) -> dict:
+    from storage.contract.options import WorkerOptions
     from workers import runtime
 
-    runtime.configure(backend=backend)
+    runtime.configure(WorkerOptions(backend=backend))
     from workers.data import load
     from workers.train import train
 

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
+import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from storage import control, retry, urls
+from storage import control, locks, retry
+from storage.contract.errors import optuna_experimental
 
 # Optuna's own tables, only the columns read here.
 _trials = sa.table("trials", sa.column("trial_id"), sa.column("study_id"), sa.column("state"))
 _system_attrs = sa.table("trial_system_attributes", sa.column("trial_id"), sa.column("key"))
 _study_attrs = sa.table("study_system_attributes", sa.column("study_id"), sa.column("key"), sa.column("value_json"))
+
+
+class Step(str, enum.Enum):
+    """What a worker does next (a str: logs and JSON show the word)."""
+
+    RUN = "run"  # start a trial (or a waiting retry)
+    WAIT = "wait"  # trials running elsewhere fill the budget: look again soon
+    DONE = "done"  # the budget is spent
+    STOPPED = "stopped"  # `sweeper stop` holds the study
 
 
 @dataclass(frozen=True)
@@ -39,18 +49,18 @@ class Counts:
         """Trials that use up the budget: complete, pruned, and failed ones that were not retried."""
         return self.complete + self.pruned + self.failed
 
-    def next_step(self, n_trials: int) -> str:
-        """What a worker should do: 'run' a trial, 'wait' for running ones, or stop ('done').
+    def next_step(self, n_trials: int) -> Step:
+        """What a worker should do: RUN a trial, WAIT for running ones, or stop (DONE).
 
         WAITING trials (retries, grid points) always run. A new trial starts only while the trials
         done and running leave room in the budget; when only running trials fill it, the worker
         waits, since a running trial whose worker dies is failed and retried, and needs a worker.
         """
         if self.waiting:
-            return "run"
+            return Step.RUN
         if self.done + self.running < n_trials:
-            return "run"
-        return "done" if self.done >= n_trials else "wait"
+            return Step.RUN
+        return Step.DONE if self.done >= n_trials else Step.WAIT
 
 
 def counts(engine: sa.Engine | sa.Connection, study_id: int) -> Counts:
@@ -92,68 +102,70 @@ class Overshoot(Exception):
     """A trial started beyond the study's budget (the budget lock died while the trial was created)."""
 
 
-class Lock:
-    """A lock per study across processes: held from the budget check until the next trial exists.
+def lock(engine: sa.Engine, study_id: int) -> locks.Lock:
+    """The study's budget lock (storage.locks): one worker at a time counts and creates its next trial.
+    On SQLite it is byte `study_id` of DB-lock (byte 0 is the schema's)."""
+    return locks.Lock(engine, f"sweeper-budget#{study_id}", study_id)
 
-    PostgreSQL: a session advisory lock; SQLite: a POSIX lock on byte `study_id` of the file
-    DB-lock beside the database (SQLite workers share one machine). Either is freed if the process dies.
-    Other databases get no lock: a race may then start a trial or two beyond the budget.
-    """
 
-    def __init__(self, engine: sa.Engine, study_id: int):
-        self._engine, self._study_id = engine, study_id
-        self._conn = self._file = None
+class Gate:
+    """One worker's way through its study's budget: `reserve()` holds the budget lock from the count
+    until the trial exists, which the objective says by calling `confirm()`."""
 
-    def acquire(self) -> "Lock":
-        """Block until this process holds the lock."""
-        dialect = self._engine.dialect.name
-        if dialect == "postgresql":
-            conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            try:
-                conn.execute(sa.select(sa.func.pg_advisory_lock(self._key())))
-            except BaseException:
-                conn.close()
-                raise
-            self._conn = conn
-        elif dialect == "sqlite":
-            path = urls.sqlite_path(self._engine.url.render_as_string(hide_password=False))
-            if path is not None:  # byte `study_id` of DB-lock, beside SQLite's own DB-wal and DB-shm
-                self._file = open(urls.sqlite_lock_file(path), "a")
-                fcntl.lockf(self._file, fcntl.LOCK_EX, 1, self._study_id)
-        return self
+    def __init__(self, study, storage, study_id: int, n_trials: int):
+        self._study, self._engine, self._study_id, self._n_trials = study, storage.engine, study_id, n_trials
+        self._held = None  # the lock while a reservation waits for its trial
 
-    def release(self) -> bool:
-        """Free the lock; False if it had died before (its connection lost in a server restart).
+    @contextlib.contextmanager
+    def reserve(self) -> Iterator[Step]:
+        """The next step, decided under the budget lock (taken again after a transient database
+        error); the lock is held until `confirm()` or the end of the block, whichever comes first."""
+        held = retry.call(self._decide, _what="budget check")
+        self._held = held[0]
+        try:
+            yield held[1]
+        finally:
+            self._held = None
+            held[0].release()
 
-        A second call does nothing (and returns True).
+    def confirm(self) -> None:
+        """This worker's trial exists: free the budget lock so that others count it.
+
+        A database restart while the lock is held kills it: another worker may then count without this
+        worker's trial (still being created, retried) and start one of its own. Then this one gives
+        way: Overshoot, if the trial is one too many.
         """
-        held = True
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            try:
-                held = bool(conn.execute(sa.select(sa.func.pg_advisory_unlock(self._key()))).scalar())
-            except sa.exc.DBAPIError:  # the connection died (server restart): its lock died with it
-                held = False
-                conn.invalidate()
-            finally:
-                conn.close()
-        if self._file is not None:
-            file, self._file = self._file, None
-            fcntl.lockf(file, fcntl.LOCK_UN, 1, self._study_id)
-            file.close()
-        return held
+        held, self._held = self._held, None
+        if held is None or held.release():
+            return
+        now = counts(self._engine, self._study_id)
+        if now.done + now.running > self._n_trials:
+            raise Overshoot(f"not run: the budget lock was lost in a database restart and the study's "
+                            f"{self._n_trials} trials were already taken")
 
-    @property
-    def bind(self) -> sa.Engine | sa.Connection:
-        """Where to run queries while holding the lock: its own connection when it has one."""
-        return self._conn if self._conn is not None else self._engine
+    def step(self, bind) -> Step:
+        """STOPPED (sweeper stop), else RUN, WAIT or DONE (Counts.next_step); call it under the lock.
 
-    def __enter__(self) -> "Lock":
-        return self.acquire()
+        Before waiting on running trials, fail the stale ones (their worker died): each is retried as
+        a WAITING trial, which this worker then runs.
+        """
+        now = counts(bind, self._study_id)
+        if now.stopped:
+            return Step.STOPPED
+        step = now.next_step(self._n_trials)
+        if step is Step.WAIT:
+            import optuna
 
-    def __exit__(self, *exc) -> None:
-        self.release()
+            with optuna_experimental():
+                optuna.storages.fail_stale_trials(self._study)
+            step = counts(bind, self._study_id).next_step(self._n_trials)
+        return step
 
-    def _key(self) -> int:
-        digest = hashlib.sha1(f"sweeper-budget#{self._study_id}".encode()).digest()
-        return int.from_bytes(digest[:8], "big", signed=True)
+    def _decide(self) -> tuple[locks.Lock, Step]:
+        """Take the budget lock and decide; on an error the lock is freed (and the caller retries)."""
+        held = lock(self._engine, self._study_id).acquire()
+        try:
+            return held, self.step(held.bind)
+        except BaseException:
+            held.release()
+            raise

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 
 import sqlalchemy as sa
 
-from storage import epochs, retry, urls
+from storage import epochs, locks, retry, urls
 from storage.contract.errors import BadInput, first_line, optuna_experimental
 
 SQLITE_BUSY_TIMEOUT_S = 60  # how long an SQLite writer waits for another process's write lock
@@ -27,10 +26,10 @@ KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
 # is left RUNNING, goes stale and is retried. Clean restarts lose nothing. $SWEEPER_PG_SYNC_COMMIT=on
 # restores full durability.
 SESSION = "-c synchronous_commit={}"
-# PostgreSQL advisory lock taken while a process creates the schema: without it two processes that
-# create tables at once (`sweeper run` and a `sweeper status` watching it, two workers) collide in
-# the catalog ("duplicate key value violates unique constraint pg_type_typname_nsp_index").
-SCHEMA_LOCK = int.from_bytes(b"sweeper!", "big") & (2**63 - 1)  # budget locks hash the study id (storage.budget)
+# The lock taken while a process creates the schema: without it two processes that create tables at
+# once (`sweeper run` and a `sweeper status` watching it, two workers) collide in PostgreSQL's catalog
+# ("duplicate key value violates unique constraint pg_type_typname_nsp_index").
+SCHEMA_LOCK = "sweeper-schema"
 SCHEMA_TRIES = 3  # a colliding first open (a database without either lock) is tried again
 SCHEMA_LOCK_WAIT_S = 60
 
@@ -157,32 +156,13 @@ def _create_schema(url: str, build):
 
 @contextlib.contextmanager
 def _schema_lock(url: str):
-    """Held while this process creates the schema: a PostgreSQL advisory lock, or on SQLite a POSIX
-    lock on byte 0 of DB-lock (six processes on a fresh file collided more often than 3 tries cover)."""
-    backend = sa.engine.make_url(url).get_backend_name()
-    path = urls.sqlite_path(url)
-    if backend == "sqlite" and path is not None:
-        with open(urls.sqlite_lock_file(path), "a") as file:
-            fcntl.lockf(file, fcntl.LOCK_EX, 1, 0)
-            try:
-                yield
-            finally:
-                fcntl.lockf(file, fcntl.LOCK_UN, 1, 0)
-        return
-    if backend != "postgresql":
-        yield
-        return
+    """Held while this process creates the schema (storage.locks; on SQLite byte 0 of DB-lock: six
+    processes on a fresh file collided more often than 3 tries cover)."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool, **{k: v for k, v in engine_kwargs(url).items()
                                                                       if k not in POOL})
     try:
-        with engine.connect() as conn:
-            # a process that hangs while holding it makes the others fail in time, not wait for ever
-            conn.execute(sa.text(f"set lock_timeout = '{SCHEMA_LOCK_WAIT_S}s'"))
-            conn.execute(sa.select(sa.func.pg_advisory_lock(SCHEMA_LOCK)))
-            try:
-                yield
-            finally:
-                conn.execute(sa.select(sa.func.pg_advisory_unlock(SCHEMA_LOCK)))
+        with locks.Lock(engine, SCHEMA_LOCK, 0, wait_s=SCHEMA_LOCK_WAIT_S):
+            yield
     finally:
         engine.dispose()
 

@@ -82,6 +82,7 @@ def worker(args: tuple[str, ...]) -> None:
 def run(spec: str, storage: str | None, name: str | None, n_workers: int | None, threads: int | None,
         device: str, gpus: str | None, timeout: float | None, backend: str | None, logs: str | None) -> None:
     """Create (or reuse) the study of SPEC, run N workers here until it is done, print a summary."""
+    from storage.contract.options import WorkerOptions
     from storage.contract.process import exit_now
     from sweeper import runner
     from sweeper import toml_spec
@@ -92,8 +93,9 @@ def run(spec: str, storage: str | None, name: str | None, n_workers: int | None,
     parsed = toml_spec.read(spec, name=name)
     url = _url(storage)
     # the workers import, load the data and compile while the study is created (a refusal ends them)
-    workers = runner.start(parsed, url, n_workers=n_workers or (len(gpu_list) if gpu_list else 1), timeout=timeout,
-                           backend=backend, log_dir=logs, threads=threads, device=device, gpus=gpu_list)
+    options = WorkerOptions(threads=threads, backend=backend, device=device, timeout=timeout)
+    workers = runner.start(parsed, url, n_workers=n_workers or (len(gpu_list) if gpu_list else 1), options=options,
+                           gpus=gpu_list, log_dir=logs)
     try:
         handle, created = _create(parsed, url)
         _say_created(handle, created)
@@ -284,6 +286,7 @@ def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeat
 
     Run again with the same options, it reuses what is done. Sections: sweeper reproduce --list.
     """
+    from storage.contract.options import WorkerOptions
     from storage.contract.process import exit_now
     from sweeper import reproduce as rep
     from sweeper import writeup
@@ -295,7 +298,7 @@ def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeat
     writeup.check_out(out)
     url = _url(storage)
     started = time.monotonic()
-    code, done = rep.run(planned, url, n_workers=n_workers, threads=threads)
+    code, done = rep.run(planned, url, n_workers=n_workers, options=WorkerOptions(threads=threads))
     if done:
         intro = (f"Every exploration below was re-run with several training seeds per configuration. Our "
                  f"figures are means with 95 % Student t intervals over seeds; each claim of the posts is "

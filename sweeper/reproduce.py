@@ -16,7 +16,9 @@ from pathlib import Path
 
 import click
 
+from storage.budget import Step
 from storage.contract import datasets
+from storage.contract.options import WorkerOptions
 from storage.contract.errors import BadInput, did_you_mean
 
 # The sections of the posts, by topic, in the order the report shows them.
@@ -111,8 +113,8 @@ def listing() -> str:
                      for name, line in SECTIONS.items())
 
 
-def run(planned: list[Planned], url: str, *, n_workers: int, threads: int | None = None,
-        backend: str | None = None) -> tuple[int, list]:
+def run(planned: list[Planned], url: str, *, n_workers: int,
+        options: WorkerOptions = WorkerOptions()) -> tuple[int, list]:
     """Create and run each planned study with `n_workers` workers here; (exit code, [(section, handle)]).
 
     A study already done is not run again. The first study that does not finish (Ctrl-C, a worker's
@@ -133,13 +135,13 @@ def run(planned: list[Planned], url: str, *, n_workers: int, threads: int | None
         handle, created = manager.create(spec, url)
         counts = handle.counts()
         head = f"[{i}/{len(planned)}] {item.section}: {spec.name} ({spec.n_trials} trials, {spec.epochs} epochs)"
-        if counts.next_step(spec.n_trials) == "done":
+        if counts.next_step(spec.n_trials) is Step.DONE:
             _echo(f"{head}: done already, {counts.done} trials")
             done.append((item.section, handle))
             continue
         _echo(f"{head}: {'created' if created else f'{counts.done} done, going on'}")
         started = time.monotonic()
-        workers = runner.start(spec, url, n_workers=n_workers, threads=threads, backend=backend)
+        workers = runner.start(spec, url, n_workers=n_workers, options=options)
         code = runner.run(handle, workers, quiet=True)
         _echo(f"{head}: finished in {time.monotonic() - started:.0f} s")
         if code != 0:

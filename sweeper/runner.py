@@ -11,12 +11,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
 
+from storage.budget import Step
 from storage.contract.errors import BadInput
+from storage.contract.options import WorkerOptions
 
 POLL_S = 1.0
 
@@ -52,29 +54,31 @@ class Workers:
             shutil.rmtree(self.logs, ignore_errors=True)
 
 
-def start(spec, url: str, *, n_workers: int, threads: int | None = None, device: str = "cpu",
-          gpus: list[str] | None = None, timeout: float | None = None, backend: str | None = None,
-          log_dir: str | None = None) -> Workers:
+def start(spec, url: str, *, n_workers: int, options: WorkerOptions = WorkerOptions(),
+          gpus: list[str] | None = None, log_dir: str | None = None) -> Workers:
     """Start `n_workers` workers of study `spec` at `url`; they prepare while the study is created.
 
-    Each worker gets `threads` BLAS/OpenMP/XLA threads (default: this machine's cores / workers) and,
-    when the workers' threads fit the cores, its own cores (XLA sizes its pool by affinity). With
-    `gpus`, worker i sees only GPU gpus[i % len(gpus)] (CUDA_VISIBLE_DEVICES) and trains there.
-    Each reads the spec on its stdin, loads the data and compiles the network (python -m workers
-    worker --stdin-start), then waits for `Workers.release`.
+    Each worker gets `options` (threads, backend, device, timeout), its index, `options.threads`
+    BLAS/OpenMP/XLA threads (default: this machine's cores / workers) and, when the workers' threads
+    fit the cores, its own cores (XLA sizes its pool by affinity). With `gpus`, worker i sees only GPU
+    gpus[i % len(gpus)] (CUDA_VISIBLE_DEVICES) and trains there. Each reads the spec on its stdin,
+    loads the data and compiles the network (python -m workers worker --stdin-start), then waits
+    for `Workers.release`.
     """
     logs = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix=f"sweeper-{spec.name}-"))
     logs.mkdir(parents=True, exist_ok=True)
     cores = sorted(os.sched_getaffinity(0))
-    threads = threads or max(1, len(cores) // n_workers)
+    threads = options.threads or max(1, len(cores) // n_workers)
     pin = n_workers * threads <= len(cores)  # one worker of all cores: a no-op
     # (a lone 1-thread worker is pinned too: unpinned, XLA's helper threads spill onto a second core)
     line = json.dumps(spec.to_attr()) + "\n"
     procs = []
     for i in range(n_workers):
-        cpus = cores[i * threads:(i + 1) * threads] if pin else None
         gpu = gpus[i % len(gpus)] if gpus else None
-        procs.append(_start(spec.name, url, i, threads, timeout, backend, logs, cpus=cpus, device=device, gpu=gpu))
+        mine = replace(options, threads=threads, worker_index=i, stdin_start=True,
+                       cpus=tuple(cores[i * threads:(i + 1) * threads]) if pin else None,
+                       device="cuda" if gpu is not None else options.device)
+        procs.append(_start(spec.name, url, mine, logs / f"worker-{i}.log", gpu=gpu))
         _tell(procs[-1][0], line)
     where = f", GPU {', '.join(gpus)}" if gpus else ", one core each" if pin and threads == 1 else ""
     return Workers(procs, logs, log_dir is not None,
@@ -91,7 +95,7 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
     second to stop now (its trial is queued again).
     """
     spec, counts = handle.spec, handle.counts()
-    if counts.next_step(spec.n_trials) == "done":
+    if counts.next_step(spec.n_trials) is Step.DONE:
         workers.cancel()
         _echo(f"study '{spec.name}' is already done: {counts.done} of {spec.n_trials} trials")
         if not quiet:
@@ -138,7 +142,7 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
     if not quiet:
         _summary(handle)
     counts = handle.counts()
-    if counts.next_step(spec.n_trials) != "done":
+    if counts.next_step(spec.n_trials) is not Step.DONE:
         _echo(f"not finished: {counts.done} of {spec.n_trials} trials done; run again (or start workers) "
               "to go on")
     if stops:
@@ -172,23 +176,13 @@ def _wait_any(processes: list, seconds: float) -> None:
         time.sleep(0.05)
 
 
-def _start(name: str, url: str, index: int, threads: int, timeout, backend, logs: Path, *, cpus=None, device="cpu",
-           gpu=None):
-    argv = [sys.executable, "-m", "workers", "worker", name, "--threads", str(threads), "--worker-index", str(index),
-            "--stdin-start"]
+def _start(name: str, url: str, options: WorkerOptions, log_path: Path, *, gpu: str | None = None):
+    """One worker process (python -m workers worker NAME OPTIONS), its output in `log_path`."""
+    argv = [sys.executable, "-m", "workers", "worker", name, *options.argv()]
     env = {**os.environ, "SWEEPER_STORAGE": _absolute(url)}  # not in argv, where ps shows passwords
-    if cpus:
-        argv += ["--cpus", ",".join(map(str, cpus))]
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-        device = "cuda"
-    if device != "cpu":
-        argv += ["--device", device]
-    if timeout is not None:
-        argv += ["--timeout", str(timeout)]
-    if backend is not None:
-        argv += ["--backend", backend]
-    log = open(logs / f"worker-{index}.log", "w", encoding="utf-8")
+    log = open(log_path, "w", encoding="utf-8")
     return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, env=env, text=True,
                             start_new_session=True), log
 

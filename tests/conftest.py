@@ -10,7 +10,7 @@ import pytest
 
 from workers import runtime
 
-runtime.ensure_configured()  # the tests run PyTensor as the product does: float32, default backend
+runtime.configure()  # at the start of the test process, as the CLIs do: float32, the default backend
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("SWEEPER_TEST_MNIST", ROOT.parent / "shared" / "data" / "mnist"))

@@ -41,11 +41,12 @@ def _param(ctx, option, values) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one object per epoch, then a final one")
 def train(model, dataset, params, epochs, seed, backend, threads, as_json) -> None:
     """Train one network once, without a database, and report epoch by epoch."""
+    from storage.contract.options import WorkerOptions
     from storage.contract.params import resolve
     from workers import runtime
 
     config = resolve(model, params)  # bad model or parameters fail before any data is read or compiled
-    runtime.configure(threads=threads, backend=backend)
+    setup = runtime.configure(WorkerOptions(threads=threads, backend=backend))
     from workers.data import load
     from workers.metrics import report_text
     from workers.train import Diverged, train as run
@@ -60,7 +61,7 @@ def train(model, dataset, params, epochs, seed, backend, threads, as_json) -> No
                        f"valid_error {rec.valid_error:7.2%}  lr {rec.lr:.3g}  {rec.seconds:.2f}s")
 
     if not as_json:
-        click.echo(f"{model} on {data!r}, backend {runtime.backend_name()}")
+        click.echo(f"{model} on {data!r}, backend {setup.backend}")
     try:
         result = run(model, params, data, epochs=epochs, seed=seed, on_epoch=show)
     except Diverged as exc:

@@ -16,6 +16,7 @@ import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import optuna
 
@@ -27,44 +28,65 @@ from storage.contract.spec import SEED
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-class Objective:
-    """Callable(trial) -> metric value for one study; `train` and `load` are the training core's."""
+@dataclass
+class TrialLog:
+    """What the objective knows of its last trial, for the worker's log line and its requeue."""
 
-    def __init__(self, spec, storage, study_id: int, *, train, load, expected=()):
+    number: int
+    state: str = "RUNNING"  # then COMPLETE, PRUNED or FAIL
+    params: dict = field(default_factory=dict)  # the searched ones
+    epochs: int = 0
+    what: str = ""  # the value, or why it failed or was pruned
+    train_seconds: float = 0.0  # time inside train() less the epoch callback's
+    callback_seconds: float = 0.0  # time writing epoch rows, reporting, pruning
+    interrupted: bool = False  # cut short by a second signal (the worker queues it again)
+
+
+class Objective:
+    """Callable(trial) -> metric value for one study, given its collaborators when it is built.
+
+    `train` and `load` are the training core's; `failures` the exceptions that fail one trial (a
+    diverged run, bad parameters), not the worker; `on_start()` is called once the trial exists (the
+    budget gate frees its lock there); `stop_now` an Event: set, the trial stops after its current
+    epoch (KeyboardInterrupt). `last` is the last trial's TrialLog.
+    """
+
+    def __init__(self, spec, storage, study_id: int, *, train, load, failures=(), on_start=None, stop_now=None):
         self.spec, self.storage, self.study_id = spec, storage, study_id
         self._train, self._load = train, load
-        self.expected = tuple(expected)  # exceptions that fail one trial (e.g. Diverged), not the worker
-        self.on_start = None  # called once the trial exists (the worker frees its budget lock there)
-        self.running = None  # the number of the trial in progress (the worker clears it after each)
-        self.last = None  # the last trial's number, state, params and outcome, for the worker's log line
-        self.stop_now = None  # an Event: set, the trial stops after its current epoch (KeyboardInterrupt)
-        self.train_seconds = 0.0  # time inside train() in the last trial, less the epoch callback's
-        self.callback_seconds = 0.0  # time the last trial spent writing epoch rows, reporting, pruning
+        self.failures = tuple(failures)
+        self._on_start, self._stop_now = on_start, stop_now
+        self.last: TrialLog | None = None
         self._pruning = spec.pruner["name"] != "none"
         # Writes that no decision waits for (epoch rows; reports when nothing prunes) go to one
         # background thread, in order, while the network trains; a trial ends only when all are done.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweeper-writes")
 
     def __call__(self, trial: optuna.Trial) -> float:
-        self.running = trial.number
-        self.last = None
-        self.train_seconds = self.callback_seconds = 0.0
+        self.last = TrialLog(trial.number)
+        try:
+            return self._run(trial, self.last)
+        except KeyboardInterrupt:
+            self.last.interrupted = True
+            raise
+
+    def _run(self, trial: optuna.Trial, log: TrialLog) -> float:
         seen = {"epoch": 0, "valid_error": math.nan}
-        if self.on_start is not None:
+        if self._on_start is not None:
             try:
-                self.on_start()
-            except self.expected as exc:  # e.g. budget.Overshoot: the trial fails with its reason, unrun
-                self._finish(trial, {}, time.perf_counter(), seen, **self._why(exc))
+                self._on_start()
+            except self.failures as exc:  # e.g. budget.Overshoot: the trial fails with its reason, unrun
+                self._finish(trial, log, time.perf_counter(), seen, **self._why(exc))
                 raise
-        searched = suggest(trial, self.spec.space)
+        log.params = suggest(trial, self.spec.space)
         first = {"worker": WORKER}
         if trial.user_attrs.get("fail_reason"):  # a retry inherits its predecessor's attrs
             first["fail_reason"] = None
         # in the background, after the params (on SQLite two writers at once wait on its file lock)
         writes = [self._writer.submit(self._set_attrs, trial, first)]
-        params = {**self.spec.fixed, **searched}
+        params = {**self.spec.fixed, **log.params}
         seed = params.pop(SEED, self.spec.seed)  # a replicate's training seed ([study] repeats)
-        on_epoch = self._on_epoch(trial, writes, seen)
+        on_epoch = self._on_epoch(trial, log, writes, seen)
         data = self._load(self.spec.dataset, valid_size=params.get("valid_size", VALID_SIZE))
         start = time.perf_counter()
         try:
@@ -72,26 +94,26 @@ class Objective:
                 result = self._train(self.spec.model, params, data, epochs=self.spec.epochs, seed=seed,
                                      on_epoch=on_epoch)
             finally:
-                self._wait(writes)
+                self._wait(log, writes)
         except (Exception, KeyboardInterrupt) as exc:
-            self._finish(trial, searched, start, seen, **self._why(exc))
+            self._finish(trial, log, start, seen, **self._why(exc))
             raise
-        self._timed(start)
+        _timed(log, start)
         self._set_attrs(trial, {
             "test_error": result.test_error, "report": result.report,
-            "outcome": dict(epochs_run=result.epochs_run, seconds=round(self.train_seconds, 3),
+            "outcome": dict(epochs_run=result.epochs_run, seconds=round(log.train_seconds, 3),
                             stopped_early=result.stopped_early, confident_n=result.confident["n"],
                             confident_precision=_json_number(result.confident["precision"]))})
         value = self.spec.metric_value(result.valid_error)
-        self.last = dict(number=trial.number, state="COMPLETE", params=searched, epochs=result.epochs_run,
-                         seconds=self.train_seconds, what=f"value {value:.4f} test_error {result.test_error:.4f}")
+        log.state, log.epochs = "COMPLETE", result.epochs_run
+        log.what = f"value {value:.4f} test_error {result.test_error:.4f}"
         return value
 
     def _why(self, exc: BaseException) -> dict:
         """The attr that says why a trial ended without a result: prune_reason or fail_reason."""
         if isinstance(exc, optuna.TrialPruned):
             return {"prune_reason": str(exc)}
-        if isinstance(exc, (BadInput, *self.expected)):
+        if isinstance(exc, (BadInput, *self.failures)):
             return {"fail_reason": str(exc)}
         if isinstance(exc, KeyboardInterrupt):
             return {"fail_reason": "interrupted: its worker was stopped"}
@@ -105,12 +127,12 @@ class Objective:
         """Stop the background writer (its writes are done: each trial waits for them)."""
         self._writer.shutdown(wait=True)
 
-    def _on_epoch(self, trial: optuna.Trial, writes: list, seen: dict):
+    def _on_epoch(self, trial: optuna.Trial, log: TrialLog, writes: list, seen: dict):
         """The callback train() calls after each epoch: write its row, report, prune when told."""
         trial_id = trial._trial_id  # Optuna's key of the trial's row: the epoch table refers to it
 
         def on_epoch(record) -> None:
-            if self.stop_now is not None and self.stop_now.is_set():
+            if self._stop_now is not None and self._stop_now.is_set():
                 raise KeyboardInterrupt
             begun = time.perf_counter()
             writes.append(self._writer.submit(
@@ -124,34 +146,34 @@ class Objective:
                 prune = trial.should_prune()
             else:
                 writes.append(self._writer.submit(trial.report, value, record.epoch))
-            self.callback_seconds += time.perf_counter() - begun
+            log.callback_seconds += time.perf_counter() - begun
             if prune:
                 raise optuna.TrialPruned(f"pruned at epoch {record.epoch} by the {self.spec.pruner['name']} "
                                          f"pruner: {self.spec.metric} {value:.4f}")
 
         return on_epoch
 
-    def _wait(self, writes: list) -> None:
+    def _wait(self, log: TrialLog, writes: list) -> None:
         """Block until the trial's background writes are done; raise the first one's error."""
         begun = time.perf_counter()
         try:
             for future in writes:
                 future.result()
         finally:
-            self.callback_seconds += time.perf_counter() - begun
+            log.callback_seconds += time.perf_counter() - begun
 
-    def _timed(self, start: float) -> None:
-        """Time in train() less the epoch callback's (rows, reports: what the sweep adds)."""
-        self.train_seconds = time.perf_counter() - start - self.callback_seconds
-
-    def _finish(self, trial, searched: dict, start: float, seen: dict, **reason: str) -> None:
+    def _finish(self, trial, log: TrialLog, start: float, seen: dict, **reason: str) -> None:
         """Attributes of a trial that ends without a result (pruned or failed)."""
-        self._timed(start)
-        self.last = dict(number=trial.number, state="PRUNED" if "prune_reason" in reason else "FAIL",
-                         params=searched, epochs=seen["epoch"], seconds=self.train_seconds,
-                         what=next(iter(reason.values())))
-        self._set_attrs(trial, {**reason, "outcome": dict(epochs_run=seen["epoch"], seconds=round(self.train_seconds, 3),
+        _timed(log, start)
+        log.state = "PRUNED" if "prune_reason" in reason else "FAIL"
+        log.epochs, log.what = seen["epoch"], next(iter(reason.values()))
+        self._set_attrs(trial, {**reason, "outcome": dict(epochs_run=seen["epoch"], seconds=round(log.train_seconds, 3),
                                                           valid_error=_json_number(seen["valid_error"]))})
+
+
+def _timed(log: TrialLog, start: float) -> None:
+    """Time in train() less the epoch callback's (rows, reports: what the sweep adds)."""
+    log.train_seconds = time.perf_counter() - start - log.callback_seconds
 
 
 def suggest(trial: optuna.Trial, space: dict) -> dict:

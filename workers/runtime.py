@@ -1,16 +1,34 @@
-"""Process setup before PyTensor/JAX load: backend, float32, compile cache, thread budget, device."""
+"""Process setup, called once at start before PyTensor/JAX load: backend, float32, compile cache, threads, device."""
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 
 from storage.contract.errors import BadInput
+from storage.contract.options import WorkerOptions
 
 # PyTensor compilation modes by our backend names, measured on 2 cores (bench/train_speed.py).
 BACKENDS = {"jax": "JAX", "numba": "NUMBA", "c": "CVM"}
 DEFAULT_BACKEND = "jax"
 DEVICES = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How this process trains, as configure() set it up."""
+
+    backend: str  # one of BACKENDS
+    device: str  # cpu or cuda
+
+    @property
+    def mode(self) -> str:
+        """The PyTensor compilation mode of the backend."""
+        return BACKENDS[self.backend]
+
+
+_current: Runtime | None = None  # set by configure(), once per process
 
 
 def backend_name(name: str | None = None) -> str:
@@ -21,50 +39,63 @@ def backend_name(name: str | None = None) -> str:
     return name
 
 
+def current() -> Runtime:
+    """This process's runtime; RuntimeError naming the fix when nobody called configure()."""
+    if _current is None:
+        raise RuntimeError("workers.runtime.configure() was not called: call it at process start, before "
+                           "importing pytensor or the training core (the CLIs and the worker do)")
+    return _current
+
+
 def compile_mode() -> str:
     """The PyTensor mode string of the configured backend."""
-    return BACKENDS[backend_name()]
+    return current().mode
 
 
-def configure(threads: int | None = None, backend: str | None = None, device: str = "cpu",
-              cpus: list[int] | None = None) -> None:
-    """Set environment for this process; must run before pytensor or jax is imported.
+def configure(options: WorkerOptions | None = None) -> Runtime:
+    """Set this process up for training; call it once at process start, before pytensor is imported.
 
-    Parameters
-    ----------
-    threads : int, optional
-        BLAS/OpenMP/XLA threads for this process (default: leave the libraries' own choice).
-    backend : {"jax", "numba", "c"}, optional
-        Compilation backend (default: $SWEEPER_BACKEND or jax).
-    device : {"cpu", "cuda"}
-        Where the JAX backend runs; "cuda" needs the JAX CUDA plugin and the jax backend.
-    cpus : list of int, optional
-        Pin this process to these cores (how XLA's thread pool is sized).
+    From `options` (storage.contract.options.WorkerOptions; default: all defaults) it takes
+    `backend` (None: $SWEEPER_BACKEND, else jax), `device` (cuda needs the JAX CUDA plugin and the
+    jax backend), `threads` (BLAS/OpenMP/XLA threads; None: the libraries' own choice) and `cpus`
+    (the cores to pin this process to: how XLA's thread pool is sized). PyTensor gets float32 and
+    sweeper's compile cache; a caller that imported jax first keeps JAX's own settings (platform,
+    threads, cache).
     """
-    name = backend_name(backend)
-    if device not in DEVICES:
-        raise BadInput(f"unknown device '{device}': use cpu or cuda")
-    if device == "cuda" and name != "jax":
+    global _current
+    options = options or WorkerOptions()
+    name = backend_name(options.backend)
+    if options.device not in DEVICES:
+        raise BadInput(f"unknown device '{options.device}': use cpu or cuda")
+    if options.device == "cuda" and name != "jax":
         raise BadInput(f"device cuda needs the jax backend, not {name}: add --backend jax")
-    if "pytensor" in sys.modules or "jax" in sys.modules:
-        raise RuntimeError("workers.runtime.configure() must run before pytensor or jax is imported")
-    os.environ["SWEEPER_BACKEND"] = name
-    os.environ.setdefault("JAX_PLATFORMS", "cuda" if device == "cuda" else "cpu")
+    if "pytensor" in sys.modules:
+        raise RuntimeError("workers.runtime.configure() must run before pytensor is imported")
     cache = _pytensor_flags()
-    # XLA's own persistent cache: a new worker process reuses the compiled train step of an earlier one.
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(cache, "xla"))
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
-    if threads:
-        n = str(int(threads))
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-            os.environ[var] = n
-        xla = os.environ.get("XLA_FLAGS", "")
-        if threads == 1 and "xla_cpu_multi_thread_eigen" not in xla:
-            # XLA has no thread-count flag; one thread is eigen off, more are set by CPU affinity (cpus=).
-            os.environ["XLA_FLAGS"] = f"{xla} --xla_cpu_multi_thread_eigen=false".strip()
-    if cpus:
-        os.sched_setaffinity(0, cpus)
+    if "jax" not in sys.modules:
+        os.environ.setdefault("JAX_PLATFORMS", "cuda" if options.device == "cuda" else "cpu")
+        # XLA's own persistent cache: a new worker process reuses the compiled train step of an earlier one.
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(cache, "xla"))
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    _threads(options.threads)
+    if options.cpus:
+        os.sched_setaffinity(0, options.cpus)
     _quiet()
+    _current = Runtime(backend=name, device=options.device)
+    return _current
+
+
+def _threads(threads: int | None) -> None:
+    """BLAS/OpenMP/XLA threads for this process (None: leave the libraries' own choice)."""
+    if not threads:
+        return
+    n = str(int(threads))
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = n
+    xla = os.environ.get("XLA_FLAGS", "")
+    if threads == 1 and "xla_cpu_multi_thread_eigen" not in xla:
+        # XLA has no thread-count flag; one thread is eigen off, more are set by CPU affinity (cpus=).
+        os.environ["XLA_FLAGS"] = f"{xla} --xla_cpu_multi_thread_eigen=false".strip()
 
 
 def _pytensor_flags() -> str:
@@ -92,24 +123,8 @@ def _default_compiledir() -> str:
     return os.path.join(platformdirs.user_cache_dir("sweeper"), "pytensor")
 
 
-def ensure_configured() -> None:
-    """Configure with defaults if nobody did (library use: `from workers.train import train`).
-
-    A caller that imported jax first keeps JAX's own settings (platform, threads, cache); one that
-    imported pytensor first keeps its PyTensor flags.
-    """
-    if "pytensor" in sys.modules:
-        return
-    if "jax" in sys.modules:
-        backend_name()  # a bad $SWEEPER_BACKEND is still an error
-        _pytensor_flags()
-        _quiet()
-    else:
-        configure()  # the backend comes from $SWEEPER_BACKEND when an earlier configure() set it
-
-
-def parse_cpus(text: str | None) -> list[int] | None:
-    """'0,2-3' -> [0, 2, 3]; BadInput naming the cores this machine has when one is missing."""
+def parse_cpus(text: str | None) -> tuple[int, ...] | None:
+    """'0,2-3' -> (0, 2, 3); BadInput naming the cores this machine has when one is missing."""
     if not text:
         return None
     have = sorted(os.sched_getaffinity(0))
@@ -123,7 +138,7 @@ def parse_cpus(text: str | None) -> list[int] | None:
     missing = sorted(set(cpus) - set(have))
     if missing:
         raise BadInput(f"--cpus {text}: no core {missing[0]} here: use cores among {have[0]}-{have[-1]}")
-    return cpus
+    return tuple(cpus)
 
 
 def check_cuda() -> None:

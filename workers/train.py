@@ -2,7 +2,8 @@
 
 `train(model, params, data, epochs=, seed=)` trains one network and returns its Result; `on_epoch`
 sees one EpochRecord per epoch (and may raise to stop, e.g. a pruner). The compiled functions are
-cached per architecture, so many runs in one process compile once.
+cached per architecture, so many runs in one process compile once. The process calls
+workers.runtime.configure() first, before this module (and PyTensor) is imported.
 """
 
 from __future__ import annotations
@@ -14,15 +15,11 @@ from typing import Callable
 
 import numpy as np
 
-from workers import runtime
-
-runtime.ensure_configured()
-
-from storage.contract.errors import BadInput  # noqa: E402
-from storage.contract.params import resolve  # noqa: E402
-from workers import compiled, metrics  # noqa: E402
-from workers.compiled import HYPER  # noqa: E402
-from workers.schedules import learning_rate  # noqa: E402
+from storage.contract.errors import BadInput
+from storage.contract.params import resolve
+from workers import compiled, metrics
+from workers.compiled import HYPER
+from workers.schedules import learning_rate
 
 PATIENCE_INCREASE = 2  # the Theano tutorial's patience_increase
 

@@ -1,14 +1,15 @@
 """The worker loop: pull trials of one study until its budget is spent, as rq's work loop reads.
 
-    work(name, url)
+    work(name, url, options)
       connect: the study, its spec (stored in the study), an RDB storage with heartbeat and retry
-      load the data once (the core caches compiled functions per architecture across trials)
-      install signal handlers: first SIGTERM/SIGINT = finish this trial then stop, second = now
-      loop: stop if asked by a signal, out of own trials or time;
-            under the study's budget lock (taken again after a transient database error), count
-            (the count carries the study's `sweeper stop` flag: stop), then run one trial
-            (study.optimize, which keeps Optuna's heartbeat), wait for the running trials of
-            other workers (failing stale ones), or stop: budget spent
+      the budget gate, the signal handlers (first SIGTERM/SIGINT: finish this trial, then stop;
+      second: now), the objective with its collaborators (the data loaded once; the core caches
+      compiled functions per architecture across trials)
+      loop until this worker's limits or the first signal:
+          with gate.reserve() as step:   the budget lock, from the count until the trial exists
+              RUN: run one trial (study.optimize, which keeps Optuna's heartbeat)
+          WAIT: look again soon (stale trials of dead workers are failed and retried meanwhile)
+          STOPPED (sweeper stop) or DONE (the budget is spent): end
       teardown: restore the signal handlers, close the writer thread and the connections
 """
 
@@ -24,12 +25,15 @@ import time
 
 import optuna
 
-from storage import budget, rdb, retry, studies
+from storage import budget, rdb, studies
+from storage.budget import Step
 from storage.contract import samplers
 from storage.contract.errors import BadInput, optuna_experimental
+from storage.contract.options import WorkerOptions
 from storage.contract.params import VALID_SIZE
 from storage.contract.spec import Spec
-from workers.objective import WORKER, Objective
+from workers import runtime
+from workers.objective import WORKER, Objective, TrialLog
 
 WAIT_S = 0.5  # how often a worker whose budget is taken by running trials looks again
 log = logging.getLogger("sweeper.worker")
@@ -63,79 +67,92 @@ class WarmShutdown:
                     signal.Signals(signum).name)
 
 
-def work(name: str, url: str, *, n_trials: int | None = None, timeout: float | None = None,
-         seed_offset: int | None = None, on_trial=None, patient: bool = False) -> int:
-    """Run trials of study `name` at `url` until its budget, `n_trials` or `timeout` is reached.
+def work(name: str, url: str, options: WorkerOptions = WorkerOptions(), *, on_trial=None) -> int:
+    """Run trials of study `name` at `url` until its budget, or this worker's `options.n_trials` or
+    `options.timeout`, is reached; the exit code (0, or 130 when stopped now by a second signal).
 
-    `patient`: the storage answered moments ago (`sweeper run` created the study), so a transient error
-    while connecting (a server restarting) is waited for; otherwise an unreachable storage fails at once.
-
+    A worker started by `sweeper run` (`options.stdin_start`) waits out a transient error while it
+    connects (the storage answered moments ago); otherwise an unreachable storage fails at once.
     `on_trial(wall_s, train_s)`, if given, sees each trial's whole time in this loop (budget check,
     ask, training, epoch rows, reports, tell) and its time inside train() (bench/sweep_overhead.py).
     """
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is ours (_log_trial)
-    study, spec, storage = connect(name, url, seed_offset=os.getpid() if seed_offset is None else seed_offset,
-                                   patient=patient)
+    study, spec, storage = connect(name, url, seed_offset=_seed_offset(options), patient=options.stdin_start)
     study_id = storage.get_study_id_from_name(name)
-    if budget.counts(storage.engine, study_id).next_step(spec.n_trials) == "done":
+    if budget.counts(storage.engine, study_id).next_step(spec.n_trials) is Step.DONE:
         log.info("the study's budget of %d trials is spent: nothing to do", spec.n_trials)
         return 0
-
-    from workers.data import load
-
-    _data(spec)  # a missing data set fails here, once (a prepared worker has it already)
-    from workers.train import Diverged, train
-
-    objective = Objective(spec, storage, study_id, train=train, load=load, expected=(Diverged, budget.Overshoot))
+    gate = budget.Gate(study, storage, study_id, spec.n_trials)
     shutdown = WarmShutdown().install()
-    objective.stop_now = shutdown.now
+    objective = build_objective(spec, storage, study_id, on_start=gate.confirm, stop_now=shutdown.now)
     log.info("worker %s on study '%s': %d trials of %s on %s; %s", WORKER, name, spec.n_trials, spec.model,
              spec.dataset, runtime_line())
     _warn_shared_sqlite(storage, study_id)
-    ran, started = 0, time.monotonic()
+    limits = Limits(options.n_trials, options.timeout)
     try:
-        while True:
-            if shutdown.requested.is_set():
-                log.info("stopped on request after %d trial(s)", ran)
-                break
-            if n_trials is not None and ran >= n_trials:
-                log.info("ran the %d trial(s) asked for", ran)
-                break
-            if timeout is not None and time.monotonic() - started >= timeout:
-                log.info("timeout of %g s reached after %d trial(s)", timeout, ran)
-                break
-            begun = time.perf_counter()
-            lock = budget.Lock(storage.engine, study_id)
-            step = retry.call(_locked_step, lock, study, study_id, spec.n_trials, _what="budget check")
-            try:
-                if step == "run":
-                    # the trial exists: others may count it now
-                    objective.on_start = lambda: release_checked(lock, storage, study_id, spec.n_trials)
-                    run_trial(study, objective, expected=(Diverged, BadInput, budget.Overshoot))
-                    objective.running = None
-                    ran += 1
-                    if on_trial is not None:
-                        on_trial(time.perf_counter() - begun, objective.train_seconds)
-            finally:
-                lock.release()
-            if step == "stopped":
-                log.info("study '%s' is stopped (sweeper stop) after %d trial(s) here: sweeper resume %s "
-                         "lifts it", name, ran, name)
-                break
-            if step == "done":
-                log.info("the study's budget of %d trials is spent; this worker ran %d", spec.n_trials, ran)
-                break
-            if step == "wait":
+        while not limits.reached(shutdown):
+            with gate.reserve() as step:  # the budget lock, held until the trial exists (gate.confirm)
+                if step is Step.RUN:
+                    run_trial(study, objective, on_trial)
+                    limits.ran += 1
+            if step is Step.WAIT:
                 shutdown.requested.wait(WAIT_S)
+            elif step is not Step.RUN:
+                _log_end(step, spec, limits.ran)
+                break
     except KeyboardInterrupt:
-        if objective.running is not None:
-            requeue_interrupted(study, spec, objective.running)
+        requeue_interrupted(study, spec, objective)
         return 130
     finally:
         shutdown.restore()
         objective.close()
         storage.engine.dispose()
     return 0
+
+
+class Limits:
+    """This worker's own limits (trials, seconds) and the first signal: whether to start another trial."""
+
+    def __init__(self, n_trials: int | None, timeout: float | None):
+        self.n_trials, self.timeout, self.ran, self._started = n_trials, timeout, 0, time.monotonic()
+
+    def reached(self, shutdown: WarmShutdown) -> bool:
+        """True (and the reason logged) when this worker should start no more trials."""
+        if shutdown.requested.is_set():
+            log.info("stopped on request after %d trial(s)", self.ran)
+        elif self.n_trials is not None and self.ran >= self.n_trials:
+            log.info("ran the %d trial(s) asked for", self.ran)
+        elif self.timeout is not None and time.monotonic() - self._started >= self.timeout:
+            log.info("timeout of %g s reached after %d trial(s)", self.timeout, self.ran)
+        else:
+            return False
+        return True
+
+
+def build_objective(spec: Spec, storage, study_id: int, *, on_start, stop_now) -> Objective:
+    """The study's objective with its collaborators: the training core, the data (loaded here once:
+    a missing data set fails now), the trial failures that do not stop the worker, the gate's
+    `on_start` and the second signal's `stop_now`."""
+    from workers.data import load
+    from workers.train import Diverged, train
+
+    _data(spec)
+    return Objective(spec, storage, study_id, train=train, load=load, failures=(Diverged, BadInput, budget.Overshoot),
+                     on_start=on_start, stop_now=stop_now)
+
+
+def _seed_offset(options: WorkerOptions) -> int:
+    """The sampler's seed offset: the worker index, else the pid (parallel workers must differ)."""
+    return os.getpid() if options.worker_index is None else options.worker_index
+
+
+def _log_end(step: Step, spec: Spec, ran: int) -> None:
+    """Why the loop ended when the study itself ended it (stopped, or its budget spent)."""
+    if step is Step.STOPPED:
+        log.info("study '%s' is stopped (sweeper stop) after %d trial(s) here: sweeper resume %s lifts it",
+                 spec.name, ran, spec.name)
+    else:
+        log.info("the study's budget of %d trials is spent; this worker ran %d", spec.n_trials, ran)
 
 
 def wait_for_start(stream) -> bool:
@@ -174,38 +191,13 @@ def _data(spec: Spec):
     return load(spec.dataset, valid_size=spec.fixed.get("valid_size", VALID_SIZE))
 
 
-def _locked_step(lock, study, study_id: int, n_trials: int) -> str:
-    """Take the budget lock and decide the next step; on an error the lock is freed (and retried)."""
-    lock.acquire()
-    try:
-        return next_step(study, lock.bind, study_id, n_trials)
-    except BaseException:
-        lock.release()
-        raise
-
-
-def release_checked(lock, storage, study_id: int, n_trials: int) -> None:
-    """Free the budget lock once this worker's trial exists; raise budget.Overshoot if the trial is
-    one too many.
-
-    A database restart while the lock is held kills it: another worker may then count without this
-    worker's trial (still being created, retried) and start one of its own. Then this one gives way.
-    """
-    if lock.release():
-        return
-    counts = budget.counts(storage.engine, study_id)
-    if counts.done + counts.running > n_trials:
-        raise budget.Overshoot(f"not run: the budget lock was lost in a database restart and the study's "
-                               f"{n_trials} trials were already taken")
-
-
 def runtime_line() -> str:
     """This process's thread budget and device, as the log shows them (tests and users check it)."""
     threads = os.environ.get("OMP_NUM_THREADS", "default")
     cpus = ",".join(map(str, sorted(os.sched_getaffinity(0)))) if hasattr(os, "sched_getaffinity") else "?"
     device = os.environ.get("JAX_PLATFORMS", "cpu")
     gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
-    return (f"threads={threads} cpus={cpus} backend={os.environ.get('SWEEPER_BACKEND', '?')} device={device}"
+    return (f"threads={threads} cpus={cpus} backend={runtime.current().backend} device={device}"
             + (f" CUDA_VISIBLE_DEVICES={gpu}" if gpu is not None else ""))
 
 
@@ -234,54 +226,41 @@ def connect(name: str, url: str, *, seed_offset: int = 0, patient: bool = False)
     return study, spec, storage
 
 
-def next_step(study, bind, study_id: int, n_trials: int) -> str:
-    """'stopped' (sweeper stop), else 'run', 'wait' or 'done' (storage.budget.Counts.next_step); call
-    it under the budget lock.
-
-    Before waiting on running trials, fail the stale ones (their worker died): each is retried as
-    a WAITING trial, which this worker then runs.
-    """
-    counts = budget.counts(bind, study_id)
-    if counts.stopped:
-        return "stopped"
-    step = counts.next_step(n_trials)
-    if step == "wait":
-        with optuna_experimental():
-            optuna.storages.fail_stale_trials(study)
-        step = budget.counts(bind, study_id).next_step(n_trials)
-    return step
-
-
-def run_trial(study, objective: Objective, *, expected: tuple) -> None:
+def run_trial(study, objective: Objective, on_trial=None) -> None:
     """One trial through study.optimize, so that Optuna's heartbeat thread runs beside it; log it.
 
     No Optuna callback: it would read the finished trial back (two statements); the objective
     already knows what the line says.
     """
+    begun = time.perf_counter()
     try:
-        study.optimize(objective, n_trials=1, catch=expected)
+        study.optimize(objective, n_trials=1, catch=objective.failures)
     finally:
-        if objective.last is not None:
+        if objective.last is not None and objective.last.state != "RUNNING":
             _log_trial(objective.last)
+    if on_trial is not None:
+        on_trial(time.perf_counter() - begun, objective.last.train_seconds)
 
 
-def requeue_interrupted(study, spec, number: int) -> None:
-    """Trial `number`, cut short by a second signal, is FAIL: queue it again with its parameters."""
+def requeue_interrupted(study, spec: Spec, objective: Objective) -> None:
+    """The trial cut short by a second signal, now FAIL: queue it again with its parameters."""
     from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
-    trial = study.trials[number]
+    if objective.last is None or not objective.last.interrupted:
+        return
+    trial = study.trials[objective.last.number]
     if trial.state == TrialState.FAIL:
         with optuna_experimental():
             RetryHeartbeatStaleTrialCallback(max_retry=spec.max_retry)(study, trial)
-        log.warning("trial %d interrupted: queued again", number)
+        log.warning("trial %d interrupted: queued again", trial.number)
 
 
-def _log_trial(last: dict) -> None:
+def _log_trial(last: TrialLog) -> None:
     """One line for a finished trial, from what the objective recorded (Objective.last)."""
-    params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in last["params"].items())
-    log.info("trial %d %s: %s (%s epochs, %.1f s) %s", last["number"], last["state"], last["what"],
-             last["epochs"], last["seconds"], params)
+    params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in last.params.items())
+    log.info("trial %d %s: %s (%s epochs, %.1f s) %s", last.number, last.state, last.what, last.epochs,
+             last.train_seconds, params)
 
 
 def setup_logging(quiet: bool = False) -> None:

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from storage.contract.options import WorkerOptions
+
 
 @click.command()
 @click.argument("name")
@@ -25,25 +27,31 @@ import click
 @click.option("--quiet", is_flag=True, help="log only warnings, not one line per trial")
 @click.option("--stdin-start", is_flag=True, hidden=True,
               help="read the spec on stdin, prepare, and start on the line 'start' (how sweeper run starts workers)")
-def worker(name, storage, n_trials, timeout, threads, backend, device, cpus, worker_index, quiet, stdin_start) -> None:
+def worker(name, storage, **given) -> None:
     """Pull trials of study NAME until its n_trials (over all workers), --n-trials or --timeout.
 
     SIGTERM or Ctrl-C once: finish the current trial, then stop; twice: stop now and queue the
     interrupted trial again.
     """
     from storage import urls
+    from storage.contract.process import exit_now
     from workers import runtime
 
     url = urls.resolve(storage)
-    runtime.configure(threads=threads, backend=backend, device=device, cpus=runtime.parse_cpus(cpus))
-    if device == "cuda":
+    options = worker_options(given)
+    runtime.configure(options)
+    if options.device == "cuda":
         runtime.check_cuda()  # one line and exit 2 when JAX sees no GPU
-    from storage.contract.process import exit_now
     from workers.worker import setup_logging, wait_for_start, work
 
-    setup_logging(quiet)
-    if stdin_start and not wait_for_start(sys.stdin):
+    setup_logging(options.quiet)
+    if options.stdin_start and not wait_for_start(sys.stdin):
         exit_now(0)  # the run that started this worker ended before its study was ready: nothing to do
-    exit_now(work(name, url, n_trials=n_trials, timeout=timeout, seed_offset=worker_index,
-                  patient=stdin_start))  # all written
+    exit_now(work(name, url, options))  # all written
 
+
+def worker_options(given: dict) -> WorkerOptions:
+    """The typed options from the command's parsed values (--cpus checked against this machine's cores)."""
+    from workers import runtime
+
+    return WorkerOptions(**{**given, "cpus": runtime.parse_cpus(given.get("cpus"))})

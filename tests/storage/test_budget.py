@@ -61,7 +61,7 @@ def test_counts_carry_the_stop_flag(db_url):
 _HOLDER = textwrap.dedent("""
     import sys, time
     from storage import budget, rdb
-    lock = budget.Lock(rdb.open_storage(sys.argv[1]).engine, 1)
+    lock = budget.lock(rdb.open_storage(sys.argv[1]).engine, 1)
     print("trying", flush=True)
     t0 = time.monotonic()
     with lock:
@@ -71,7 +71,7 @@ _HOLDER = textwrap.dedent("""
 
 def test_the_lock_excludes_another_process_until_released(db_url):
     storage = rdb.open_storage(db_url, create=True)
-    lock = budget.Lock(storage.engine, 1).acquire()
+    lock = budget.lock(storage.engine, 1).acquire()
     other = subprocess.Popen([sys.executable, "-c", _HOLDER, db_url], stdout=subprocess.PIPE, text=True)
     assert other.stdout.readline().strip() == "trying"
     time.sleep(1.0)
@@ -89,7 +89,7 @@ def test_locks_of_different_studies_are_independent(db_url):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import sys, time
         from storage import budget, rdb
-        lock = budget.Lock(rdb.open_storage(sys.argv[1]).engine, 1).acquire()  # kept: freed, it would unlock
+        lock = budget.lock(rdb.open_storage(sys.argv[1]).engine, 1).acquire()  # kept: freed, it would unlock
         print("held", flush=True)
         time.sleep(60)
     """), db_url], stdout=subprocess.PIPE, text=True)
@@ -97,7 +97,7 @@ def test_locks_of_different_studies_are_independent(db_url):
         assert holder.stdout.readline().strip() == "held"  # another process holds study 1's lock
         threading.Timer(10, holder.kill).start()  # were the locks one, study 2's would wait for this
         started = time.monotonic()
-        with budget.Lock(engine, 2):
+        with budget.lock(engine, 2):
             waited = time.monotonic() - started
         assert waited < 5
     finally:
@@ -110,7 +110,7 @@ def test_a_dead_holder_frees_the_lock(db_url):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import sys, time
         from storage import budget, rdb
-        lock = budget.Lock(rdb.open_storage(sys.argv[1]).engine, 1).acquire()  # kept: freed, it would unlock
+        lock = budget.lock(rdb.open_storage(sys.argv[1]).engine, 1).acquire()  # kept: freed, it would unlock
         print("held", flush=True)
         time.sleep(60)
     """), db_url], stdout=subprocess.PIPE, text=True)
@@ -118,7 +118,7 @@ def test_a_dead_holder_frees_the_lock(db_url):
     holder.kill()
     holder.wait()
     started = time.monotonic()
-    with budget.Lock(storage.engine, 1):
+    with budget.lock(storage.engine, 1):
         pass
     assert time.monotonic() - started < 10
 
@@ -127,13 +127,13 @@ def test_release_tells_when_the_lock_died_with_its_connection(pg_url):
     import sqlalchemy as sa
 
     engine = rdb.open_storage(pg_url, create=True).engine
-    assert budget.Lock(engine, 1).acquire().release() is True
-    lock = budget.Lock(engine, 1).acquire()
+    assert budget.lock(engine, 1).acquire().release() is True
+    lock = budget.lock(engine, 1).acquire()
     pid = lock.bind.execute(sa.text("select pg_backend_pid()")).scalar()
     with engine.connect() as admin:  # what a server restart does to the holder's connection
         admin.execute(sa.text("select pg_terminate_backend(:pid)"), {"pid": pid})
     assert lock.release() is False
-    with budget.Lock(engine, 1):  # and the lock is free for others
+    with budget.lock(engine, 1):  # and the lock is free for others
         pass
 
 
@@ -143,3 +143,50 @@ def test_counts_of_an_empty_study(db_url, n):
     optuna.create_study(storage=storage, study_name="e")
     assert budget.counts(storage.engine, storage.get_study_id_from_name("e")).next_step(n) == \
         ("done" if n == 0 else "run")
+
+
+def _kill_advisory_lock_holders(engine) -> None:
+    """What a server restart does to the connections that hold advisory locks."""
+    import sqlalchemy as sa
+
+    with engine.connect() as admin:
+        admin.execute(sa.text("select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' "
+                              "and pid <> pg_backend_pid()"))
+
+
+def test_a_trial_gives_way_when_its_budget_lock_died_and_the_budget_is_taken(pg_url):
+    storage = rdb.open_storage(pg_url, create=True)
+    study = optuna.create_study(storage=storage, study_name="b")
+    study.ask(), study.ask()  # two running trials: this worker's, and one another worker started meanwhile
+
+    def confirm(n_trials: int, *, lock_dies: bool) -> budget.Step:
+        gate = budget.Gate(study, storage, study._study_id, n_trials)
+        with gate.reserve() as step:
+            if lock_dies:
+                _kill_advisory_lock_holders(storage.engine)
+            gate.confirm()
+        return step
+
+    assert confirm(2, lock_dies=True) is budget.Step.WAIT  # room for both: go on
+    with pytest.raises(budget.Overshoot, match="budget lock was lost"):
+        confirm(1, lock_dies=True)
+    assert confirm(1, lock_dies=False) is budget.Step.WAIT  # a lock held to the end: no recount, no Overshoot
+
+
+def test_the_gate_says_stopped_and_fails_stale_trials_before_waiting(sqlite_url):
+    from storage import control
+
+    storage = rdb.open_storage(sqlite_url, create=True, heartbeat=1, grace=1, max_retry=3)
+    study = optuna.create_study(storage=storage, study_name="g")
+    study_id = study._study_id
+    gate = budget.Gate(study, storage, study_id, 1)
+    with gate.reserve() as step:
+        assert step is budget.Step.RUN
+    storage.record_heartbeat(study.ask()._trial_id)  # a running trial whose worker then dies
+    time.sleep(1.5)  # stale after the grace period
+    with gate.reserve() as step:  # it is failed and retried as a WAITING trial, which this worker runs
+        assert step is budget.Step.RUN
+    assert budget.counts(storage.engine, study_id).waiting == 1
+    control.set_stopped(storage, study_id, True)
+    with gate.reserve() as step:
+        assert step is budget.Step.STOPPED

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast l
 SCRIPT = """
 import json, sys
 from workers import runtime
-runtime.configure(threads=1)
+from storage.contract.options import WorkerOptions
+runtime.configure(WorkerOptions(threads=1))
 from workers import compiled
 from workers.data import load
 from workers.train import train

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -165,24 +167,39 @@ def test_batches_above_127_on_both_losses(digits):
         assert math.isfinite(records[0].train_loss)
 
 
-@pytest.mark.slow
-def test_library_use_after_importing_jax_first(tmp_path):
-    """`import jax` before sweeper's training core: it still trains, in float32 (JAX keeps its settings)."""
-    import subprocess
-    import sys
-
-    code = ("import jax, json\n"
-            "from workers.data import load\n"
-            "from workers.train import train\n"
-            "import pytensor\n"
-            "r = train('mlp', {'width': 20}, load('digits'), epochs=2, seed=0)\n"
-            "print(json.dumps([pytensor.config.floatX, r.valid_error]))\n")
+def _library_run(code: str, tmp_path) -> subprocess.CompletedProcess:
+    """`code` in a fresh Python process, without this process's PyTensor flags and backend."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTENSOR_FLAGS", "SWEEPER_BACKEND")}
     env["SWEEPER_COMPILEDIR"] = str(tmp_path)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+@pytest.mark.slow
+def test_library_use_configures_explicitly_even_after_importing_jax(tmp_path):
+    """`import jax`, then runtime.configure(), then the training core: float32 (JAX keeps its settings)."""
+    done = _library_run("import jax, json\n"
+                        "from workers import runtime\n"
+                        "runtime.configure()\n"
+                        "from workers.data import load\n"
+                        "from workers.train import train\n"
+                        "import pytensor\n"
+                        "r = train('mlp', {'width': 20}, load('digits'), epochs=2, seed=0)\n"
+                        "print(json.dumps([pytensor.config.floatX, r.valid_error]))\n", tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     floatx, valid_error = json.loads(done.stdout.strip().splitlines()[-1])
     assert floatx == "float32" and valid_error < 0.2
+
+
+@pytest.mark.slow
+def test_importing_configures_nothing_and_training_unconfigured_says_the_fix(tmp_path):
+    done = _library_run("import sys\n"
+                        "from workers.data import load\n"
+                        "from workers.train import train\n"
+                        "import pytensor\n"
+                        "assert pytensor.config.floatX == 'float64', 'an import configured PyTensor'\n"
+                        "train('mlp', {'width': 20}, load('digits'), epochs=1)\n", tmp_path)
+    assert done.returncode == 1
+    assert "RuntimeError: workers.runtime.configure() was not called" in done.stderr, done.stderr[-2000:]
 
 
 def test_prepare_leaves_no_trace_in_the_next_run(digits):

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.train import runtime  # noqa: F401  (configures float32 + the default backend)
+import pytensor
+import pytensor.tensor as pt
 
-import pytensor  # noqa: E402
-import pytensor.tensor as pt  # noqa: E402
-
-from workers.nn import updates  # noqa: E402
+from workers import runtime
+from workers.nn import updates
 
 STEPS = 6
 H = dict(lr=0.05, momentum=0.8, rho=0.9, beta1=0.9, beta2=0.999, eps=1e-6)

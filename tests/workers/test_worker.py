@@ -185,28 +185,6 @@ def _no_env_storage(monkeypatch):
     monkeypatch.delenv("SWEEPER_STORAGE", raising=False)
 
 
-def test_a_trial_gives_way_when_its_budget_lock_died_and_the_budget_is_taken(pg_url):
-    from storage import budget, rdb
-    from workers import worker
-
-    storage = rdb.open_storage(pg_url, create=True)
-    study = optuna.create_study(storage=storage, study_name="b")
-    study.ask(), study.ask()  # two running trials: this worker's, and one another worker started meanwhile
-
-    def dead_lock():
-        lock = budget.Lock(storage.engine, study._study_id).acquire()
-        pid = lock.bind.execute(sa.text("select pg_backend_pid()")).scalar()
-        with storage.engine.connect() as admin:
-            admin.execute(sa.text("select pg_terminate_backend(:pid)"), {"pid": pid})
-        return lock
-
-    worker.release_checked(dead_lock(), storage, study._study_id, n_trials=2)  # room for both: go on
-    with pytest.raises(budget.Overshoot, match="budget lock was lost"):
-        worker.release_checked(dead_lock(), storage, study._study_id, n_trials=1)
-    worker.release_checked(budget.Lock(storage.engine, study._study_id).acquire(), storage, study._study_id,
-                           n_trials=1)  # a lock held to the end: no recount
-
-
 def test_stdin_start_prepares_then_runs_on_the_start_line(sqlite_url):
     """How `sweeper run` starts a worker: the spec on stdin, preparation, then the line 'start'."""
     handle = create(sqlite_url, extra="n_trials = 1")

@@ -1,0 +1,44 @@
+"""How one worker process runs (threads, backend, device, cores, limits): one typed object, turned into argv in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """A worker's options, built once from its command line (`python -m workers worker`) or by
+    `sweeper run` for each worker it starts; `argv()` writes them back as that command line.
+
+    threads: BLAS/OpenMP/XLA threads (None: the libraries' own choice); backend: jax, numba or c
+    (None: $SWEEPER_BACKEND, else jax); device: cpu or cuda; cpus: the cores to pin the process to;
+    n_trials, timeout: this worker's own limits (the study's budget still applies); worker_index:
+    offsets the sampler's seed (None: the pid); quiet: warnings only; stdin_start: read the spec on
+    stdin, prepare, and start on the line 'start' (how `sweeper run` starts its workers).
+    """
+
+    threads: int | None = None
+    backend: str | None = None
+    device: str = "cpu"
+    cpus: tuple[int, ...] | None = None
+    n_trials: int | None = None
+    timeout: float | None = None
+    worker_index: int | None = None
+    quiet: bool = False
+    stdin_start: bool = False
+
+    def argv(self) -> list[str]:
+        """The options of `python -m workers worker NAME ...` that build this object again (defaults left out)."""
+        out = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == f.default:
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            if isinstance(value, bool):
+                out.append(flag)
+            elif f.name == "cpus":
+                out += [flag, ",".join(map(str, value))]
+            else:
+                out += [flag, str(value)]
+        return out
