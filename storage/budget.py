@@ -45,6 +45,11 @@ class Counts:
         return self.fail - self.retried
 
     @property
+    def total(self) -> int:
+        """Every trial of the study, whatever its state."""
+        return self.complete + self.pruned + self.fail + self.running + self.waiting
+
+    @property
     def done(self) -> int:
         """Trials that use up the budget: complete, pruned, and failed ones that were not retried."""
         return self.complete + self.pruned + self.failed

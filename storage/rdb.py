@@ -30,6 +30,11 @@ SESSION = "-c synchronous_commit={}"
 # once (`sweeper run` and a `sweeper status` watching it, two workers) collide in PostgreSQL's catalog
 # ("duplicate key value violates unique constraint pg_type_typname_nsp_index").
 SCHEMA_LOCK = "sweeper-schema"
+# Optuna's own tables (and alembic's, which versions them): any other table but sweeper's epoch table
+# belongs to another application.
+OPTUNA_TABLES = {"studies", "study_directions", "study_system_attributes", "study_user_attributes",
+                 "trial_heartbeats", "trial_intermediate_values", "trial_params", "trial_system_attributes",
+                 "trial_user_attributes", "trial_values", "trials", "version_info", "alembic_version"}
 SCHEMA_TRIES = 3  # a colliding first open (a database without either lock) is tried again
 SCHEMA_LOCK_WAIT_S = 60
 
@@ -80,8 +85,17 @@ def _probe(url: str, *, create: bool, patient: bool = False) -> bool:
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
             inspector = sa.inspect(conn)
-            has_tables = inspector.has_table("studies")
-            return has_tables, has_tables and inspector.has_table(epochs.table.name)
+            names = set(inspector.get_table_names())
+            has_tables = {"studies", "trials", "version_info"} <= names
+            if "studies" in names and not has_tables:
+                raise BadInput(f"{shown} holds a table 'studies' that is not Optuna's: it belongs to another "
+                               f"application; use a database of its own for sweeper ({urls.FIX})")
+            foreign = sorted(names - OPTUNA_TABLES - {epochs.table.name})
+            if create and foreign and os.environ.get("SWEEPER_SHARE_DATABASE") != "1":
+                raise BadInput(f"{shown} holds tables of another application ({', '.join(foreign[:5])}"
+                               f"{', ...' if len(foreign) > 5 else ''}): sweeper adds its own tables only to a "
+                               "database of its own; use another, or set SWEEPER_SHARE_DATABASE=1 to share it")
+            return has_tables, has_tables and epochs.table.name in names
 
     try:
         has_tables, complete = retry.call(inspect, _what="opening the storage") if patient else inspect()
@@ -127,19 +141,19 @@ def open_storage(url: str, *, create: bool = False, heartbeat: int | None = None
             storage = ResilientRDBStorage(url, engine_kwargs=engine_kwargs(url), heartbeat_interval=heartbeat or None,
                                           grace_period=(grace or None) if heartbeat else None,
                                           heartbeat_stale_trial_callback=retry)
-        if not complete:
+        if create and not complete:
             epochs.create(storage.engine)
         return storage
 
-    def make():
-        return build() if complete else _create_schema(url, build)
+    def make():  # a reader never adds a table (a plain Optuna file stays as it is)
+        return _create_schema(url, build) if create and not complete else build()
 
     try:
         storage = retry.call(make, _what="opening the storage") if patient else make()
     except sa.exc.SQLAlchemyError as exc:
         raise BadInput(f"cannot open storage {urls.mask(url)}: {first_line(exc)}: {urls.FIX}") from None
     if storage.engine.dialect.name == "sqlite":
-        _tune_sqlite(storage.engine)
+        _tune_sqlite(storage.engine, wal=create)
     return storage
 
 
@@ -174,13 +188,16 @@ def _engine(url: str) -> sa.Engine:
         raise BadInput(f"unsupported storage {urls.mask(url)}: {first_line(exc)}: {urls.FIX}") from None
 
 
-def _tune_sqlite(engine: sa.Engine) -> None:
-    """WAL lets readers (status, run's progress) and one writer work at once; NORMAL sync suits WAL."""
+def _tune_sqlite(engine: sa.Engine, *, wal: bool) -> None:
+    """WAL lets readers (status, run's progress) and one writer work at once; NORMAL sync suits WAL.
+    WAL is a lasting property of the file: set only by `create` (a file sweeper makes), never by
+    a reader."""
 
     @sa.event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record) -> None:
         cur = dbapi_conn.cursor()
-        cur.execute("pragma journal_mode=wal")
+        if wal:
+            cur.execute("pragma journal_mode=wal")
         cur.execute("pragma synchronous=normal")
         cur.close()
 

@@ -19,16 +19,26 @@ FIRST_WAIT_S, MAX_WAIT_S = 0.1, 5.0
 _TRANSIENT_TEXT = ("database is locked", "database is busy", "server closed the connection", "connection reset",
                    "connection refused", "terminating connection", "could not connect", "connection is closed",
                    "the database system is", "consuming input failed", "ssl syscall", "broken pipe",
-                   "connection timeout", "admin_shutdown", "connection failed", "not accepting connections")
+                   "connection timeout", "admin_shutdown", "connection failed", "not accepting connections",
+                   "connection has been closed", "no connection to the server", "could not receive data",
+                   "could not send data", "timeout expired", "lost synchronization", "connection timed out")
+# PostgreSQL's SQLSTATEs of errors that pass (besides class 08, connection exceptions): shutdowns,
+# a server starting, serialization failures and deadlocks, too many connections.
+_TRANSIENT_STATES = ("57P01", "57P02", "57P03", "40001", "40P01", "53300")
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether `exc` (or what it wraps, e.g. Optuna's StorageInternalError) may pass if tried again."""
+    """Whether `exc` (or what it wraps, e.g. Optuna's StorageInternalError) may pass if tried again:
+    a lost connection, a server starting or stopping, a busy SQLite file, a deadlock. Not a missing
+    table, a schema that is not Optuna's or a full disk: an OperationalError is not transient as such."""
     seen = 0
     while exc is not None and seen < 5:
         if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
             return True
-        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError)):
+        if isinstance(exc, (sa.exc.InterfaceError, sa.exc.DisconnectionError)):
+            return True
+        state = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(exc, "sqlstate", None)
+        if isinstance(state, str) and (state.startswith("08") or state in _TRANSIENT_STATES):
             return True
         if any(text in str(exc).lower() for text in _TRANSIENT_TEXT):
             return True

@@ -61,3 +61,26 @@ def sqlite_lock_file(path: Path) -> Path:
     """DB-lock beside an SQLite file DB (and its DB-wal, DB-shm): sweeper's locks between processes
     (byte 0: creating the schema; byte `study_id`: a study's budget)."""
     return path.with_name(path.name + "-lock")
+
+
+class SameFile:
+    """The SQLite file of `url` as it is now (device, inode): `check()` says when the path no longer
+    names it (deleted or replaced under a running worker, whose writes then go nowhere)."""
+
+    def __init__(self, url: str):
+        self.path = sqlite_path(url)
+        self._id = self._identity()
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat() if self.path is not None else None
+        except OSError:
+            return None
+        return None if st is None else (st.st_dev, st.st_ino)
+
+    def check(self) -> None:
+        """BadInput when the file this worker opened is no longer at its path (other databases: nothing)."""
+        if self.path is not None and self._identity() != self._id:
+            raise BadInput(f"the SQLite file {self.path} was deleted or replaced while this worker ran: what it "
+                           "wrote since is lost; stop the workers (sweeper stop) before moving or deleting a "
+                           "study's database")

@@ -321,11 +321,14 @@ def _open(name: str, storage: str | None):
 @storage_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind (0.0.0.0 exposes it)")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
-def dashboard(storage: str | None, host: str, port: int) -> None:
-    """Serve optuna-dashboard on the storage (Ctrl-C stops it)."""
+@click.option("--allow-writes", is_flag=True, help="let the page change and delete studies [default: read-only]")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="also answer requests for this host name (repeatable) [default: local names and --host]")
+def dashboard(storage: str | None, host: str, port: int, allow_writes: bool, allow_hosts: tuple[str, ...]) -> None:
+    """Serve optuna-dashboard on the storage, read-only unless --allow-writes (Ctrl-C stops it)."""
     from sweeper import web
 
-    web.serve(_url(storage), host=host, port=port)
+    web.serve(_url(storage), host=host, port=port, allow_writes=allow_writes, allow_hosts=allow_hosts)
 
 
 def _create(spec, url: str):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
+import tempfile
 
 import pandas as pd
 
 from storage import epochs, urls
+from storage.contract.errors import BadInput
 from storage.contract.spec import short
 
 
@@ -24,9 +27,13 @@ def table(frame: pd.DataFrame) -> str:
 
 
 def write(frame: pd.DataFrame, fmt: str, out: str | None) -> None:
-    """Write `frame` as table, csv, json (an array of records) or parquet to `out`, or stdout."""
+    """Write `frame` as table, csv, json (an array of records) or parquet to `out`, or stdout.
+
+    A file is written whole or not at all: into a temporary file beside it, then renamed over it; a
+    full disk or a folder that cannot be written is BadInput, and an existing file stays as it was.
+    """
     if fmt == "parquet":
-        frame.to_parquet(out, index=False)
+        _atomic(out, lambda tmp: frame.to_parquet(tmp, index=False))
         return
     if fmt == "table":
         text = table(frame) + "\n"
@@ -36,9 +43,34 @@ def write(frame: pd.DataFrame, fmt: str, out: str | None) -> None:
         text = frame.to_json(orient="records", date_format="iso", indent=1) + "\n"
     if out is None:
         sys.stdout.write(text)
-    else:
-        with open(out, "w", encoding="utf-8", newline="") as f:
+        return
+
+    def write_text(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    _atomic(out, write_text)
+
+
+def _atomic(out: str, write_to) -> None:
+    """`write_to(temporary path)` beside `out`, then the temporary file renamed to `out`."""
+    folder = os.path.dirname(os.path.abspath(out))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(out)}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as exc:
+        raise BadInput(f"--out {out}: cannot write in {folder} ({exc.strerror or exc}): write elsewhere") from None
+    try:
+        write_to(tmp)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise BadInput(f"--out {out}: not written ({exc.strerror or exc}): free some space or write elsewhere; "
+                       "an existing file is unchanged") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def status(handle) -> str:

@@ -35,10 +35,12 @@ class Workers:
     released: bool = False
 
     def release(self) -> None:
-        """Let every worker start on the study, which now exists."""
+        """Let every worker start on the study, which now exists. Their stdin stays open while this
+        process lives: when it dies (kill -9 included), the pipe ends and each worker stops after
+        its current trial."""
         self.released = True
         for p, _ in self.procs:
-            _tell(p, "start\n", last=True)
+            _tell(p, "start\n")
 
     def cancel(self) -> None:
         """End workers that were never released (the run was refused) and their logs: they have
@@ -50,6 +52,7 @@ class Workers:
                 p.terminate()
             p.wait()
             log.close()
+            _tell(p, "", last=True)
         if not self.keep_logs:
             shutil.rmtree(self.logs, ignore_errors=True)
 
@@ -137,6 +140,7 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
         for p, log in procs:
             p.wait()
             log.close()
+            _tell(p, "", last=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if not quiet:
@@ -161,8 +165,9 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
 def _tell(p, line: str, *, last: bool = False) -> None:
     """Write one line to a worker's stdin (closing it after the `last`); a worker that died reads nothing."""
     try:
-        p.stdin.write(line)
-        p.stdin.flush()
+        if line:
+            p.stdin.write(line)
+            p.stdin.flush()
         if last:
             p.stdin.close()
     except (BrokenPipeError, OSError, ValueError):  # exited already: its log and exit code tell why

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import tomllib
 from pathlib import Path
 
 from storage.contract import datasets, samplers
 from storage.contract.errors import BadInput, did_you_mean
-from storage.contract.params import PARAMS, check, check_model, resolve, unknown
+from storage.contract.params import PARAMS, check, check_model, resolve, training_bytes, unknown
 from storage.contract.spec import METRICS, SEED, Spec
 from storage.contract.spec import label as label_of
 from sweeper import evidence
@@ -21,6 +22,9 @@ KINDS = ("float", "int", "choice", "grid")
 DIST_KEYS = KINDS + ("log", "step")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 MAX_GRID = 10_000
+MAX_TRIALS = 1_000_000
+MAX_EPOCHS = 100_000
+MAX_HEARTBEAT_S = 86_400  # a day: longer waits overflow the heartbeat thread's timer
 MAX_REPEATS = 1000
 SEED_LIMIT = 2**32  # numpy's seeds: a replicate's seed (seed + repeats - 1) must stay below it
 
@@ -59,21 +63,19 @@ def parse(data: dict, name: str | None = None, *, shortened: bool = False) -> Sp
     model = check_model(_str(study, "model", "mlp"))
     dataset = datasets.check(study.get("dataset", "digits"))
     metric = _metric(study)
-    epochs = _int(study, "epochs", None, low=1)
-    seed = _int(study, "seed", 0, low=0)
-    heartbeat = _int(study, "heartbeat", 30, low=1)
-    grace = _int(study, "grace", 2 * heartbeat, low=heartbeat + 1,
+    epochs = _int(study, "epochs", None, low=1, high=MAX_EPOCHS)
+    seed = _int(study, "seed", 0, low=0, high=SEED_LIMIT - 1)
+    heartbeat = _int(study, "heartbeat", 30, low=1, high=MAX_HEARTBEAT_S)
+    grace = _int(study, "grace", 2 * heartbeat, low=heartbeat + 1, high=MAX_HEARTBEAT_S * 10,
                  why=f"a trial is stale only after missing a heartbeat ({heartbeat} s)")
-    max_retry = _int(study, "max_retry", 3, low=0)
-    repeats = _int(study, "repeats", 1, low=1, why="training seeds per configuration")
-    if repeats > MAX_REPEATS:
-        raise BadInput(f"[study] repeats = {repeats} is too many: use at most {MAX_REPEATS}")
+    max_retry = _int(study, "max_retry", 3, low=0, high=1000)
+    repeats = _int(study, "repeats", 1, low=1, high=MAX_REPEATS, why="training seeds per configuration")
     if seed + repeats > SEED_LIMIT:
         raise BadInput(f"[study] seed + repeats = {seed + repeats} exceeds 2**32: lower the seed")
     words = {key: _str(study, key, "") for key in ("title", "about", "section")}
     full_epochs = study.get("full_epochs")
     if full_epochs is not None:
-        full_epochs = _int(study, "full_epochs", None, low=1)
+        full_epochs = _int(study, "full_epochs", None, low=1, high=MAX_EPOCHS)
 
     params = _table(data, "params")
     point_tables = _tables(data, "point")
@@ -117,7 +119,7 @@ def parse(data: dict, name: str | None = None, *, shortened: bool = False) -> Sp
         n_points *= repeats
         if n_points > MAX_GRID:
             raise BadInput(f"the grid has {n_points} points, more than {MAX_GRID}: use fewer values or a sampler")
-    n_trials = _int(study, "n_trials", n_points if is_grid else None, low=1)
+    n_trials = _int(study, "n_trials", n_points if is_grid else None, low=1, high=MAX_TRIALS)
     if is_grid and n_trials > n_points:
         raise BadInput(f"[study] n_trials = {n_trials} exceeds the {n_points} grid points"
                        + (f" ({n_points // repeats} configurations x {repeats} seeds)" if repeats > 1 else "") + ": "
@@ -126,6 +128,8 @@ def parse(data: dict, name: str | None = None, *, shortened: bool = False) -> Sp
                 seed=seed, sampler=sampler, pruner=pruner, heartbeat=heartbeat, grace=grace,
                 max_retry=max_retry, fixed=fixed, space=space, repeats=repeats, points=points,
                 full_epochs=full_epochs, **words)
+    samplers.rehearse(sampler, pruner, space, epochs, grid=spec.grid_space() if is_grid else None)
+    _check_memory(spec)
     return evidence.attach(spec, _tables(data, "reference"), _tables(data, "claim"), shortened=shortened)
 
 
@@ -314,13 +318,32 @@ def _str(study: dict, key: str, default: str) -> str:
     return value
 
 
-def _int(study: dict, key: str, default, *, low: int, why: str = "") -> int:
+def _int(study: dict, key: str, default, *, low: int, high: int, why: str = "") -> int:
     value = study.get(key, default)
     if value is None:
         raise BadInput(f"[study] {key} is missing: add e.g. {key} = 10")
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise BadInput(f"[study] {key} = {value!r} is invalid: use an integer >= {low}" + (f" ({why})" if why else ""))
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadInput(f"[study] {key} = {value!r} is invalid: use an integer from {low} to {high}"
+                       + (f" ({why})" if why else ""))
     return value
+
+
+def _check_memory(spec: Spec) -> None:
+    """BadInput when the largest network the spec allows would not fit in this machine's memory."""
+    largest = dict(spec.fixed)
+    for key, dist in spec.space.items():
+        values = getattr(dist, "choices", None) or [dist.high]
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if numbers:
+            largest[key] = max(numbers)
+    config = resolve(spec.model, {k: v for k, v in largest.items() if k in PARAMS})
+    need = training_bytes(spec.model, config)
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have:
+        shape = ", ".join(f"{k} {config[k]}" for k in ("width", "depth", "conv1_maps", "conv2_maps", "batch_size")
+                          if k in config and (k in spec.space or k in spec.fixed))
+        raise BadInput(f"the largest network this study allows ({shape}) needs about {need / 2**30:.0f} GiB to "
+                       f"train, more than this machine's {have / 2**30:.0f} GiB: lower its width or depth")
 
 
 def _unknown_key(key: str, known, where: str) -> BadInput:

@@ -1,8 +1,9 @@
-"""Serve optuna-dashboard on a storage with the standard library's WSGI server (threaded)."""
+"""Serve optuna-dashboard on a storage with the standard library's WSGI server (threaded), read-only and for known host names."""
 
 from __future__ import annotations
 
 import errno
+import socket
 import socketserver
 import sys
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -22,12 +23,64 @@ class _Handler(WSGIRequestHandler):
         sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
 
-def serve(url: str, *, host: str = "127.0.0.1", port: int = 8080) -> None:
+LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
+READS = ("GET", "HEAD")
+
+
+def guard(app, names: set[str], *, allow_writes: bool = False):
+    """`app` answering only requests whose Host header is one of `names` (a web page that rebinds its
+    own domain to this address is refused), and only reads unless `allow_writes` (optuna-dashboard
+    asks for nothing before deleting a study)."""
+
+    def guarded(environ, start_response):
+        name = host_name(environ.get("HTTP_HOST", ""))
+        if name not in names:
+            return _refuse(start_response, "421 Misdirected Request",
+                           f"host {name or '(none)'} is not this dashboard's: use one of {', '.join(sorted(names))} "
+                           "(or start it with --allow-host NAME)")
+        if environ.get("REQUEST_METHOD", "GET") not in READS and not allow_writes:
+            return _refuse(start_response, "403 Forbidden",
+                           "this dashboard is read-only: start it with --allow-writes to change or delete studies")
+        return app(environ, start_response)
+
+    return guarded
+
+
+def host_name(header: str) -> str:
+    """The host of a Host header, without its port: 'localhost:8080' -> 'localhost', '[::1]:80' -> '::1'."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def known_names(host: str, extra: tuple[str, ...] = ()) -> set[str]:
+    """The host names this server answers for: the local ones, --host's, this machine's names when it
+    listens on every address, and --allow-host's."""
+    names = set(LOCAL_NAMES) | {host.lower()} | {e.lower() for e in extra}
+    if host in ("0.0.0.0", "::", ""):
+        names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        try:
+            names |= set(socket.gethostbyname_ex(socket.gethostname())[2])
+        except OSError:
+            pass
+    return names - {"", "0.0.0.0", "::"}
+
+
+def _refuse(start_response, status: str, why: str):
+    body = (why + "\n").encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def serve(url: str, *, host: str = "127.0.0.1", port: int = 8080, allow_writes: bool = False,
+          allow_hosts: tuple[str, ...] = ()) -> None:
     """Run optuna-dashboard on the study storage at `url` until interrupted."""
     import optuna_dashboard
 
     storage = rdb.open_storage(url)
-    app = optuna_dashboard.wsgi(storage)
+    names = known_names(host, allow_hosts)
+    app = guard(optuna_dashboard.wsgi(storage), names, allow_writes=allow_writes)
     try:
         server = make_server(host, port, app, server_class=_Server, handler_class=_Handler)
     except OSError as exc:
@@ -35,8 +88,9 @@ def serve(url: str, *, host: str = "127.0.0.1", port: int = 8080) -> None:
             raise BadInput(f"port {port} on {host} is in use: pick another with --port") from None
         raise BadInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}: check --host") from None
     bound_host, bound_port = server.server_address[:2]
-    print(f"optuna-dashboard on {urls.mask(url)}: http://{bound_host}:{bound_port}/ (Ctrl-C stops it)",
-          file=sys.stderr, flush=True)
+    mode = "read and write (--allow-writes)" if allow_writes else "read-only (--allow-writes to change studies)"
+    print(f"optuna-dashboard on {urls.mask(url)}: http://{bound_host}:{bound_port}/ {mode}; answers for "
+          f"{', '.join(sorted(names))} (Ctrl-C stops it)", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -5,8 +5,13 @@ already cached by JAX). A `workers.compiled.Network` pickles with its rewritten 
 process unpickles it in ~0.4 s and runs the same code. Files (gzipped: the weights in them are
 zeros) live in ``<PyTensor's base_compiledir>/sweeper-networks``, named by a hash of the
 architecture, the versions in `LIBRARIES`, the float type, the JAX platform and the source of the
-code that builds the graphs (`SOURCES`), so that changing any of them compiles afresh. Networks with dropout are not kept: PyTensor cannot unpickle a JAX
-function's random generator.
+code that builds the graphs (`SOURCES`), so that changing any of them compiles afresh. Networks
+with dropout are not kept: PyTensor cannot unpickle a JAX function's random generator.
+
+Trust: unpickling runs code, so a file is loaded only when it and its folder belong to this user
+(or root) and no other user may write them; otherwise the network is compiled afresh. Whoever can
+write the cache folder can run code in every worker that uses it: share it only between processes
+of one user (docker-compose's cache volume is written by its own containers only).
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ def load(key: tuple):
     """The Network kept under `key`, or None (not kept, unreadable, or from other code)."""
     path = _path(key)
     try:
+        why = _untrusted(path)
+        if why:
+            log.warning("compiled network %s not loaded: %s (unpickling runs code): compiling again", path.name, why)
+            return None
         with gzip.open(path, "rb") as f:
             return pickle.load(f)
     except FileNotFoundError:
@@ -46,7 +55,7 @@ def save(key: tuple, network) -> None:
     path = _path(key)
     temp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)  # no group or other writes (_untrusted)
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1) as f:
             pickle.dump(network, f, protocol=pickle.HIGHEST_PROTOCOL)  # its weights are zeros: ~1 % of it
@@ -55,6 +64,18 @@ def save(key: tuple, network) -> None:
         log.warning("could not keep the compiled network in %s: %s", path.parent, exc)
         if temp is not None:
             Path(temp).unlink(missing_ok=True)
+
+
+def _untrusted(path: Path) -> str:
+    """Why `path` must not be unpickled ('' when it may be): it or its folder belongs to another user
+    or may be written by others."""
+    for p in (path.parent, path):
+        st = p.stat()
+        if st.st_uid not in (os.getuid(), 0):
+            return f"{p} belongs to another user"
+        if st.st_mode & 0o022:
+            return f"{p} may be written by other users"
+    return ""
 
 
 def _path(key: tuple) -> Path:

@@ -23,6 +23,7 @@ import optuna
 from storage import epochs
 from storage.contract.errors import BadInput
 from storage.contract.params import VALID_SIZE
+from storage.contract.samplers import suggest
 from storage.contract.spec import SEED
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -174,23 +175,6 @@ class Objective:
 def _timed(log: TrialLog, start: float) -> None:
     """Time in train() less the epoch callback's (rows, reports: what the sweep adds)."""
     log.train_seconds = time.perf_counter() - start - log.callback_seconds
-
-
-def suggest(trial: optuna.Trial, space: dict) -> dict:
-    """Sample every searched parameter from its stored distribution (fixed for enqueued trials)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    params = {}
-    for name, dist in space.items():
-        if isinstance(dist, FloatDistribution):
-            params[name] = trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
-        elif isinstance(dist, IntDistribution):
-            params[name] = trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
-        elif isinstance(dist, CategoricalDistribution):
-            params[name] = trial.suggest_categorical(name, dist.choices)
-        else:
-            raise TypeError(f"unsupported distribution for {name}: {dist!r}")
-    return params
 
 
 def _json_number(x: float) -> float | None:

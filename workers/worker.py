@@ -5,7 +5,8 @@
       the budget gate, the signal handlers (first SIGTERM/SIGINT: finish this trial, then stop;
       second: now), the objective with its collaborators (the data loaded once; the core caches
       compiled functions per architecture across trials)
-      loop until this worker's limits or the first signal:
+      loop until this worker's limits, the first signal or the end of `sweeper run` (its pipe):
+          check that an SQLite file is still the one opened (deleted or replaced: stop, say so)
           with gate.reserve() as step:   the budget lock, from the count until the trial exists
               RUN: run one trial (study.optimize, which keeps Optuna's heartbeat)
           WAIT: look again soon (stale trials of dead workers are failed and retried meanwhile)
@@ -15,17 +16,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 
 import optuna
 
-from storage import budget, rdb, studies
+from storage import budget, rdb, studies, urls
 from storage.budget import Step
 from storage.contract import samplers
 from storage.contract.errors import BadInput, optuna_experimental
@@ -52,6 +55,19 @@ class WarmShutdown:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
+    def watch(self, stream) -> None:
+        """Stop as on a first signal when `stream` ends: it is the pipe from the `sweeper run` that
+        started this worker, and it ends when that process dies (kill -9 included)."""
+
+        def until_the_end() -> None:
+            while stream.readline():
+                pass
+            if not self.requested.is_set():
+                log.warning("the sweeper run that started this worker is gone: stopping after the current trial")
+                self.requested.set()
+
+        threading.Thread(target=until_the_end, name="sweeper-parent", daemon=True).start()
+
     def restore(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
@@ -67,30 +83,35 @@ class WarmShutdown:
                     signal.Signals(signum).name)
 
 
-def work(name: str, url: str, options: WorkerOptions = WorkerOptions(), *, on_trial=None) -> int:
+def work(name: str, url: str, options: WorkerOptions = WorkerOptions(), *, on_trial=None, parent=None) -> int:
     """Run trials of study `name` at `url` until its budget, or this worker's `options.n_trials` or
     `options.timeout`, is reached; the exit code (0, or 130 when stopped now by a second signal).
 
     A worker started by `sweeper run` (`options.stdin_start`) waits out a transient error while it
     connects (the storage answered moments ago); otherwise an unreachable storage fails at once.
+    `parent`: the stream from the process that started this worker (`sweeper run`'s pipe): when it
+    ends, that process is gone, and the worker stops as on a first signal.
     `on_trial(wall_s, train_s)`, if given, sees each trial's whole time in this loop (budget check,
     ask, training, epoch rows, reports, tell) and its time inside train() (bench/sweep_overhead.py).
     """
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is ours (_log_trial)
-    study, spec, storage = connect(name, url, seed_offset=_seed_offset(options), patient=options.stdin_start)
+    study, spec, storage = connect(name, url, worker=options.worker_index, patient=options.stdin_start)
     study_id = storage.get_study_id_from_name(name)
     if budget.counts(storage.engine, study_id).next_step(spec.n_trials) is Step.DONE:
         log.info("the study's budget of %d trials is spent: nothing to do", spec.n_trials)
         return 0
     gate = budget.Gate(study, storage, study_id, spec.n_trials)
     shutdown = WarmShutdown().install()
+    if parent is not None:
+        shutdown.watch(parent)
     objective = build_objective(spec, storage, study_id, on_start=gate.confirm, stop_now=shutdown.now)
     log.info("worker %s on study '%s': %d trials of %s on %s; %s", WORKER, name, spec.n_trials, spec.model,
              spec.dataset, runtime_line())
     _warn_shared_sqlite(storage, study_id)
-    limits = Limits(options.n_trials, options.timeout)
+    limits, database = Limits(options.n_trials, options.timeout), urls.SameFile(url)
     try:
         while not limits.reached(shutdown):
+            database.check()  # an SQLite file deleted or replaced under this worker: stop and say so
             with gate.reserve() as step:  # the budget lock, held until the trial exists (gate.confirm)
                 if step is Step.RUN:
                     run_trial(study, objective, on_trial)
@@ -141,9 +162,13 @@ def build_objective(spec: Spec, storage, study_id: int, *, on_start, stop_now) -
                      on_start=on_start, stop_now=stop_now)
 
 
-def _seed_offset(options: WorkerOptions) -> int:
-    """The sampler's seed offset: the worker index, else the pid (parallel workers must differ)."""
-    return os.getpid() if options.worker_index is None else options.worker_index
+def seed_offset(worker: int | None, trials: int) -> int:
+    """The offset of this worker's sampler seed: different for parallel workers (`worker`, their index,
+    else host and pid) and for each start of the study (the `trials` it holds then), so that neither a
+    second worker nor a resumed run replays a seeded stream already used (QMC and grid keep the
+    study's seed: their own logic never repeats a point)."""
+    who = f"{socket.gethostname()}:{os.getpid()}" if worker is None else str(worker)
+    return int.from_bytes(hashlib.sha256(f"{who}/{trials}".encode()).digest()[:4], "big")
 
 
 def _log_end(step: Step, spec: Spec, ran: int) -> None:
@@ -207,19 +232,17 @@ def _warn_shared_sqlite(storage, study_id: int) -> None:
         log.warning(rdb.SQLITE_SHARED)
 
 
-def connect(name: str, url: str, *, seed_offset: int = 0, patient: bool = False):
+def connect(name: str, url: str, *, worker: int | None = None, patient: bool = False):
     """(study, spec, storage): the spec read from the study, then a storage with its heartbeat.
 
     The first open waits out a transient error only when `patient`; the second always does (the
-    storage has just answered).
-
-    `seed_offset` makes the sampler's seed differ between workers, so that parallel workers with
-    one seeded sampler do not propose the same points (QMC and grid keep the shared seed).
+    storage has just answered). The sampler's seed is offset by `seed_offset(worker, trials)`.
     """
     _, spec, plain = studies.load(name, url, patient=patient)
+    trials = budget.counts(plain.engine, plain.get_study_id_from_name(name)).total
     plain.engine.dispose()
     sampler = samplers.build("sampler", spec.sampler, search_space=spec.grid_space() if spec.is_grid else None,
-                             seed_offset=seed_offset)
+                             seed_offset=seed_offset(worker, trials))
     pruner = samplers.build("pruner", spec.pruner)
     study, spec, storage = studies.load(name, url, sampler=sampler, pruner=pruner, heartbeat=spec.heartbeat,
                                         grace=spec.grace, max_retry=spec.max_retry, patient=True)

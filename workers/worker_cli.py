@@ -47,7 +47,7 @@ def worker(name, storage, **given) -> None:
     setup_logging(options.quiet)
     if options.stdin_start and not wait_for_start(sys.stdin):
         exit_now(0)  # the run that started this worker ended before its study was ready: nothing to do
-    exit_now(work(name, url, options))  # all written
+    exit_now(work(name, url, options, parent=sys.stdin if options.stdin_start else None))  # all written
 
 
 def worker_options(given: dict) -> WorkerOptions:

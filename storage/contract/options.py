@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
+
+from storage.contract.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,14 @@ class WorkerOptions:
     worker_index: int | None = None
     quiet: bool = False
     stdin_start: bool = False
+
+    def __post_init__(self):
+        if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise BadInput(f"--timeout {self.timeout}: use a finite number of seconds > 0")
+        for name in ("threads", "n_trials"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise BadInput(f"--{name.replace('_', '-')} {value}: use 1 or more")
 
     def argv(self) -> list[str]:
         """The options of `python -m workers worker NAME ...` that build this object again (defaults left out)."""

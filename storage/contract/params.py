@@ -159,3 +159,20 @@ def resolve(model: str, overrides: dict | None = None) -> dict:
         raise BadInput(f"parameter decay={config['decay']!r} is invalid for the exponential schedule: "
                        "use a factor in (0, 1]")
     return config
+
+
+def training_bytes(model: str, config: dict) -> int:
+    """A rough upper bound of the memory one worker needs to train `model` with the resolved `config`
+    on 28x28 images and 10 classes: float32 weights six times over (weights, gradients, two optimizer
+    states, the moving average, the kept best epoch) and a minibatch's activations four times over."""
+    w, batch = config["width"], config["batch_size"]
+    if model == "mlp":
+        depth = config["depth"]
+        sizes = [784] + [w] * depth + [10]
+        weights = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+        activations = batch * sum(sizes)
+    else:
+        c1, c2 = config["conv1_maps"], config["conv2_maps"]
+        weights = c1 * 25 + c1 + c2 * c1 * 25 + c2 + c2 * 16 * w + w + w * 10 + 10
+        activations = batch * (784 + c1 * 24 * 24 + c1 * 12 * 12 + c2 * 8 * 8 + c2 * 16 + w + 10)
+    return 4 * (6 * weights + 4 * activations)

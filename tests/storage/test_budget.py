@@ -183,7 +183,7 @@ def test_the_gate_says_stopped_and_fails_stale_trials_before_waiting(sqlite_url)
     with gate.reserve() as step:
         assert step is budget.Step.RUN
     storage.record_heartbeat(study.ask()._trial_id)  # a running trial whose worker then dies
-    time.sleep(1.5)  # stale after the grace period
+    time.sleep(2.5)  # stale after the grace period (SQLite's now() is whole seconds: 1 s more)
     with gate.reserve() as step:  # it is failed and retried as a WAITING trial, which this worker runs
         assert step is budget.Step.RUN
     assert budget.counts(storage.engine, study_id).waiting == 1

@@ -123,3 +123,92 @@ def test_parquet_needs_an_output_file(sweeper, write_spec, sqlite_url):
 def test_usage_errors_are_one_line_too(sweeper):
     _assert_one_line(sweeper("results"), "Missing argument 'NAME'")
     _assert_one_line(sweeper("results", "x", "--format", "xml"), "'xml' is not one of")
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a 64 KiB tmpfs, filled to the last byte, holding results.csv ('old')."""
+    import subprocess
+
+    from tests.conftest import need
+
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True,
+                             text=True)
+    need(mounted.returncode == 0, f"cannot mount a small tmpfs for a full disk: {mounted.stderr.strip()}")
+    try:
+        (mnt / "results.csv").write_text("old\n")
+        subprocess.run(["dd", "if=/dev/zero", f"of={mnt / 'filler'}", "bs=4k"], capture_output=True)
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
+def test_an_output_on_a_full_disk_is_one_line_and_leaves_the_old_file(fmt, sweeper, write_spec, sqlite_url,
+                                                                       full_disk):
+    """It was a traceback, and a truncated CSV or a 0-byte parquet in place of the old file."""
+    assert sweeper("create", write_spec(tiny_spec()), "--storage", sqlite_url).returncode == 0
+    out = full_disk / "results.csv"
+    done = sweeper("results", "tiny", "--storage", sqlite_url, "--format", fmt, "--out", out)
+    _assert_one_line(done, "No space left on device")
+    assert out.read_text() == "old\n"
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler", "results.csv"]
+
+
+def _foreign_sqlite(path, *tables: str) -> bytes:
+    """An SQLite file of another application with these tables; its bytes."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        for name in tables:
+            conn.execute(f"create table {name} (id integer primary key, name text)")
+            conn.execute(f"insert into {name} (name) values ('theirs')")
+    conn.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("command", [["studies"], ["status", "tiny"], ["create", "spec.toml"]])
+def test_a_foreign_studies_table_is_refused_at_once(command, sweeper, write_spec, tmp_path):
+    """Its schema error was taken for a transient one: 120 s of retries, then a traceback."""
+    import time
+
+    write_spec(tiny_spec())
+    before = _foreign_sqlite(tmp_path / "app.db", "studies")
+    started = time.monotonic()
+    done = sweeper(*command, "--storage", f"sqlite:///{tmp_path / 'app.db'}", timeout=100)
+    _assert_one_line(done, "not Optuna's")
+    assert time.monotonic() - started < 30
+    assert (tmp_path / "app.db").read_bytes() == before
+
+
+def test_create_refuses_another_applications_database_unless_told(sweeper, write_spec, tmp_path):
+    """It added fourteen tables to an unrelated file and switched it to WAL for good."""
+    import sqlite3
+
+    spec = write_spec(tiny_spec())
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    before = _foreign_sqlite(tmp_path / "app.db", "users", "orders")
+    _assert_one_line(sweeper("create", spec, "--storage", url), "tables of another application (orders, users)")
+    assert (tmp_path / "app.db").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "spec.toml"]
+    told = sweeper("create", spec, "--storage", url, env={"SWEEPER_SHARE_DATABASE": "1"})
+    assert told.returncode == 0, told.stderr
+    with sqlite3.connect(tmp_path / "app.db") as conn:
+        assert conn.execute("select name from users").fetchall() == [("theirs",)]
+    conn.close()
+
+
+def test_reading_an_optuna_file_leaves_its_journal_mode(sweeper, tmp_path):
+    """A plain Optuna SQLite file (rollback journal) read by sweeper stays as it was (it became WAL)."""
+    import sqlite3
+
+    import optuna
+
+    path = tmp_path / "plain.db"
+    optuna.create_study(study_name="plain", storage=f"sqlite:///{path}")
+    assert sweeper("studies", "--storage", f"sqlite:///{path}").returncode == 0
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("pragma journal_mode").fetchone()[0] == "delete"
+    conn.close()

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import tomllib
+import urllib.error
 import urllib.request
 
 import optuna
@@ -81,3 +82,42 @@ def test_a_busy_port_is_bad_input(study_url):
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: port {port} on 127.0.0.1 is in use: pick another with --port"
 
+
+
+def _request(base: str, path: str, *, method: str = "GET", host: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(f"{base}{path}", method=method, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@pytest.mark.parametrize("writes", [False, True])
+def test_dashboard_answers_only_its_host_names_and_deletes_only_when_allowed(study_url, writes):
+    """A page that rebinds its domain to 127.0.0.1 sends its own Host; anyone who reaches the port could
+    DELETE a study (it answered 204 and the study was gone)."""
+    server = subprocess.Popen([sys.executable, "-m", "sweeper", "dashboard", "--storage", study_url, "--port", "0",
+                               *(["--allow-writes"] if writes else [])], stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stderr.readline()
+        assert ("read-only" in line) != writes, line
+        port = re.search(r"http://127\.0\.0\.1:(\d+)/", line)[1]
+        base = f"http://127.0.0.1:{port}"
+        assert _request(base, "/api/studies")[0] == 200
+        assert _request(base, "/api/studies", host=f"localhost:{port}")[0] == 200
+        status, body = _request(base, "/api/studies", host=f"evil.example:{port}")
+        assert status == 421 and b"not this dashboard's" in body
+        study_id = optuna.load_study(study_name="tiny", storage=study_url)._study_id
+        status, body = _request(base, f"/api/studies/{study_id}", method="DELETE", host=f"evil.example:{port}")
+        assert status == 421
+        status, body = _request(base, f"/api/studies/{study_id}", method="DELETE")
+        if writes:
+            assert status in (200, 204)
+            assert optuna.get_all_study_names(study_url) == []
+        else:
+            assert status == 403 and b"--allow-writes" in body
+            assert optuna.get_all_study_names(study_url) == ["tiny"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -46,7 +46,7 @@ def test_a_product_grid_with_repeats():
 
 
 @pytest.mark.parametrize("data,message", [
-    (_with(study__repeats=0), "repeats = 0 is invalid: use an integer >= 1"),
+    (_with(study__repeats=0), "repeats = 0 is invalid: use an integer from 1 to"),
     (_with(study__repeats=2, point=[], reference=[], claim=[]) | {"params": {"lr": {"float": [0.1, 1.0]}}},
      "repeats = 2 needs a grid study"),
     (_with(reference=[{"config": "c", "test_accuracy": 0.9}]), "no configuration named 'c'"),

@@ -77,3 +77,16 @@ def test_networks_with_dropout_are_compiled_each_time(tmp_path):
     second, _ = _train(tmp_path, dropout=0.2)
     assert first["compiled"] == second["compiled"] == 1 and first == second
     assert not list((tmp_path / "sweeper-networks").glob("*.pkl.gz"))
+
+
+def test_a_folder_others_may_write_is_not_unpickled(cache):
+    """Unpickling runs code: a cache folder that other users may write is compiled afresh (it was loaded)."""
+    folder, first = cache
+    kept = folder / "sweeper-networks"
+    kept.chmod(0o777)
+    try:
+        again, log = _train(folder)
+    finally:
+        kept.chmod(0o755)
+    assert again == first  # compiled, not loaded
+    assert "may be written by other users" in log

@@ -189,10 +189,13 @@ def test_stdin_start_prepares_then_runs_on_the_start_line(sqlite_url):
     """How `sweeper run` starts a worker: the spec on stdin, preparation, then the line 'start'."""
     handle = create(sqlite_url, extra="n_trials = 1")
     line = json.dumps(handle.spec.to_attr())
-    proc = subprocess.run([sys.executable, "-m", "workers", "worker", "w", "--storage", sqlite_url, "--threads", "1",
-                           "--stdin-start"], input=f"{line}\nstart\n", capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr
-    log = proc.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "workers", "worker", "w", "--storage", sqlite_url, "--threads", "1",
+                             "--stdin-start"], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdin.write(f"{line}\nstart\n")
+    proc.stdin.flush()  # and kept open, as sweeper run keeps it while it lives
+    log = proc.stderr.read()
+    assert proc.wait(timeout=240) == 0, log
+    proc.stdin.close()
     assert "network compiled" in log and log.index("prepared in") < log.index("trial 0 COMPLETE")
     assert [t.state.name for t in optuna.load_study(study_name="w", storage=sqlite_url).trials] == ["COMPLETE"]
 
@@ -221,3 +224,65 @@ def test_prepare_compiles_only_a_network_that_no_searched_parameter_shapes(sqlit
     assert compiled.compiles == before
     prepare(create(sqlite_url.replace("sweeper.db", "other.db")).spec)  # only lr searched
     assert compiled.compiles == before + 1
+
+
+def test_a_restarted_worker_proposes_no_point_already_tried(sqlite_url):
+    """Each start of `sweeper run` numbers its workers 0, 1, ...: a second start of worker 0 must not
+    replay the first one's seeded stream (it did: its trials repeated the first start's points)."""
+    create(sqlite_url, epochs=1, extra='n_trials = 6\nsampler = {name = "random", seed = 7}')
+    for _ in range(2):
+        done = worker(sqlite_url, "--worker-index", "0", "--n-trials", "3")
+        assert done.returncode == 0, done.stderr
+    lrs = [t.params["lr"] for t in optuna.load_study(study_name="w", storage=sqlite_url).trials]
+    assert len(lrs) == 6 and len(set(lrs)) == 6, lrs
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_workers_stop_when_their_sweeper_run_is_killed(tmp_path):
+    """kill -9 of `sweeper run`: its worker finishes the trial it is in and exits (it went on with the
+    whole budget, alone in its own session, out of Ctrl-C's reach)."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    spec = tmp_path / "w.toml"
+    spec.write_text(SPEC.format(epochs=3, batch_size=32, extra="n_trials = 200", dataset="digits",
+                                params='lr = {float = [0.01, 0.3], log = true}'))
+    run = subprocess.Popen([sys.executable, "-m", "sweeper", "run", str(spec), "--storage", url, "--workers", "1",
+                            "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_epoch(url, run)
+    study = optuna.load_study(study_name="w", storage=url)
+    pid = int(study.trials[0].user_attrs["worker"].rsplit(":", 1)[1])
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 60
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = _alive(pid)
+    if alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "the worker went on after its sweeper run died"
+    trials = optuna.load_study(study_name="w", storage=url).trials
+    assert len(trials) < 200 and all(t.state.is_finished() for t in trials)
+
+
+
+def test_a_worker_stops_when_its_sqlite_file_is_deleted(tmp_path):
+    """The file deleted under a running worker: it stops before its next trial and says so (it wrote
+    the rest of the budget into the unlinked file, reported COMPLETE and exited 0)."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    create(url, epochs=3, batch_size=32, extra="n_trials = 200")
+    proc = worker(url, wait=False)
+    wait_for_epoch(url, proc)
+    for path in tmp_path.glob("w.db*"):
+        path.unlink()
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2, out[-2000:]
+    assert "w.db was deleted or replaced while this worker ran" in out.splitlines()[-1]

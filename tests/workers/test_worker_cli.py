@@ -44,3 +44,10 @@ def test_every_worker_option_has_a_field():
 def test_a_core_this_machine_lacks_is_bad_input():
     with pytest.raises(BadInput, match="no core 4096 here"):
         parsed(["--cpus", "4096"])
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_timeout_that_is_no_number_of_seconds_is_bad_input(value):
+    """click's FloatRange lets NaN through (every comparison with it is false): the worker never stopped."""
+    with pytest.raises(BadInput, match="use a finite number of seconds"):
+        parsed(["--timeout", value])

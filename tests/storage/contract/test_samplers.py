@@ -50,3 +50,16 @@ def test_every_sampler_builds(name):
 @pytest.mark.parametrize("name", sorted(samplers.PRUNERS))
 def test_every_pruner_builds(name):
     samplers.build("pruner", samplers.normalize("pruner", name, seed=0, epochs=4))
+
+
+def test_a_rehearsal_runs_the_sampler_and_pruner_as_a_worker_would():
+    """What the option checks miss fails here, at create time, with Optuna's message (not in every worker)."""
+    from optuna.distributions import FloatDistribution
+
+    space = {"lr": FloatDistribution(0.01, 0.1)}
+    samplers.rehearse({"name": "tpe", "n_startup_trials": 1}, {"name": "median", "n_startup_trials": 1}, space, 3)
+    with pytest.raises(BadInput, match=r"sampler tpe with pruner none fails on a rehearsal \(TypeError"):
+        samplers.rehearse({"name": "tpe", "n_startup_trials": "x"}, {"name": "none"}, space, 3)
+    with pytest.raises(BadInput, match=r"fails on a rehearsal \(ZeroDivisionError"):
+        samplers.rehearse({"name": "random"}, {"name": "hyperband", "reduction_factor": 1, "max_resource": 3},
+                          space, 3)
