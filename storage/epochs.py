@@ -31,20 +31,30 @@ def create(engine: sa.Engine) -> None:
     metadata.create_all(engine, checkfirst=True)
 
 
-def write(engine: sa.Engine, *, study_id: int, trial_id: int, trial: int, epoch: int, **values: float) -> None:
+def write(engine: sa.Engine, *, study_id: int, trial_id: int, trial: int, epoch: int, while_running: bool = False,
+          **values: float) -> bool:
     """Insert one epoch's row; a second write of the same (trial_id, epoch) changes nothing.
 
-    Tried again on transient errors (storage.retry): the insert ignores a row already there, so a
-    try whose commit went through but whose answer was lost adds nothing twice.
+    `while_running`: only while Optuna's trial is RUNNING, checked in the same statement, so that a
+    worker whose trial was taken from it (failed as stale while the worker was stopped) writes
+    nothing into it; False then (else True). Tried again on transient errors (storage.retry): the
+    insert ignores a row already there, so a try whose commit went through but whose answer was
+    lost adds nothing twice.
     """
     row = dict(trial_id=trial_id, epoch=epoch, study_id=study_id, trial=trial,
                **{k: _finite(values[k]) for k in COLUMNS})
 
-    def insert() -> None:
+    def insert() -> bool:
         with engine.begin() as conn:
-            conn.execute(_insert_ignore(engine.dialect.name), row)
+            if not while_running:
+                conn.execute(_insert_ignore(engine.dialect.name), row)
+                return True
+            if conn.execute(_insert_while_running(engine.dialect.name), row).first() is not None:
+                return True
+            state = conn.execute(sa.select(_trials.c.state).where(_trials.c.trial_id == trial_id)).scalar()
+            return state is not None and str(getattr(state, "name", state)) == "RUNNING"  # else the row was there
 
-    retry.call(insert, _what="epochs.write")
+    return retry.call(insert, _what="epochs.write")
 
 
 def read(engine: sa.Engine, study_id: int):
@@ -71,19 +81,33 @@ def last_epochs(engine: sa.Engine, study_id: int, trials: list[int]) -> dict[int
         return dict(conn.execute(query).all())
 
 
+# Optuna's trials table, only the columns read here.
+_trials = sa.table("trials", sa.column("trial_id"), sa.column("state"))
+
+
 @functools.cache
-def _insert_ignore(dialect: str):
-    """The insert-or-ignore statement of a dialect, built once (statements are reusable)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+def _insert_while_running(dialect: str):
+    """Insert-or-ignore of one row, from a SELECT of its values that finds nothing unless the trial is RUNNING."""
+    running = sa.exists().where(_trials.c.trial_id == sa.bindparam("trial_id"),
+                                sa.cast(_trials.c.state, sa.Text) == "RUNNING")
+    insert = _insert_ignore(dialect, sa.select(*(sa.bindparam(c.name, type_=c.type) for c in table.columns))
+                            .where(running))
+    return insert.returning(table.c.epoch)  # the row when it was inserted (rowcount is -1 with psycopg here)
 
-        return insert(table).on_conflict_do_nothing(index_elements=["trial_id", "epoch"])
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
 
-        return insert(table).on_conflict_do_nothing(index_elements=["trial_id", "epoch"])
+@functools.cache
+def _insert_ignore(dialect: str, values=None):
+    """The insert-or-ignore statement of a dialect (of the SELECT `values` if given), built once."""
+    if dialect in ("postgresql", "sqlite"):
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+        insert = insert if values is None else insert.from_select([c.name for c in table.columns], values)
+        return insert.on_conflict_do_nothing(index_elements=["trial_id", "epoch"])
     if dialect in ("mysql", "mariadb"):
-        return sa.insert(table).prefix_with("IGNORE")
+        insert = sa.insert(table) if values is None else sa.insert(table).from_select([c.name for c in table.columns],
+                                                                                      values)
+        return insert.prefix_with("IGNORE")
     raise NotImplementedError(f"epoch rows need an insert-or-ignore for {dialect}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from optuna.exceptions import UpdateFinishedTrialError
 from storage import retry
+from storage.contract.errors import first_line
 from storage.lean import LeanRDBStorage
 
 # RDBStorage's methods that talk to the database. Each runs in one transaction, so a failed try
@@ -14,7 +15,7 @@ _CALLS = (
     "get_trial_user_attrs", "get_trial_system_attrs", "get_all_studies", "create_new_trial", "set_trial_param",
     "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
     "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "get_best_trial",
-    "record_heartbeat", "_get_stale_trial_ids", "get_n_trials", "get_trial_number_from_id",
+    "_get_stale_trial_ids", "get_n_trials", "get_trial_number_from_id",
     "set_trial_user_attrs",  # storage.lean's
     # the private ones that Optuna's _CachedStorage (what a Study wraps an RDBStorage in) calls
     "_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials",
@@ -23,6 +24,8 @@ _CALLS = (
 
 class ResilientRDBStorage(LeanRDBStorage):
     """RDBStorage whose calls survive a database restart, a dropped connection or a busy SQLite file."""
+
+    _heartbeat_failing = False  # one log line per outage of the heartbeat, not one per beat
 
     def set_trial_state_values(self, trial_id, state, values=None) -> bool:
         tries = [0]
@@ -41,6 +44,19 @@ class ResilientRDBStorage(LeanRDBStorage):
                 raise
 
         return retry.call(attempt, _what="set_trial_state_values")
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """Optuna's heartbeat thread calls this every `heartbeat` seconds: a failure (retried first) is
+        logged, not raised, so the thread lives on, beats again once the database answers, and the
+        trial itself decides what a lasting failure means (storage.retry.outage)."""
+        try:
+            retry.call(LeanRDBStorage.record_heartbeat, self, trial_id, _what="record_heartbeat")
+        except Exception as exc:  # noqa: BLE001 - raised, it would end the thread with a traceback
+            if not self._heartbeat_failing:
+                retry.log.warning("heartbeat of trial id %d not recorded: %s", trial_id, first_line(exc)[:200])
+            self._heartbeat_failing = True
+        else:
+            self._heartbeat_failing = False
 
 
 def _wrap(name: str):

@@ -35,12 +35,19 @@ def normalize(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+_SECRET_KEYS = ("pass", "secret", "token")
+
+
 def mask(url: str) -> str:
-    """`url` with its password replaced by ***, for anything printed or logged."""
+    """`url` with its password replaced by ***, for anything printed or logged: the user-info part's and
+    any query parameter that carries one (`?password=`, `sslpassword`, a token or secret)."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        secret = {k: "***" for k in parsed.query if any(w in k.lower() for w in _SECRET_KEYS)}
+        shown = parsed.set(query={**parsed.query, **secret}).render_as_string(hide_password=True)
+        return shown.replace("%2A%2A%2A", "***")
     except Exception:  # noqa: BLE001 - never fail while printing an error
         return "<unparsable storage URL>"
 

@@ -21,6 +21,7 @@ from storage.contract.errors import BadInput
 from storage.contract.options import WorkerOptions
 
 POLL_S = 1.0
+LINGER_S = 15.0  # how long workers may take to exit once their study is finished, before they are killed
 
 
 @dataclass
@@ -95,7 +96,8 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
 
     The workers run in their own process group, so that a Ctrl-C reaches them only through this
     process: the first Ctrl-C (or SIGTERM) asks each worker to finish its trial and stop, the
-    second to stop now (its trial is queued again).
+    second to stop now (its trial is queued again). Workers still alive LINGER_S after the study
+    finished (stopped or hung; their trials were failed as stale and retried) are killed and named.
     """
     spec, counts = handle.spec, handle.counts()
     if counts.next_step(spec.n_trials) is Step.DONE:
@@ -125,16 +127,20 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
                 p.send_signal(signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    started, last_line, best = time.monotonic(), None, (None, "")
+    started, last_line, best, finished, hung = time.monotonic(), None, (None, ""), None, []
     try:
         while True:
             alive = [p for p, _ in procs if p.poll() is None]
-            line, best = _progress(handle, best)
+            line, best, done = _progress(handle, best)
             if line != last_line:
                 _echo(f"[{time.monotonic() - started:6.0f} s] {line}")
                 last_line = line
             if not alive:
                 break
+            finished = (finished or time.monotonic()) if done else None
+            if finished is not None and time.monotonic() - finished > LINGER_S:
+                hung = _end_hung(procs, workers.logs)
+                continue
             _wait_any(alive, POLL_S)
     finally:
         for p, log in procs:
@@ -151,15 +157,28 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
               "to go on")
     if stops:
         return 130
-    failed = [(i, p.returncode) for i, (p, _) in enumerate(procs) if p.returncode != 0]
+    failed = [(i, p.returncode) for i, (p, _) in enumerate(procs) if p.returncode != 0 and i not in hung]
     for i, code in failed:
         _echo(f"worker {i} exited with code {code}; the end of {workers.logs / f'worker-{i}.log'}:")
         _echo("".join(_tail(workers.logs / f"worker-{i}.log")).rstrip())
     if failed:
         return 2 if all(code == 2 for _, code in failed) else 1
-    if not workers.keep_logs:
+    if not workers.keep_logs and not hung:
         shutil.rmtree(workers.logs, ignore_errors=True)
     return 0
+
+
+def _end_hung(procs: list, logs: Path) -> list[int]:
+    """Kill the workers still alive LINGER_S after their study finished (stopped with SIGSTOP, or
+    hung): they hold no trial that counts (theirs were failed as stale and retried). Their indexes."""
+    hung = [i for i, (p, _) in enumerate(procs) if p.poll() is None]
+    for i in hung:
+        p = procs[i][0]
+        _echo(f"worker {i} (pid {p.pid}) had not exited {LINGER_S:.0f} s after the study finished (stopped or "
+              f"hung): killed it; its log: {logs / f'worker-{i}.log'}")
+        p.kill()
+        p.wait()
+    return hung
 
 
 def _tell(p, line: str, *, last: bool = False) -> None:
@@ -202,16 +221,25 @@ def _absolute(url: str) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
-def _progress(handle, best: tuple) -> tuple[str, tuple]:
-    """The progress line, and (trials done, best line): the best trial is read again only when more
-    are done (each poll shares the cores with the workers)."""
+def _progress(handle, best: tuple) -> tuple[str, tuple, bool]:
+    """The progress line, (trials done, best line) and whether the study is finished: the best trial
+    is read again only when more are done (each poll shares the cores with the workers)."""
     from sweeper import report
 
-    counts = handle.counts()
-    if best[0] != counts.done:
-        best = (counts.done, report.best_line(handle))
-    return (f"{counts.done}/{handle.spec.n_trials} done ({counts.pruned} pruned, {counts.failed} "
-            f"failed), {counts.running} running | best: {best[1]}"), best
+    from storage import retry
+    from storage.contract.errors import first_line
+
+    try:
+        counts = handle.counts()
+        if best[0] != counts.done:
+            best = (counts.done, report.best_line(handle))
+    except Exception as exc:  # noqa: BLE001 - the workers say what they do about it; this line waits
+        if retry.database_error(exc) is None:
+            raise
+        return f"the database does not answer ({first_line(exc)[:200]})", best, False
+    line = (f"{counts.done}/{handle.spec.n_trials} done ({counts.pruned} pruned, {counts.failed} failed), "
+            f"{counts.running} running | best: {best[1]}")
+    return line, best, counts.next_step(handle.spec.n_trials) is Step.DONE
 
 
 def _summary(handle) -> None:

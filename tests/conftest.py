@@ -75,3 +75,13 @@ def pg_url(pg_available) -> str:
 def sqlite_url(tmp_path) -> str:
     """A fresh SQLite database file for one test."""
     return f"sqlite:///{tmp_path / 'sweeper.db'}"
+
+
+@pytest.fixture(autouse=True)
+def _database_up():
+    """storage.retry's view of the database is per process: one test's outage is not the next one's."""
+    from storage import retry
+
+    yield
+    retry.outage.since = None
+    retry.outage.abandon.clear()

@@ -15,10 +15,12 @@ import math
 import os
 import socket
 import time
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 
 from storage import epochs
 from storage.contract.errors import BadInput
@@ -41,6 +43,41 @@ class TrialLog:
     train_seconds: float = 0.0  # time inside train() less the epoch callback's
     callback_seconds: float = 0.0  # time writing epoch rows, reporting, pruning
     interrupted: bool = False  # cut short by a second signal (the worker queues it again)
+    lost: bool = False  # taken from this worker (failed as stale by another one): nothing more written into it
+
+
+class TrialLost(Exception):
+    """The trial is no longer this worker's: another worker failed it as stale (this one stopped
+    beating for longer than the grace, e.g. SIGSTOP) and may have retried it."""
+
+
+class Writes:
+    """One trial's writes that no decision waits for (epoch rows; reports when nothing prunes), run in
+    order on the objective's background thread while the network trains.
+
+    After the first failed write the rest are dropped, not tried (a database that is gone would
+    make each wait out its own retries); `error` is that failure, which the next epoch raises.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor):
+        self._pool, self._futures, self.error = pool, [], None
+
+    def submit(self, fn, *args, **kwargs) -> None:
+        def job():
+            if self.error is not None:
+                return
+            try:
+                fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - kept for the trial, raised by wait() and the next epoch
+                self.error = _lost(exc)
+
+        self._futures.append(self._pool.submit(job))
+
+    def wait(self) -> None:
+        """Block until every write is done or dropped; raise the first failure."""
+        futures.wait(self._futures)
+        if self.error is not None:
+            raise self.error
 
 
 class Objective:
@@ -83,8 +120,8 @@ class Objective:
         first = {"worker": WORKER}
         if trial.user_attrs.get("fail_reason"):  # a retry inherits its predecessor's attrs
             first["fail_reason"] = None
-        # in the background, after the params (on SQLite two writers at once wait on its file lock)
-        writes = [self._writer.submit(self._set_attrs, trial, first)]
+        writes = Writes(self._writer)  # after the params (on SQLite two writers at once wait on its file lock)
+        writes.submit(self._set_attrs, trial, first)
         params = {**self.spec.fixed, **log.params}
         seed = params.pop(SEED, self.spec.seed)  # a replicate's training seed ([study] repeats)
         on_epoch = self._on_epoch(trial, log, writes, seen)
@@ -96,15 +133,18 @@ class Objective:
                                      on_epoch=on_epoch)
             finally:
                 self._wait(log, writes)
+            _timed(log, start)
+            self._set_attrs(trial, {
+                "test_error": result.test_error, "report": result.report,
+                "outcome": dict(epochs_run=result.epochs_run, seconds=round(log.train_seconds, 3),
+                                stopped_early=result.stopped_early, confident_n=result.confident["n"],
+                                confident_precision=_json_number(result.confident["precision"]))})
         except (Exception, KeyboardInterrupt) as exc:
+            exc = _lost(exc)
             self._finish(trial, log, start, seen, **self._why(exc))
+            if isinstance(exc, TrialLost):
+                raise exc from None
             raise
-        _timed(log, start)
-        self._set_attrs(trial, {
-            "test_error": result.test_error, "report": result.report,
-            "outcome": dict(epochs_run=result.epochs_run, seconds=round(log.train_seconds, 3),
-                            stopped_early=result.stopped_early, confident_n=result.confident["n"],
-                            confident_precision=_json_number(result.confident["precision"]))})
         value = self.spec.metric_value(result.valid_error)
         log.state, log.epochs = "COMPLETE", result.epochs_run
         log.what = f"value {value:.4f} test_error {result.test_error:.4f}"
@@ -112,6 +152,8 @@ class Objective:
 
     def _why(self, exc: BaseException) -> dict:
         """The attr that says why a trial ended without a result: prune_reason or fail_reason."""
+        if isinstance(exc, TrialLost):
+            return {"lost": str(exc)}
         if isinstance(exc, optuna.TrialPruned):
             return {"prune_reason": str(exc)}
         if isinstance(exc, (BadInput, *self.failures)):
@@ -128,17 +170,18 @@ class Objective:
         """Stop the background writer (its writes are done: each trial waits for them)."""
         self._writer.shutdown(wait=True)
 
-    def _on_epoch(self, trial: optuna.Trial, log: TrialLog, writes: list, seen: dict):
-        """The callback train() calls after each epoch: write its row, report, prune when told."""
+    def _on_epoch(self, trial: optuna.Trial, log: TrialLog, writes: Writes, seen: dict):
+        """The callback train() calls after each epoch: write its row, report, prune when told; stop
+        when a write failed (the database is gone, or the trial was taken from this worker)."""
         trial_id = trial._trial_id  # Optuna's key of the trial's row: the epoch table refers to it
 
         def on_epoch(record) -> None:
             if self._stop_now is not None and self._stop_now.is_set():
                 raise KeyboardInterrupt
+            if writes.error is not None:
+                raise writes.error
             begun = time.perf_counter()
-            writes.append(self._writer.submit(
-                epochs.write, self.storage.engine, study_id=self.study_id, trial_id=trial_id, trial=trial.number,
-                epoch=record.epoch, **{k: getattr(record, k) for k in epochs.COLUMNS}))
+            writes.submit(self._write_epoch, trial_id, trial.number, record)
             seen.update(epoch=record.epoch, valid_error=record.valid_error)
             value = self.spec.metric_value(record.valid_error)
             prune = False
@@ -146,7 +189,7 @@ class Objective:
                 trial.report(value, record.epoch)
                 prune = trial.should_prune()
             else:
-                writes.append(self._writer.submit(trial.report, value, record.epoch))
+                writes.submit(trial.report, value, record.epoch)
             log.callback_seconds += time.perf_counter() - begun
             if prune:
                 raise optuna.TrialPruned(f"pruned at epoch {record.epoch} by the {self.spec.pruner['name']} "
@@ -154,22 +197,39 @@ class Objective:
 
         return on_epoch
 
-    def _wait(self, log: TrialLog, writes: list) -> None:
+    def _write_epoch(self, trial_id: int, number: int, record) -> None:
+        """One epoch row, only while the trial is RUNNING (TrialLost otherwise)."""
+        if not epochs.write(self.storage.engine, study_id=self.study_id, trial_id=trial_id, trial=number,
+                            epoch=record.epoch, while_running=True, **{k: getattr(record, k) for k in epochs.COLUMNS}):
+            raise TrialLost(f"trial {number} was failed by another worker at epoch {record.epoch} (no heartbeat "
+                            "from this one for longer than the grace)")
+
+    def _wait(self, log: TrialLog, writes: Writes) -> None:
         """Block until the trial's background writes are done; raise the first one's error."""
         begun = time.perf_counter()
         try:
-            for future in writes:
-                future.result()
+            writes.wait()
         finally:
             log.callback_seconds += time.perf_counter() - begun
 
     def _finish(self, trial, log: TrialLog, start: float, seen: dict, **reason: str) -> None:
-        """Attributes of a trial that ends without a result (pruned or failed)."""
+        """Attributes of a trial that ends without a result (pruned or failed). Nothing is written into
+        a lost trial; when the database is what failed, it is tried once (storage.retry.outage)."""
         _timed(log, start)
         log.state = "PRUNED" if "prune_reason" in reason else "FAIL"
         log.epochs, log.what = seen["epoch"], next(iter(reason.values()))
+        if "lost" in reason:
+            log.lost = True
+            return
         self._set_attrs(trial, {**reason, "outcome": dict(epochs_run=seen["epoch"], seconds=round(log.train_seconds, 3),
                                                           valid_error=_json_number(seen["valid_error"]))})
+
+
+def _lost(exc: BaseException) -> BaseException:
+    """A write refused because the trial is finished means another worker took it: TrialLost."""
+    if isinstance(exc, UpdateFinishedTrialError):
+        return TrialLost(f"the trial was finished by another worker ({exc})")
+    return exc
 
 
 def _timed(log: TrialLog, start: float) -> None:

@@ -8,10 +8,12 @@
       loop until this worker's limits, the first signal or the end of `sweeper run` (its pipe):
           check that an SQLite file is still the one opened (deleted or replaced: stop, say so)
           with gate.reserve() as step:   the budget lock, from the count until the trial exists
-              RUN: run one trial (study.optimize, which keeps Optuna's heartbeat)
+              RUN: run one trial (study.optimize, which keeps Optuna's heartbeat); one that another
+                   worker took while this one was stopped (failed as stale) is dropped with one line
           WAIT: look again soon (stale trials of dead workers are failed and retried meanwhile)
           STOPPED (sweeper stop) or DONE (the budget is spent): end
-      teardown: restore the signal handlers, close the writer thread and the connections
+      the database failing for longer than its patience (or for good): one line, exit 75
+      teardown: close the writer thread and the connections, then restore the signal handlers
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ import time
 
 import optuna
 
-from storage import budget, rdb, studies, urls
+from storage import budget, rdb, retry, studies, urls
 from storage.budget import Step
 from storage.contract import samplers
-from storage.contract.errors import BadInput, optuna_experimental
+from storage.contract.errors import BadInput, first_line, optuna_experimental
 from storage.contract.options import WorkerOptions
 from storage.contract.params import VALID_SIZE
 from storage.contract.spec import Spec
@@ -39,6 +41,7 @@ from workers import runtime
 from workers.objective import WORKER, Objective, TrialLog
 
 WAIT_S = 0.5  # how often a worker whose budget is taken by running trials looks again
+EXIT_DATABASE = 75  # the database failed for longer than its patience, or for good (sysexits' EX_TEMPFAIL)
 log = logging.getLogger("sweeper.worker")
 
 
@@ -77,6 +80,7 @@ class WarmShutdown:
             # Raised wherever the main thread is; inside a callback that swallows exceptions (JAX's
             # garbage-collection hook does) it is lost, so the flag stops the trial after its epoch.
             self.now.set()
+            retry.outage.abandon.set()  # and a failing database is not waited for
             raise KeyboardInterrupt
         self.requested.set()
         log.warning("%s: stopping after the current trial (send the signal again to stop now)",
@@ -110,24 +114,30 @@ def work(name: str, url: str, options: WorkerOptions = WorkerOptions(), *, on_tr
     _warn_shared_sqlite(storage, study_id)
     limits, database = Limits(options.n_trials, options.timeout), urls.SameFile(url)
     try:
-        while not limits.reached(shutdown):
-            database.check()  # an SQLite file deleted or replaced under this worker: stop and say so
-            with gate.reserve() as step:  # the budget lock, held until the trial exists (gate.confirm)
-                if step is Step.RUN:
-                    run_trial(study, objective, on_trial)
-                    limits.ran += 1
-            if step is Step.WAIT:
-                shutdown.requested.wait(WAIT_S)
-            elif step is not Step.RUN:
-                _log_end(step, spec, limits.ran)
-                break
-    except KeyboardInterrupt:
-        requeue_interrupted(study, spec, objective)
-        return 130
+        try:
+            while not limits.reached(shutdown):
+                database.check()  # an SQLite file deleted or replaced under this worker: stop and say so
+                with gate.reserve() as step:  # the budget lock, held until the trial exists (gate.confirm)
+                    if step is Step.RUN:
+                        run_trial(study, objective, on_trial)
+                        limits.ran += 1
+                if step is Step.WAIT:
+                    shutdown.requested.wait(WAIT_S)
+                elif step is not Step.RUN:
+                    _log_end(step, spec, limits.ran)
+                    break
+        except KeyboardInterrupt:
+            requeue_interrupted(study, spec, objective)
+            return 130
+    except Exception as exc:
+        if retry.database_error(exc) is None:
+            raise
+        _log_database_gone(retry.database_error(exc), objective.last)
+        return EXIT_DATABASE
     finally:
-        shutdown.restore()
-        objective.close()
+        objective.close()  # queued writes are dropped once one failed: quick
         storage.engine.dispose()
+        shutdown.restore()  # last: a signal during teardown is still ours
     return 0
 
 
@@ -258,6 +268,9 @@ def run_trial(study, objective: Objective, on_trial=None) -> None:
     begun = time.perf_counter()
     try:
         study.optimize(objective, n_trials=1, catch=objective.failures)
+    except Exception:
+        if objective.last is None or not objective.last.lost:
+            raise  # a lost trial is another worker's now: Optuna's tell refused it, and this worker goes on
     finally:
         if objective.last is not None and objective.last.state != "RUNNING":
             _log_trial(objective.last)
@@ -277,6 +290,14 @@ def requeue_interrupted(study, spec: Spec, objective: Objective) -> None:
         with optuna_experimental():
             RetryHeartbeatStaleTrialCallback(max_retry=spec.max_retry)(study, trial)
         log.warning("trial %d interrupted: queued again", trial.number)
+
+
+def _log_database_gone(exc: BaseException, last: TrialLog | None) -> None:
+    """The one line of a worker that stops because its database failed for good or for too long."""
+    running = f"trial {last.number} stays RUNNING until a worker finds it stale and retries it; " \
+        if last is not None and last.state in ("RUNNING", "FAIL") and not last.lost else ""
+    log.error("error: the database failed (%s): this worker stops; %sstart workers again once it answers "
+              "($SWEEPER_DB_PATIENCE: how long a call waits for it)", first_line(exc)[:300], running)
 
 
 def _log_trial(last: TrialLog) -> None:

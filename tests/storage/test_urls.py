@@ -28,6 +28,11 @@ def test_mask_hides_the_password_only():
     assert "s3cret" not in urls.mask("postgresql://alice:s3cret@h/db")
 
 
+def test_mask_hides_a_password_given_as_a_query_parameter():
+    masked = urls.mask("postgresql+psycopg://alice@h/db?password=s3cret&sslpassword=k3y&sslmode=require")
+    assert masked == "postgresql+psycopg://alice@h/db?password=***&sslmode=require&sslpassword=***"
+
+
 def test_not_a_url_is_bad_input():
     with pytest.raises(BadInput, match="is not a database URL"):
         urls.normalize("just-a-file.db")

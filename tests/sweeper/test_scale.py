@@ -285,7 +285,8 @@ SECRET = "s3cretPW42"
 ])
 def test_a_password_never_appears_in_a_failing_commands_output(command, pg_available):
     for url in (f"postgresql://postgres:{SECRET}@127.0.0.1:1/nowhere",  # no server there
-                f"postgresql://postgres:{SECRET}@127.0.0.1:5432/no_such_db_{os.getpid()}"):  # no database
+                f"postgresql://postgres:{SECRET}@127.0.0.1:5432/no_such_db_{os.getpid()}",  # no database
+                f"postgresql://postgres@127.0.0.1:1/nowhere?password={SECRET}"):  # given as a parameter
         done = sweeper(*command, "--storage", url, timeout=60)
         assert done.returncode == 2, (command, done.stderr)
         assert SECRET not in done.stdout + done.stderr

@@ -162,6 +162,24 @@ def test_load_idx_raw_files_and_mismatched_counts(tmp_path, mnist_dir):
         load(f"idx:{tmp_path}", 0.125)
 
 
+def test_idx_header_that_overflows_is_one_line(tmp_path):
+    """Dimensions of 2**32-1 each: their product overflowed int64 into a negative size."""
+    huge = tmp_path / "huge"
+    huge.write_bytes(b"\0\0\x08\x03" + b"\xff\xff\xff\xff" * 3 + b"\0" * 16)
+    _one_line_bad_input(huge, "truncated", str(4294967295 ** 3))
+
+
+@pytest.mark.parametrize("shape", [(0, 28, 28), (5, 0, 28)])
+def test_an_empty_test_set_is_one_line(tmp_path, mnist_dir, shape):
+    for name in FILE_NAMES:
+        shutil.copy(mnist_dir / name, tmp_path)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros(shape, np.uint8))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(shape[0], np.uint8))
+    with pytest.raises(BadInput, match="t10k-images-idx3-ubyte.gz: holds no images") as info:
+        load(f"idx:{tmp_path}")
+    assert "\n" not in str(info.value)
+
+
 def test_load_idx_missing_file_named(tmp_path, mnist_dir):
     shutil.copy(mnist_dir / "train-images-idx3-ubyte.gz", tmp_path)
     with pytest.raises(BadInput, match=r"missing train-labels-idx1-ubyte\[\.gz\] in "):

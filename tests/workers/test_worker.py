@@ -49,11 +49,12 @@ def create(url: str, *, epochs: int = 2, batch_size: int = 64, extra: str = "n_t
     return handle
 
 
-def worker(url: str, *args: str, wait: bool = True):
+def worker(url: str, *args: str, wait: bool = True, env: dict | None = None):
     argv = [sys.executable, "-m", "workers", "worker", "w", "--storage", url, "--threads", "1", *args]
+    env = None if env is None else {**os.environ, **env}
     if wait:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=240)
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=240, env=env)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
 def epoch_rows(url: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip as _gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise _bad(path, f"header cut short: {ndim} dimensions need {start} bytes, file has {len(data)}")
     shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
     dtype = DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # exact: a header of 2**32-1 per dimension overflows int64
     got = len(data) - start
     if got != expected:
         kind = "truncated" if got < expected else "oversized"

@@ -190,6 +190,8 @@ def _pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]
     fix = "re-download it or point --dataset at a good copy"
     if images.ndim != 3 or images.dtype != np.uint8:
         raise BadInput(f"{images_path}: holds {images.dtype} {images.shape}, expected uint8 (N, H, W) images; {fix}")
+    if not len(images) or 0 in images.shape[1:]:
+        raise BadInput(f"{images_path}: holds no images (its header says {images.shape}); {fix}")
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise BadInput(f"{labels_path}: holds {labels.dtype} {labels.shape}, expected integer (N,) labels; {fix}")
     if len(images) != len(labels):

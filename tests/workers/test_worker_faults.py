@@ -1,0 +1,221 @@
+"""Slow faults under a real worker: a database that stays away, a full disk, a worker stopped (SIGSTOP)
+for longer than the grace and woken again. Real processes, a real PostgreSQL database refusing
+connections, a real full tmpfs.
+
+After each fault: nothing reported complete is lost, no epoch row is written twice or into a trial
+another worker took, nothing is left RUNNING once a worker has passed by, no process is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import optuna
+import pytest
+import sqlalchemy as sa
+
+from sweeper import analysis
+from tests.conftest import need
+from tests.workers.test_worker import create, epoch_rows, wait_for_epoch, worker
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 40  # about 0.3 s each (digits, batch 1): a trial outlives the fault
+
+
+def _admin(url: str, *statements: str) -> None:
+    """Run statements about the test database `url` from the server's maintenance database."""
+    name = url.rsplit("/", 1)[1]
+    engine = sa.create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement.format(name=name)))
+    finally:
+        engine.dispose()
+
+
+def refuse(url: str) -> None:
+    """The test database refuses new connections and loses the ones it had (the server stays up)."""
+    _admin(url, 'alter database "{name}" allow_connections false',
+           "select pg_terminate_backend(pid) from pg_stat_activity"
+           " where datname = '{name}' and pid <> pg_backend_pid()")
+
+
+def allow(url: str) -> None:
+    _admin(url, 'alter database "{name}" allow_connections true')
+
+
+def check_after_the_fault(url: str, n_complete: int) -> None:
+    """Every COMPLETE trial has its epoch rows exactly once; nothing RUNNING; every FAIL retried."""
+    trials = optuna.load_study(study_name="w", storage=url).trials
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") == n_complete and "RUNNING" not in states, states
+    rows = epoch_rows(url)
+    assert rows.duplicated(["trial", "epoch"]).sum() == 0
+    for t in trials:
+        if t.state.name == "COMPLETE":
+            assert rows[rows["trial"] == t.number]["epoch"].tolist() == list(range(1, EPOCHS + 1))
+    frame = analysis.trials(url, "w")
+    assert frame[frame["state"] == "FAIL"]["reason"].str.contains("retried as trial").all(), frame["reason"]
+
+
+def _error_lines(out: str) -> list[str]:
+    assert "Traceback" not in out, out[-3000:]
+    return [line for line in out.splitlines() if "error:" in line]
+
+
+def test_a_database_refusing_connections_for_longer_than_the_patience_stops_the_worker(pg_url):
+    """It retried each queued epoch write for the whole patience (hours for a long trial), its heartbeat
+    thread died with a traceback and the trial stayed RUNNING."""
+    create(pg_url, epochs=EPOCHS, batch_size=1, extra="n_trials = 1")
+    proc = worker(pg_url, wait=False, env={"SWEEPER_DB_PATIENCE": "4"})
+    try:
+        wait_for_epoch(pg_url, proc)
+        refuse(pg_url)
+        begun = time.monotonic()
+        out, _ = proc.communicate(timeout=90)
+        took = time.monotonic() - begun
+    finally:
+        proc.kill()
+        allow(pg_url)
+    assert proc.returncode == 75, out[-3000:]
+    assert took < 4 + 15, f"{took:.0f} s after the database went away"
+    errors = _error_lines(out)
+    assert len(errors) == 1 and "the database failed" in errors[0] and "accepting connections" in errors[0], errors
+    assert "trial 0 stays RUNNING until a worker finds it stale" in errors[0]
+    rescue = worker(pg_url)  # the database is back: trial 0 is stale, failed and retried
+    assert rescue.returncode == 0, rescue.stderr[-3000:]
+    check_after_the_fault(pg_url, 1)
+
+
+def test_a_second_signal_stops_a_worker_that_waits_for_its_database(pg_url):
+    """With the database away, the signal handlers had been restored: SIGTERM killed the worker."""
+    create(pg_url, epochs=EPOCHS, batch_size=1, extra="n_trials = 1")
+    proc = worker(pg_url, wait=False, env={"SWEEPER_DB_PATIENCE": "300"})
+    try:
+        wait_for_epoch(pg_url, proc)
+        refuse(pg_url)
+        time.sleep(2)  # the worker is retrying now
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        begun = time.monotonic()
+        out, _ = proc.communicate(timeout=60)
+        took = time.monotonic() - begun
+    finally:
+        proc.kill()
+        allow(pg_url)
+    assert proc.returncode in (75, 130), (proc.returncode, out[-3000:])
+    assert took < 15, f"{took:.0f} s after the second SIGTERM"
+    assert len(_error_lines(out)) <= 1
+    assert worker(pg_url).returncode == 0
+    check_after_the_fault(pg_url, 1)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs (unmounted afterwards)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True,
+                             text=True)
+    need(mounted.returncode == 0, f"cannot mount a small tmpfs for a full disk: {mounted.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_full_disk_under_the_sqlite_file_stops_the_worker(small_disk):
+    url = f"sqlite:///{small_disk / 'w.db'}"
+    create(url, epochs=EPOCHS, batch_size=1, extra="n_trials = 1")
+    proc = worker(url, wait=False)
+    try:
+        wait_for_epoch(url, proc)
+        subprocess.run(["dd", "if=/dev/zero", f"of={small_disk / 'filler'}", "bs=4k"], capture_output=True)
+        begun = time.monotonic()
+        out, _ = proc.communicate(timeout=90)
+        took = time.monotonic() - begun
+    finally:
+        proc.kill()
+    assert proc.returncode == 75, out[-3000:]
+    assert took < 15, f"{took:.0f} s after the disk filled"
+    errors = _error_lines(out)
+    assert len(errors) == 1 and "full" in errors[0], errors
+    (small_disk / "filler").unlink()
+    rescue = worker(url)
+    assert rescue.returncode == 0, rescue.stderr[-3000:]
+    check_after_the_fault(url, 1)
+
+
+def test_a_worker_woken_after_its_trial_was_taken_drops_it_and_goes_on(pg_url):
+    """SIGSTOP past the grace, then SIGCONT: it trained on, wrote its epochs into the FAIL trial that
+    another worker had retried, then died with 'Cannot tell a FAIL trial'."""
+    create(pg_url, epochs=EPOCHS, batch_size=1, extra="n_trials = 2")
+    sleeper = worker(pg_url, wait=False)
+    try:
+        wait_for_epoch(pg_url, sleeper)
+        sleeper.send_signal(signal.SIGSTOP)
+        rescuer = worker(pg_url, wait=False)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the rescuer fails trial 0 as stale and retries it
+            study = optuna.load_study(study_name="w", storage=pg_url)
+            if study.trials[0].state.name == "FAIL" and (epoch_rows(pg_url)["trial"] == 1).any():
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("trial 0 was not failed as stale in time")
+        rows_of_0 = (epoch_rows(pg_url)["trial"] == 0).sum()
+        sleeper.send_signal(signal.SIGCONT)
+        out, _ = sleeper.communicate(timeout=180)
+        rest, _ = rescuer.communicate(timeout=180)
+    finally:
+        for proc in (sleeper, rescuer):
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+    assert sleeper.returncode == 0 and rescuer.returncode == 0, (out[-3000:], rest[-3000:])
+    assert "Traceback" not in out and "Cannot tell" not in out
+    assert sum("was failed by another worker" in line or "finished by another worker" in line
+               for line in out.splitlines()) == 1, out[-3000:]
+    assert (epoch_rows(pg_url)["trial"] == 0).sum() == rows_of_0  # nothing written into the taken trial
+    check_after_the_fault(pg_url, 2)
+
+
+def test_sweeper_run_ends_when_the_study_is_done_and_names_the_worker_it_left(pg_url, tmp_path):
+    """A worker stopped for good (SIGSTOP): the run waited on it for ever although the study was done."""
+    import sys
+
+    from tests.workers.test_worker import SPEC
+
+    spec = tmp_path / "w.toml"
+    spec.write_text(SPEC.format(epochs=EPOCHS, batch_size=1, extra="n_trials = 2", dataset="digits",
+                                params='lr = {float = [0.01, 0.3], log = true}'))
+    run = subprocess.Popen([sys.executable, "-m", "sweeper", "run", str(spec), "--storage", pg_url, "--workers", "2",
+                            "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pid = None
+    try:
+        wait_for_epoch(pg_url, run)
+        pid = int(optuna.load_study(study_name="w", storage=pg_url).trials[0].user_attrs["worker"].rsplit(":", 1)[1])
+        os.kill(pid, signal.SIGSTOP)
+        out, _ = run.communicate(timeout=240)
+    finally:
+        run.kill()
+        if pid is not None and _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert run.returncode == 0, out[-3000:]
+    assert f"(pid {pid}) had not exited" in out and "killed it" in out, out[-3000:]
+    assert not _alive(pid)
+    check_after_the_fault(pg_url, 2)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie is not: it has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
