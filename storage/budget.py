@@ -38,6 +38,7 @@ class Counts:
     running: int = 0
     waiting: int = 0
     stopped: bool = False  # `sweeper stop` holds the study (storage.control), read in the same statement
+    extended: int | None = None  # the budget set by `sweeper extend` (storage.control), same statement
 
     @property
     def failed(self) -> int:
@@ -54,13 +55,19 @@ class Counts:
         """Trials that use up the budget: complete, pruned, and failed ones that were not retried."""
         return self.complete + self.pruned + self.failed
 
+    def budget(self, n_trials: int) -> int:
+        """The study's budget: `sweeper extend`'s if it set one, else the spec's `n_trials`."""
+        return n_trials if self.extended is None else self.extended
+
     def next_step(self, n_trials: int) -> Step:
-        """What a worker should do: RUN a trial, WAIT for running ones, or stop (DONE).
+        """What a worker should do: RUN a trial, WAIT for running ones, or stop (DONE); `n_trials` is
+        the spec's, which `sweeper extend` overrides (see `budget`).
 
         WAITING trials (retries, grid points) always run. A new trial starts only while the trials
         done and running leave room in the budget; when only running trials fill it, the worker
         waits, since a running trial whose worker dies is failed and retried, and needs a worker.
         """
+        n_trials = self.budget(n_trials)
         if self.waiting:
             return Step.RUN
         if self.done + self.running < n_trials:
@@ -87,11 +94,13 @@ def _counts(engine: sa.Engine | sa.Connection, study_id: int) -> Counts:
     stop = (sa.select(sa.literal("stopped", sa.Text), sa.func.count()).select_from(_study_attrs)
             .where(_study_attrs.c.study_id == study_id, _study_attrs.c.key == control.ATTR,
                    _study_attrs.c.value_json == "true"))
+    extended = (sa.select(sa.literal("extended", sa.Text), sa.func.max(sa.cast(_study_attrs.c.value_json, sa.Integer)))
+                .where(_study_attrs.c.study_id == study_id, _study_attrs.c.key == control.BUDGET))
     with _connection(engine) as conn:
-        found = {str(name).lower(): n for name, n in conn.execute(sa.union_all(by_state, retries, stop))}
+        found = {str(name).lower(): n for name, n in conn.execute(sa.union_all(by_state, retries, stop, extended))}
     return Counts(complete=found.get("complete", 0), pruned=found.get("pruned", 0), fail=found.get("fail", 0),
                   retried=found["retried"], running=found.get("running", 0), waiting=found.get("waiting", 0),
-                  stopped=found["stopped"] > 0)
+                  stopped=found["stopped"] > 0, extended=found["extended"])
 
 
 @contextlib.contextmanager
@@ -144,9 +153,9 @@ class Gate:
         if held is None or held.release():
             return
         now = counts(self._engine, self._study_id)
-        if now.done + now.running > self._n_trials:
+        if now.done + now.running > now.budget(self._n_trials):
             raise Overshoot(f"not run: the budget lock was lost in a database restart and the study's "
-                            f"{self._n_trials} trials were already taken")
+                            f"{now.budget(self._n_trials)} trials were already taken")
 
     def step(self, bind) -> Step:
         """STOPPED (sweeper stop), else RUN, WAIT or DONE (Counts.next_step); call it under the lock.

@@ -81,8 +81,25 @@ def last_epochs(engine: sa.Engine, study_id: int, trials: list[int]) -> dict[int
         return dict(conn.execute(query).all())
 
 
+def remove(engine: sa.Engine, study_id: int) -> int:
+    """Delete a study's rows (with the study: `sweeper delete`); how many there were."""
+    with engine.begin() as conn:
+        return conn.execute(sa.delete(table).where(table.c.study_id == study_id)).rowcount
+
+
+def remove_orphans(engine: sa.Engine) -> int:
+    """Delete the rows whose trial is not in Optuna's tables (its study deleted by another tool, or a
+    delete cut short); how many. Run before a study is created: SQLite gives a new study the ids of
+    a deleted one, and rows left behind would then stand for the new study's trials."""
+    if not sa.inspect(engine).has_table(table.name):
+        return 0
+    mine = sa.exists().where(_trials.c.trial_id == table.c.trial_id, _trials.c.study_id == table.c.study_id)
+    with engine.begin() as conn:
+        return conn.execute(sa.delete(table).where(~mine)).rowcount
+
+
 # Optuna's trials table, only the columns read here.
-_trials = sa.table("trials", sa.column("trial_id"), sa.column("state"))
+_trials = sa.table("trials", sa.column("trial_id"), sa.column("study_id"), sa.column("state"))
 
 
 @functools.cache

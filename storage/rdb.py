@@ -35,6 +35,7 @@ SCHEMA_LOCK = "sweeper-schema"
 OPTUNA_TABLES = {"studies", "study_directions", "study_system_attributes", "study_user_attributes",
                  "trial_heartbeats", "trial_intermediate_values", "trial_params", "trial_system_attributes",
                  "trial_user_attributes", "trial_values", "trials", "version_info", "alembic_version"}
+STUDIES_COLUMNS = {"study_id", "study_name"}  # Optuna's table 'studies', as every schema version has it
 SCHEMA_TRIES = 3  # a colliding first open (a database without either lock) is tried again
 SCHEMA_LOCK_WAIT_S = 60
 
@@ -87,7 +88,9 @@ def _probe(url: str, *, create: bool, patient: bool = False) -> bool:
             inspector = sa.inspect(conn)
             names = set(inspector.get_table_names())
             has_tables = {"studies", "trials", "version_info"} <= names
-            if "studies" in names and not has_tables:
+            # A 'studies' table without the others is Optuna's half-made schema (another process creating
+            # it right now) when its columns are Optuna's; anything else belongs to another application.
+            if "studies" in names and not has_tables and _columns(inspector, "studies") != STUDIES_COLUMNS:
                 raise BadInput(f"{shown} holds a table 'studies' that is not Optuna's: it belongs to another "
                                f"application; use a database of its own for sweeper ({urls.FIX})")
             foreign = sorted(names - OPTUNA_TABLES - {epochs.table.name})
@@ -106,6 +109,11 @@ def _probe(url: str, *, create: bool, patient: bool = False) -> bool:
     if not create and not has_tables:
         raise BadInput(f"no studies in {shown}: create one first (sweeper create SPEC.toml) or {urls.FIX}")
     return complete
+
+
+def _columns(inspector, table: str) -> set[str]:
+    """The column names of `table`."""
+    return {column["name"] for column in inspector.get_columns(table)}
 
 
 def has_studies(url: str) -> bool:
@@ -150,6 +158,8 @@ def open_storage(url: str, *, create: bool = False, heartbeat: int | None = None
 
     try:
         storage = retry.call(make, _what="opening the storage") if patient else make()
+        if create:  # opened for writing: rows of deleted studies go before a new study can take their ids
+            epochs.remove_orphans(storage.engine)
     except sa.exc.SQLAlchemyError as exc:
         raise BadInput(f"cannot open storage {urls.mask(url)}: {first_line(exc)}: {urls.FIX}") from None
     if storage.engine.dialect.name == "sqlite":

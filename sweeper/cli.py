@@ -147,6 +147,41 @@ def resume(name: str, storage: str | None) -> None:
     _set_stopped(name, storage, False)
 
 
+@cli.command()
+@click.argument("name")
+@storage_option
+@click.option("--n-trials", "n_trials", type=click.IntRange(min=1), required=True,
+              help="the study's new budget of trials (at least those done and running)")
+def extend(name: str, storage: str | None, n_trials: int) -> None:
+    """Set study NAME's budget to N trials; running workers take it at their next trial."""
+    from sweeper import manager
+
+    handle = manager.open_study(name, _url(storage))
+    before = manager.extend(handle, n_trials)
+    click.echo(f"study '{name}': budget {n_trials} trials (was {before.budget(handle.spec.n_trials)}; "
+               f"{before.done} done, {before.running} running); start workers (sweeper worker {name}) "
+               "if none is running", err=True)
+
+
+@cli.command()
+@click.argument("name")
+@storage_option
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+def delete(name: str, storage: str | None, yes: bool) -> None:
+    """Delete study NAME with its trials and epoch rows, after a confirmation."""
+    from sweeper import manager
+
+    handle = manager.open_study(name, _url(storage))
+    counts = handle.counts()
+    if counts.running:
+        click.echo(f"study '{name}' has {counts.running} running trial(s): their workers fail when they next "
+                   f"write (sweeper stop {name} first lets them finish)", err=True)
+    if not yes:
+        click.confirm(f"delete study '{name}' ({counts.total} trials)?", abort=True, err=True)
+    rows = manager.delete(handle)
+    click.echo(f"study '{name}' deleted: {counts.total} trials, {rows} epoch rows", err=True)
+
+
 def _set_stopped(name: str, storage: str | None, stopped: bool) -> None:
     from storage import control
     from sweeper import manager
@@ -158,8 +193,8 @@ def _set_stopped(name: str, storage: str | None, stopped: bool) -> None:
         click.echo(f"study '{name}' stopped: its {counts.running} running trial(s) finish, then their workers "
                    f"exit; sweeper resume {name} lifts it", err=True)
     else:
-        click.echo(f"study '{name}' resumed: {counts.done} of {handle.spec.n_trials} trials done; start workers "
-                   f"(sweeper worker {name} or sweeper run SPEC) to go on", err=True)
+        click.echo(f"study '{name}' resumed: {counts.done} of {counts.budget(handle.spec.n_trials)} trials done; "
+                   f"start workers (sweeper worker {name} or sweeper run SPEC) to go on", err=True)
 
 
 def _table_command(kind: str):

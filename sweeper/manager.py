@@ -74,6 +74,35 @@ def open_study(name: str, url: str) -> Handle:
     return Handle(study, spec, storage, url)
 
 
+def extend(handle: Handle, n_trials: int) -> budget.Counts:
+    """Set the study's budget to `n_trials` (running workers take it at their next trial); the counts
+    before. BadInput for a grid study (its trials are its points) or a budget below the trials done."""
+    from storage import control
+
+    name = handle.spec.name
+    if handle.spec.is_grid:
+        raise BadInput(f"study '{name}' is a grid: its {handle.spec.n_trials} trials are its points; to run more, "
+                       "create a study with more values or repeats")
+    with budget.lock(handle.storage.engine, handle.study_id) as held:  # no trial starts meanwhile
+        counts = budget.counts(held.bind, handle.study_id)
+        if n_trials < counts.done + counts.running:
+            raise BadInput(f"study '{name}' has {counts.done} trials done and {counts.running} running: "
+                           f"--n-trials must be at least {counts.done + counts.running}")
+        control.set_budget(handle.storage, handle.study_id, n_trials)
+    return counts
+
+
+def delete(handle: Handle) -> int:
+    """Delete the study with its epoch rows; how many epoch rows went with it. Optuna's study goes first:
+    a delete cut short leaves rows without a study, which the next opening for writing removes."""
+    import optuna
+
+    from storage import epochs
+
+    optuna.delete_study(study_name=handle.spec.name, storage=handle.storage)
+    return epochs.remove(handle.storage.engine, handle.study_id)
+
+
 def _same(study, spec: Spec, url: str) -> Spec:
     """The stored spec of an existing study, refused when it trains other trials than `spec`; when only
     its description differs (claims, references, title...), the study takes `spec`'s."""
@@ -83,7 +112,7 @@ def _same(study, spec: Spec, url: str) -> Spec:
         diff = [k for k, v in new.items() if old.get(k) != v]
         raise BadInput(f"study '{spec.name}' already exists in {urls.mask(url)} with a different spec "
                        f"({', '.join(diff)} differ): choose another --name, or delete it first "
-                       f"(optuna delete-study --study-name {spec.name} --storage URL)")
+                       f"(sweeper delete {spec.name} --storage URL)")
     if not stored.same_as(spec):
         studies.save_spec(study, spec)
         return spec
@@ -102,7 +131,8 @@ def summaries(url: str):
         counts = budget.counts(storage.engine, storage.get_study_id_from_name(summary.study_name))
         best = summary.best_trial
         rows.append(dict(study=summary.study_name, model=attr.get("model"), dataset=attr.get("dataset"),
-                         metric=attr.get("metric"), done=counts.done, n_trials=attr.get("n_trials"),
+                         metric=attr.get("metric"), done=counts.done,
+                         n_trials=None if attr.get("n_trials") is None else counts.budget(attr["n_trials"]),
                          running=counts.running, best=None if best is None else best.value,
                          best_trial=None if best is None else best.number,
                          created=summary.datetime_start))

@@ -168,8 +168,8 @@ def check(planned: list[Planned], url: str) -> None:
         stored = studies.spec_of(study)
         if not stored.same_search(item.spec):
             raise BadInput(f"study '{item.spec.name}' exists in {urls.mask(url)} with other trials (its shipped "
-                           f"spec changed since): delete it first (optuna delete-study --study-name "
-                           f"{item.spec.name} --storage URL), or use another --storage")
+                           f"spec changed since): delete it first (sweeper delete {item.spec.name} "
+                           "--storage URL), or use another --storage")
         if budget.counts(storage.engine, storage.get_study_id_from_name(item.spec.name)).stopped:
             raise BadInput(f"study '{item.spec.name}' is stopped (sweeper stop): lift it with "
                            f"sweeper resume {item.spec.name}")

@@ -102,7 +102,7 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
     spec, counts = handle.spec, handle.counts()
     if counts.next_step(spec.n_trials) is Step.DONE:
         workers.cancel()
-        _echo(f"study '{spec.name}' is already done: {counts.done} of {spec.n_trials} trials")
+        _echo(f"study '{spec.name}' is already done: {counts.done} of {counts.budget(spec.n_trials)} trials")
         if not quiet:
             _summary(handle)
         return 0
@@ -153,8 +153,8 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
         _summary(handle)
     counts = handle.counts()
     if counts.next_step(spec.n_trials) is not Step.DONE:
-        _echo(f"not finished: {counts.done} of {spec.n_trials} trials done; run again (or start workers) "
-              "to go on")
+        _echo(f"not finished: {counts.done} of {counts.budget(spec.n_trials)} trials done; run again (or start "
+              "workers) to go on")
     if stops:
         return 130
     failed = [(i, p.returncode) for i, (p, _) in enumerate(procs) if p.returncode != 0 and i not in hung]
@@ -237,8 +237,8 @@ def _progress(handle, best: tuple) -> tuple[str, tuple, bool]:
         if retry.database_error(exc) is None:
             raise
         return f"the database does not answer ({first_line(exc)[:200]})", best, False
-    line = (f"{counts.done}/{handle.spec.n_trials} done ({counts.pruned} pruned, {counts.failed} failed), "
-            f"{counts.running} running | best: {best[1]}")
+    line = (f"{counts.done}/{counts.budget(handle.spec.n_trials)} done ({counts.pruned} pruned, "
+            f"{counts.failed} failed), {counts.running} running | best: {best[1]}")
     return line, best, counts.next_step(handle.spec.n_trials) is Step.DONE
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -25,6 +26,22 @@ def need(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true but {reason}")
     pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def small_tmpfs(mnt: Path, size: str):
+    """A tmpfs of `size` (e.g. "64k") mounted at `mnt` (created) for a full disk; skipped where no tmpfs
+    can be mounted (not root), failed under CI. Unmounted afterwards."""
+    import subprocess
+
+    mnt.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True,
+                             text=True)
+    need(mounted.returncode == 0, f"cannot mount a small tmpfs for a full disk: {mounted.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 @pytest.fixture(scope="session")

@@ -56,7 +56,15 @@ class WarmShutdown:
     def install(self) -> "WarmShutdown":
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._previous[sig] = signal.signal(sig, self._handle)
+        self._previous_hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
         return self
+
+    def _unraisable(self, unraisable) -> None:
+        """The second signal's KeyboardInterrupt, raised inside a callback that cannot raise (JAX's
+        garbage-collection hook): not a traceback in the log, since `now` stops the trial anyway."""
+        if not (isinstance(unraisable.exc_value, KeyboardInterrupt) and self.now.is_set()):
+            self._previous_hook(unraisable)
 
     def watch(self, stream) -> None:
         """Stop as on a first signal when `stream` ends: it is the pipe from the `sweeper run` that
@@ -74,6 +82,7 @@ class WarmShutdown:
     def restore(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        sys.unraisablehook = self._previous_hook
 
     def _handle(self, signum, _frame) -> None:
         if self.requested.is_set():
@@ -101,16 +110,17 @@ def work(name: str, url: str, options: WorkerOptions = WorkerOptions(), *, on_tr
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is ours (_log_trial)
     study, spec, storage = connect(name, url, worker=options.worker_index, patient=options.stdin_start)
     study_id = storage.get_study_id_from_name(name)
-    if budget.counts(storage.engine, study_id).next_step(spec.n_trials) is Step.DONE:
-        log.info("the study's budget of %d trials is spent: nothing to do", spec.n_trials)
+    counts = budget.counts(storage.engine, study_id)
+    if counts.next_step(spec.n_trials) is Step.DONE:
+        log.info("the study's budget of %d trials is spent: nothing to do", counts.budget(spec.n_trials))
         return 0
     gate = budget.Gate(study, storage, study_id, spec.n_trials)
     shutdown = WarmShutdown().install()
     if parent is not None:
         shutdown.watch(parent)
     objective = build_objective(spec, storage, study_id, on_start=gate.confirm, stop_now=shutdown.now)
-    log.info("worker %s on study '%s': %d trials of %s on %s; %s", WORKER, name, spec.n_trials, spec.model,
-             spec.dataset, runtime_line())
+    log.info("worker %s on study '%s': %d trials of %s on %s; %s", WORKER, name, counts.budget(spec.n_trials),
+             spec.model, spec.dataset, runtime_line())
     _warn_shared_sqlite(storage, study_id)
     limits, database = Limits(options.n_trials, options.timeout), urls.SameFile(url)
     try:

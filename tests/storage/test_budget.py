@@ -11,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from storage import budget, rdb
+from storage import budget, control, rdb
 from storage.budget import Counts
 
 
@@ -24,6 +24,7 @@ def test_next_step():
     assert Counts(complete=1, fail=2, retried=0).next_step(3) == "done"  # failures count as done
 
 
+@pytest.mark.slow  # waits on the clock (a grace period) or another process
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_counts_by_state_with_a_retried_stale_trial(db_url):
     storage = rdb.open_storage(db_url, create=True, heartbeat=1, grace=2, max_retry=1)
@@ -69,6 +70,7 @@ _HOLDER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # waits on the clock (a grace period) or another process
 def test_the_lock_excludes_another_process_until_released(db_url):
     storage = rdb.open_storage(db_url, create=True)
     lock = budget.lock(storage.engine, 1).acquire()
@@ -190,3 +192,18 @@ def test_the_gate_says_stopped_and_fails_stale_trials_before_waiting(sqlite_url)
     control.set_stopped(storage, study_id, True)
     with gate.reserve() as step:
         assert step is budget.Step.STOPPED
+
+
+def test_an_extended_budget_is_read_with_the_counts_and_decides_the_next_step(db_url):
+    storage = rdb.open_storage(db_url, create=True)
+    study = optuna.create_study(storage=storage, study_name="e")
+    sid = storage.get_study_id_from_name("e")
+    for _ in range(2):
+        study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.5)
+    assert budget.counts(storage.engine, sid).extended is None
+    assert budget.counts(storage.engine, sid).next_step(2) is budget.Step.DONE
+    control.set_budget(storage, sid, 3)
+    now = budget.counts(storage.engine, sid)
+    assert now.extended == 3 and now.budget(2) == 3 and now.next_step(2) is budget.Step.RUN
+    control.set_budget(storage, sid, 2)
+    assert budget.counts(storage.engine, sid).next_step(5) is budget.Step.DONE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import optuna
 import sqlalchemy as sa
 
 from storage import epochs, rdb
@@ -56,3 +57,30 @@ def test_reading_before_any_write_gives_an_empty_typed_frame(db_url):
     frame = epochs.read(engine, 1)
     assert frame.empty and list(frame.columns) == ["trial", "epoch", *epochs.COLUMNS]
     assert epochs.last_epochs(engine, 1, [0]) == {}
+
+
+def test_rows_without_their_trial_are_removed_when_the_database_is_opened_for_writing(db_url):
+    """Optuna's delete-study leaves them; on SQLite a study created next takes their ids."""
+    storage = rdb.open_storage(db_url, create=True)
+    study = optuna.create_study(storage=storage, study_name="kept")
+    trial = study.ask()
+    sid = storage.get_study_id_from_name("kept")
+    for trial_id, study_id, epoch in ((trial._trial_id, sid, 1), (trial._trial_id, sid + 1, 2),
+                                      (trial._trial_id + 1, sid, 1)):  # theirs; another study's; no trial's
+        epochs.write(storage.engine, study_id=study_id, trial_id=trial_id, trial=0, epoch=epoch,
+                     train_loss=1, train_error=1, valid_error=1, lr=1, seconds=1)
+    storage.engine.dispose()
+
+    def rows() -> int:
+        engine = sa.create_engine(db_url)
+        try:
+            with engine.connect() as conn:
+                return conn.execute(sa.select(sa.func.count()).select_from(epochs.table)).scalar()
+        finally:
+            engine.dispose()
+
+    rdb.open_storage(db_url).engine.dispose()  # a reader removes nothing
+    assert rows() == 3
+    engine = rdb.open_storage(db_url, create=True).engine
+    assert rows() == 1 and epochs.read(engine, sid)["epoch"].tolist() == [1]
+    engine.dispose()

@@ -137,6 +137,7 @@ def test_user_attrs_in_one_transaction_as_optunas_one_by_one(db_url):
         ours.set_trial_user_attrs(10**6, {"x": 1})
 
 
+@pytest.mark.slow  # waits on the clock (a grace period) or another process
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_stale_trials_found_as_optuna_finds_them(db_url):

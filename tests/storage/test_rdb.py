@@ -63,6 +63,22 @@ def test_sqlite_runs_in_wal_mode(sqlite_url):
         assert conn.exec_driver_sql("pragma synchronous").scalar() == 1  # NORMAL
 
 
+def test_a_half_made_optuna_schema_is_completed_not_refused(db_url):
+    """Another process creating the schema shows 'studies' before the other tables; CI once refused it."""
+    from optuna.storages._rdb import models
+
+    engine = sa.create_engine(db_url)
+    try:
+        models.StudyModel.__table__.create(engine)  # the first table Optuna creates, alone
+    finally:
+        engine.dispose()
+    with pytest.raises(BadInput, match="no studies in"):  # a reader waits for the whole schema
+        rdb.open_storage(db_url)
+    storage = rdb.open_storage(db_url, create=True)
+    assert rdb.has_studies(db_url)
+    storage.engine.dispose()
+
+
 RACE = """
 import sys, time
 from storage import rdb

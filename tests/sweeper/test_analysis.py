@@ -61,6 +61,7 @@ def _lose(url) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
+@pytest.mark.slow  # waits on the clock (a grace period) or another process
 def test_trials_has_one_row_per_trial_with_documented_columns(made):
     _lose(made)
     frame = analysis.trials(made, "tiny")

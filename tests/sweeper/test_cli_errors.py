@@ -130,19 +130,12 @@ def full_disk(tmp_path):
     """A folder on a 64 KiB tmpfs, filled to the last byte, holding results.csv ('old')."""
     import subprocess
 
-    from tests.conftest import need
+    from tests.conftest import small_tmpfs
 
-    mnt = tmp_path / "full"
-    mnt.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True,
-                             text=True)
-    need(mounted.returncode == 0, f"cannot mount a small tmpfs for a full disk: {mounted.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "full", "64k") as mnt:
         (mnt / "results.csv").write_text("old\n")
         subprocess.run(["dd", "if=/dev/zero", f"of={mnt / 'filler'}", "bs=4k"], capture_output=True)
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])

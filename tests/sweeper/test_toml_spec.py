@@ -80,7 +80,8 @@ def test_name_override_and_metric_accuracy():
     # what create accepted and every worker then failed on (a traceback, the OOM killer)
     (BASE + "heartbeat = 100000000", "[study] heartbeat = 100000000 is invalid: use an integer from 1 to 86400"),
     (BASE + "seed = 4294967296", "[study] seed = 4294967296 is invalid"),
-    (BASE + 'sampler = {name = "tpe", n_startup_trials = "abc"}', "n_startup_trials = 'abc' is invalid: use an integer"),
+    (BASE + 'sampler = {name = "tpe", n_startup_trials = "abc"}',
+     "n_startup_trials = 'abc' is invalid: use an integer"),
     (BASE + 'sampler = {name = "tpe", n_ei_candidates = 1000000000}', "use an integer from 1 to 10000"),
     (BASE + 'sampler = {name = "random", seed = -5}', "seed = -5 is invalid"),
     (BASE + 'sampler = {name = "tpe", multivariate = "yes"}', "multivariate = 'yes' is invalid: use true or false"),

@@ -147,6 +147,7 @@ def test_max_pool_without_static_spatial_shape():
     assert gx_.sum() == y_.size and set(np.unique(gx_)) == {0.0, 1.0}
 
 
+@pytest.mark.slow  # ~20 s of float64 graph compilation; the fast lane keeps the exact max-pool gradient test
 def test_max_pool_finite_differences():
     """In float64 on the Python/C VM (JAX runs float32 here): the gradient graph is PyTensor's, not the backend's."""
     xv = np.random.default_rng(1).permutation(96).reshape(2, 2, 4, 6) / 10

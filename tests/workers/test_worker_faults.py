@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from sweeper import analysis
-from tests.conftest import need
+from tests.conftest import small_tmpfs
 from tests.workers.test_worker import create, epoch_rows, wait_for_epoch, worker
 
 pytestmark = pytest.mark.slow
@@ -68,21 +68,33 @@ def _error_lines(out: str) -> list[str]:
     return [line for line in out.splitlines() if "error:" in line]
 
 
+def through_an_outage(url: str, patience: str, signals: int = 0) -> tuple[int, str, float]:
+    """A worker mid-trial whose database starts refusing connections (then `signals` SIGTERMs, 0.5 s
+    apart): its exit code, its output, and the seconds from the outage (or the last signal) to its exit.
+    The database accepts connections again afterwards."""
+    create(url, epochs=EPOCHS, batch_size=1, extra="n_trials = 1")
+    proc = worker(url, wait=False, env={"SWEEPER_DB_PATIENCE": patience})
+    try:
+        wait_for_epoch(url, proc)
+        refuse(url)
+        if signals:
+            time.sleep(2)  # the worker is retrying now
+        for _ in range(signals):
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+        begun = time.monotonic()
+        out, _ = proc.communicate(timeout=90)
+        return proc.returncode, out, time.monotonic() - begun
+    finally:
+        proc.kill()
+        allow(url)
+
+
 def test_a_database_refusing_connections_for_longer_than_the_patience_stops_the_worker(pg_url):
     """It retried each queued epoch write for the whole patience (hours for a long trial), its heartbeat
     thread died with a traceback and the trial stayed RUNNING."""
-    create(pg_url, epochs=EPOCHS, batch_size=1, extra="n_trials = 1")
-    proc = worker(pg_url, wait=False, env={"SWEEPER_DB_PATIENCE": "4"})
-    try:
-        wait_for_epoch(pg_url, proc)
-        refuse(pg_url)
-        begun = time.monotonic()
-        out, _ = proc.communicate(timeout=90)
-        took = time.monotonic() - begun
-    finally:
-        proc.kill()
-        allow(pg_url)
-    assert proc.returncode == 75, out[-3000:]
+    code, out, took = through_an_outage(pg_url, "4")
+    assert code == 75, out[-3000:]
     assert took < 4 + 15, f"{took:.0f} s after the database went away"
     errors = _error_lines(out)
     assert len(errors) == 1 and "the database failed" in errors[0] and "accepting connections" in errors[0], errors
@@ -94,22 +106,8 @@ def test_a_database_refusing_connections_for_longer_than_the_patience_stops_the_
 
 def test_a_second_signal_stops_a_worker_that_waits_for_its_database(pg_url):
     """With the database away, the signal handlers had been restored: SIGTERM killed the worker."""
-    create(pg_url, epochs=EPOCHS, batch_size=1, extra="n_trials = 1")
-    proc = worker(pg_url, wait=False, env={"SWEEPER_DB_PATIENCE": "300"})
-    try:
-        wait_for_epoch(pg_url, proc)
-        refuse(pg_url)
-        time.sleep(2)  # the worker is retrying now
-        proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        begun = time.monotonic()
-        out, _ = proc.communicate(timeout=60)
-        took = time.monotonic() - begun
-    finally:
-        proc.kill()
-        allow(pg_url)
-    assert proc.returncode in (75, 130), (proc.returncode, out[-3000:])
+    code, out, took = through_an_outage(pg_url, "300", signals=2)
+    assert code in (75, 130), (code, out[-3000:])
     assert took < 15, f"{took:.0f} s after the second SIGTERM"
     assert len(_error_lines(out)) <= 1
     assert worker(pg_url).returncode == 0
@@ -118,16 +116,9 @@ def test_a_second_signal_stops_a_worker_that_waits_for_its_database(pg_url):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 4 MiB tmpfs (unmounted afterwards)."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True,
-                             text=True)
-    need(mounted.returncode == 0, f"cannot mount a small tmpfs for a full disk: {mounted.stderr.strip()}")
-    try:
+    """A 4 MiB tmpfs."""
+    with small_tmpfs(tmp_path / "disk", "4m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def test_a_full_disk_under_the_sqlite_file_stops_the_worker(small_disk):

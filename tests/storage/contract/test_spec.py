@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
