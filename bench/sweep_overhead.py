@@ -1,6 +1,6 @@
 """How much of a sweep trial is spent outside training: ask, budget check, reports, epoch rows, tell.
 
-Run: python bench/sweep_overhead.py [--data DIR] [--trials 6] [--epochs 5] [--sqlite URL] [--pg URL]
+Run: python bench/sweep_overhead.py [--data DIR] [--trials 6] [--epochs 10] [--sqlite URL] [--pg URL]
 
 Runs the real worker loop (workers.worker.work) in this process on a fresh study per storage: a
 784-500-10 MLP (the posts' baseline, TPE over lr and l2, no pruning) for `--epochs` epochs per
@@ -19,6 +19,7 @@ import collections
 import contextlib
 import functools
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -62,6 +63,8 @@ def timed_parts():
     import optuna
     import optuna.study._optimize
 
+    import workers.checkpoints
+    import workers.keeper
     import workers.objective
     import workers.worker
     from storage import budget, locks
@@ -75,7 +78,9 @@ def timed_parts():
                (budget.Gate, "step", "budget count + stop flag"),
                (locks.Lock, "acquire", "budget lock"),
                (locks.Lock, "release", "budget lock"),
-               (workers.objective.Objective, "_wait", "waiting for background writes")]
+               (workers.objective.Objective, "_wait", "waiting for background writes"),
+               (workers.checkpoints, "save", "checkpoint"),
+               (workers.keeper.Keeper, "__call__", "keep weights")]
     saved = []
     for owner, name, label in targets:
         original = getattr(owner, name)
@@ -156,7 +161,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mnist"),
                         help="folder of MNIST IDX files (falls back to digits when missing)")
     parser.add_argument("--trials", type=int, default=6)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=10, help="per trial (a checkpoint every 5 by default)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--sqlite", default=None, help="SQLite URL (default: a temporary file)")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test",
@@ -170,6 +175,19 @@ def main() -> None:
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         lines += report("sqlite", measure(args.sqlite or f"sqlite:///{tmp}/bench.db", spec))
+    with tempfile.TemporaryDirectory() as tmp:  # PostgreSQL keeps weights and checkpoints where it is told
+        os.environ.setdefault("SWEEPER_ARTIFACTS", tmp)
+        lines += pg_lines(args, spec)
+    print(f"{args.epochs}-epoch trials of a 784-500-10 MLP on {dataset}, backend {runtime.current().backend}; "
+          "weights kept and checkpoints written at their defaults")
+    print(textwrap.dedent(f"""\
+        {'storage':<11} {'trials':<18} {'n':>6} {'wall_s':>8} {'train_s':>8} {'outside_ms':>11} {'outside':>10}"""))
+    print("\n".join(lines))
+
+
+def pg_lines(args, spec: str) -> list[str]:
+    """The PostgreSQL lines of the table (a scratch database beside --pg), or why there are none."""
+    lines = []
     if args.pg != "none":
         try:
             url, drop = pg_scratch(args.pg)
@@ -180,10 +198,7 @@ def main() -> None:
                 lines += report("postgresql", measure(url, spec))
             finally:
                 drop()
-    print(f"{args.epochs}-epoch trials of a 784-500-10 MLP on {dataset}, backend {runtime.current().backend}")
-    print(textwrap.dedent(f"""\
-        {'storage':<11} {'trials':<18} {'n':>6} {'wall_s':>8} {'train_s':>8} {'outside_ms':>11} {'outside':>10}"""))
-    print("\n".join(lines))
+    return lines
 
 
 if __name__ == "__main__":

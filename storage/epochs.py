@@ -81,6 +81,20 @@ def last_epochs(engine: sa.Engine, study_id: int, trials: list[int]) -> dict[int
         return dict(conn.execute(query).all())
 
 
+def carry(engine: sa.Engine, *, study_id: int, source: int, trial_id: int, trial: int, up_to: int) -> list[tuple]:
+    """Copy trial number `source`'s rows up to epoch `up_to` to trial `trial` (id `trial_id`), whose
+    training resumes from there (a retry from its predecessor's checkpoint); [(epoch, valid_error)]."""
+    columns = [table.c.epoch, *(table.c[k] for k in COLUMNS)]
+    rows = (sa.select(sa.literal(trial_id).label("trial_id"), sa.literal(study_id).label("study_id"),
+                      sa.literal(trial).label("trial"), *columns)
+            .where(table.c.study_id == study_id, table.c.trial == source, table.c.epoch <= up_to))
+    names = ["trial_id", "study_id", "trial", "epoch", *COLUMNS]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(table).from_select(names, rows))
+        return conn.execute(sa.select(table.c.epoch, table.c.valid_error).where(table.c.trial_id == trial_id)
+                            .order_by(table.c.epoch)).all()
+
+
 def remove(engine: sa.Engine, study_id: int) -> int:
     """Delete a study's rows (with the study: `sweeper delete`); how many there were."""
     with engine.begin() as conn:

@@ -26,6 +26,7 @@ KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
 # is left RUNNING, goes stale and is retried. Clean restarts lose nothing. $SWEEPER_PG_SYNC_COMMIT=on
 # restores full durability.
 SESSION = "-c synchronous_commit={}"
+SYNC_COMMIT = ("off", "on", "local", "remote_write", "remote_apply")  # PostgreSQL's values
 # The lock taken while a process creates the schema: without it two processes that create tables at
 # once (`sweeper run` and a `sweeper status` watching it, two workers) collide in PostgreSQL's catalog
 # ("duplicate key value violates unique constraint pg_type_typname_nsp_index").
@@ -51,7 +52,10 @@ def engine_kwargs(url: str) -> dict:
     if backend == "sqlite":
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     if backend == "postgresql":
-        sync = os.environ.get("SWEEPER_PG_SYNC_COMMIT", "off")
+        sync = os.environ.get("SWEEPER_PG_SYNC_COMMIT", "").strip().lower() or "off"
+        if sync not in SYNC_COMMIT:
+            raise BadInput(f"SWEEPER_PG_SYNC_COMMIT={sync!r} is not one of {', '.join(SYNC_COMMIT)}: set it to on "
+                           "or off, or unset it")
         return {**POOL,
                 "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S, **KEEPALIVES, "options": SESSION.format(sync)}}
     return {"pool_pre_ping": True}

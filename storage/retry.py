@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import threading
@@ -15,7 +16,22 @@ from storage.contract.errors import first_line
 log = logging.getLogger("sweeper.worker")
 
 # How long one call keeps trying before the error is let through (a server restart takes seconds).
-PATIENCE_S = float(os.environ.get("SWEEPER_DB_PATIENCE", "120"))
+def _patience() -> float:
+    """$SWEEPER_DB_PATIENCE in seconds (default 120; 0: no retries); BadInput for anything else."""
+    text = os.environ.get("SWEEPER_DB_PATIENCE", "").strip() or "120"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        from storage.contract.errors import BadInput
+
+        raise BadInput(f"SWEEPER_DB_PATIENCE={text!r} is not a number of seconds >= 0: set it to e.g. 120, "
+                       "or unset it")
+    return value
+
+
+PATIENCE_S = _patience()
 FIRST_WAIT_S, MAX_WAIT_S = 0.1, 5.0
 _TRANSIENT_TEXT = ("database is locked", "database is busy", "server closed the connection", "connection reset",
                    "connection refused", "terminating connection", "could not connect", "connection is closed",

@@ -43,6 +43,29 @@ def train(args: tuple[str, ...]) -> None:
     _exec_workers("train", list(args))
 
 
+@cli.command(context_settings=PASS_THROUGH, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def evaluate(args: tuple[str, ...]) -> None:
+    """Test figures of a weights file on a data set (`sweeper evaluate --help`)."""
+    _exec_workers("evaluate", list(args))
+
+
+@cli.command()
+@click.argument("name")
+@storage_option
+@click.option("--trial", "number", type=click.IntRange(min=0), default=None,
+              help="the trial's number [default: the study's best]")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="the .npz file to write")
+def export(name: str, storage: str | None, number: int | None, out: str) -> None:
+    """Write a trial's kept weights to FILE (.npz: layers by name, the parameters they were trained with)."""
+    from sweeper import manager
+
+    _out_check(out)
+    trial = manager.export(manager.open_study(name, _url(storage)), number, out)
+    click.echo(f"trial {trial.number} of study '{name}' (test_error {trial.user_attrs.get('test_error')}) "
+               f"written to {out}", err=True)
+
+
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @storage_option
@@ -166,6 +189,27 @@ def extend(name: str, storage: str | None, n_trials: int) -> None:
 @cli.command()
 @click.argument("name")
 @storage_option
+@click.option("--from", "source", required=True, metavar="OTHER", help="the study to copy configurations from")
+@click.option("--top", type=click.IntRange(min=1), default=1, show_default=True,
+              help="how many of OTHER's best complete trials")
+def enqueue(name: str, storage: str | None, source: str, top: int) -> None:
+    """Queue the best configurations of study OTHER in study NAME: its workers run them first."""
+    from storage.contract.spec import label
+    from sweeper import manager
+
+    url = _url(storage)
+    handle = manager.open_study(name, url)
+    queued, dropped = manager.enqueue_best(handle, manager.open_study(source, url), top)
+    click.echo(f"study '{name}': {len(queued)} configuration(s) of '{source}' queued to run first", err=True)
+    for params in queued:
+        click.echo(f"  {label(params)}", err=True)
+    if dropped:
+        click.echo(f"not copied (study '{name}' does not search them): {', '.join(dropped)}", err=True)
+
+
+@cli.command()
+@click.argument("name")
+@storage_option
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 def delete(name: str, storage: str | None, yes: bool) -> None:
     """Delete study NAME with its trials and epoch rows, after a confirmation."""
@@ -178,8 +222,8 @@ def delete(name: str, storage: str | None, yes: bool) -> None:
                    f"write (sweeper stop {name} first lets them finish)", err=True)
     if not yes:
         click.confirm(f"delete study '{name}' ({counts.total} trials)?", abort=True, err=True)
-    rows = manager.delete(handle)
-    click.echo(f"study '{name}' deleted: {counts.total} trials, {rows} epoch rows", err=True)
+    rows, files = manager.delete(handle)
+    click.echo(f"study '{name}' deleted: {counts.total} trials, {rows} epoch rows, {files} weight files", err=True)
 
 
 def _set_stopped(name: str, storage: str | None, stopped: bool) -> None:
@@ -385,22 +429,14 @@ def _say_created(handle, created: bool) -> None:
         click.echo(f"created study '{spec.name}' in {urls.mask(handle.url)}: {what}", err=True)
     else:
         click.echo(f"study '{spec.name}' exists with this spec in {urls.mask(handle.url)}: {what}", err=True)
+    from storage import artifacts
+
+    if spec.keep != "none" and artifacts.folder(handle.url) is None:
+        click.echo(f"note: {artifacts.not_kept_reason(handle.url)}", err=True)
 
 
 def main() -> None:
     """Entry point: BadInput and usage errors are one line on stderr and exit 2; the rest exit 1."""
-    try:
-        cli(standalone_mode=False)
-    except BadInput as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:  # usage errors: one line, with where to read more
-        ctx = getattr(exc, "ctx", None)
-        hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
-        click.echo(f"error: {exc.format_message()}{hint}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    from storage.contract.process import run_cli
+
+    run_cli(cli)

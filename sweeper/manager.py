@@ -55,7 +55,7 @@ def create(spec: Spec, url: str) -> tuple[Handle, bool]:
             return Handle(study, _same(study, spec, url), storage, url), False
         with optuna_experimental():
             study.set_metric_names([spec.metric])
-        for point in spec.grid_points() if spec.is_grid else ():
+        for point in spec.grid_points() if spec.is_grid else spec.enqueue:  # run first, in this order
             study.enqueue_trial(point)
         studies.save_spec(study, spec)
         return Handle(study, spec, storage, url), True
@@ -92,15 +92,112 @@ def extend(handle: Handle, n_trials: int) -> budget.Counts:
     return counts
 
 
-def delete(handle: Handle) -> int:
-    """Delete the study with its epoch rows; how many epoch rows went with it. Optuna's study goes first:
-    a delete cut short leaves rows without a study, which the next opening for writing removes."""
+def enqueue_best(handle: Handle, other: Handle, top: int) -> tuple[list[dict], list[str]]:
+    """Queue the `top` best complete trials of `other` in `handle`'s study, to run first; (the configurations
+    queued, the parameters of `other` not copied since this study does not search them). A parameter
+    `other` fixed and this study searches takes `other`'s value. BadInput, nothing queued, for a value
+    outside this study's space, or for more configurations than its budget leaves room for."""
     import optuna
 
-    from storage import epochs
+    spec, theirs = handle.spec, other.spec
+    best = sorted(other.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)),
+                  key=lambda t: t.value, reverse=theirs.direction == "maximize")[:top]
+    if not best:
+        raise BadInput(f"study '{theirs.name}' has no complete trial to copy: run it first")
+    known = {**theirs.fixed}
+    queued, dropped = [], set()
+    for trial in best:
+        values = {**known, **trial.params}
+        dropped |= {k for k, v in values.items() if k not in spec.space and spec.fixed.get(k) != v}
+        params = spec.in_space({k: v for k, v in values.items() if k in spec.space},
+                               f"trial {trial.number} of '{theirs.name}'")
+        if params not in queued:
+            queued.append(params)
+    with budget.lock(handle.storage.engine, handle.study_id) as held:  # no trial starts meanwhile
+        counts = budget.counts(held.bind, handle.study_id)
+        room = counts.budget(spec.n_trials) - counts.done - counts.running - counts.waiting
+        if len(queued) > room:
+            raise BadInput(f"study '{spec.name}' has room for {max(room, 0)} more trial(s), not {len(queued)}: "
+                           f"raise its budget first (sweeper extend {spec.name} --n-trials N) or copy fewer (--top)")
+        for params in queued:
+            handle.study.enqueue_trial(params)
+    return queued, sorted(dropped)
 
+
+def export(handle: Handle, number: int | None, out: str):
+    """Write trial `number`'s kept weights (the best trial's if None) to `out`, whole or not at all; the
+    trial. BadInput when the trial or its weights are not there, saying which trials have them."""
+    import os
+    import tempfile
+
+    import optuna
+
+    from storage import artifacts
+
+    store = artifacts.store(handle.url)
+    if store is None:
+        raise BadInput(artifacts.not_kept_reason(handle.url))
+    trials = handle.study.get_trials(deepcopy=False)
+    name = handle.spec.name
+    if number is None:
+        try:
+            trial = handle.study.best_trial
+        except ValueError:
+            raise BadInput(f"study '{name}' has no complete trial yet: run it first") from None
+    elif number >= len(trials):
+        raise BadInput(f"study '{name}' has no trial {number}: its trials are 0 to {len(trials) - 1}"
+                       if trials else f"study '{name}' has no trial {number}: it has none yet")
+    else:
+        trial = trials[number]
+
+    def kept(t) -> list:
+        return [m for m in optuna.artifacts.get_all_artifact_meta(t, storage=handle.storage)
+                if m.filename == artifacts.NAME]
+
+    metas = kept(trial)
+    if not metas:
+        have = [t.number for t in trials if t.state.name == "COMPLETE" and kept(t)]
+        raise BadInput(f"trial {trial.number} of study '{name}' has no kept weights ([study] keep = "
+                       f"\"{handle.spec.keep}\"); trials with weights: {', '.join(map(str, have)) or 'none'}")
+    folder = os.path.dirname(os.path.abspath(out))
+    tmp = tempfile.mktemp(prefix=f".{os.path.basename(out)}.", suffix=".tmp", dir=folder)
+    try:
+        optuna.artifacts.download_artifact(artifact_store=store, file_path=tmp, artifact_id=metas[-1].artifact_id)
+        os.replace(tmp, out)
+    except FileNotFoundError:
+        raise BadInput(f"trial {trial.number}'s weights are listed but their file is missing from "
+                       f"{artifacts.folder(handle.url)}: set {artifacts.ENV} to where the workers kept them") from None
+    except OSError as exc:
+        raise BadInput(f"cannot write {out}: {exc.strerror or exc}: free some space or write elsewhere") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return trial
+
+
+def delete(handle: Handle) -> tuple[int, int]:
+    """Delete the study with its epoch rows, kept weights and checkpoints; (epoch rows, weight files)
+    removed. Optuna's study goes first: a delete cut short leaves rows without a study, which the next
+    opening for writing removes."""
+    import optuna
+
+    from storage import artifacts, epochs
+
+    where = artifacts.folder(handle.url)
+    store = artifacts.store(handle.url) if where is not None and where.is_dir() else None
+    kept = [m.artifact_id for t in handle.study.get_trials(deepcopy=False)
+            for m in optuna.artifacts.get_all_artifact_meta(t, storage=handle.storage)] if store else []
     optuna.delete_study(study_name=handle.spec.name, storage=handle.storage)
-    return epochs.remove(handle.storage.engine, handle.study_id)
+    rows = epochs.remove(handle.storage.engine, handle.study_id)
+    for artifact_id in kept:
+        try:
+            store.remove(artifact_id)
+        except Exception:  # noqa: BLE001 - already gone (removed by hand): nothing left to remove
+            pass
+    if store is not None:  # the training states its running or failed trials left (workers/checkpoints.py)
+        for path in (where / "checkpoints").glob(f"{handle.study_id}-*.npz"):
+            path.unlink(missing_ok=True)
+    return rows, len(kept)
 
 
 def _same(study, spec: Spec, url: str) -> Spec:

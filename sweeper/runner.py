@@ -19,6 +19,7 @@ import click
 from storage.budget import Step
 from storage.contract.errors import BadInput
 from storage.contract.options import WorkerOptions
+from sweeper.progress import Progress
 
 POLL_S = 1.0
 LINGER_S = 15.0  # how long workers may take to exit once their study is finished, before they are killed
@@ -70,7 +71,12 @@ def start(spec, url: str, *, n_workers: int, options: WorkerOptions = WorkerOpti
     for `Workers.release`.
     """
     logs = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix=f"sweeper-{spec.name}-"))
-    logs.mkdir(parents=True, exist_ok=True)
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"--logs {logs}: {exc.strerror or exc}: choose a folder you can write") from None
+    if not os.access(logs, os.W_OK):
+        raise BadInput(f"--logs {logs}: the folder is not writable: choose a folder you can write")
     cores = sorted(os.sched_getaffinity(0))
     threads = options.threads or max(1, len(cores) // n_workers)
     pin = n_workers * threads <= len(cores)  # one worker of all cores: a no-op
@@ -127,14 +133,12 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
                 p.send_signal(signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    started, last_line, best, finished, hung = time.monotonic(), None, (None, ""), None, []
+    progress = Progress(handle, bar=not quiet and sys.stderr.isatty())
+    finished, hung = None, []
     try:
         while True:
             alive = [p for p, _ in procs if p.poll() is None]
-            line, best, done = _progress(handle, best)
-            if line != last_line:
-                _echo(f"[{time.monotonic() - started:6.0f} s] {line}")
-                last_line = line
+            done = progress.poll()
             if not alive:
                 break
             finished = (finished or time.monotonic()) if done else None
@@ -143,6 +147,7 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
                 continue
             _wait_any(alive, POLL_S)
     finally:
+        progress.close()
         for p, log in procs:
             p.wait()
             log.close()
@@ -219,27 +224,6 @@ def _absolute(url: str) -> str:
     if path is None or path.is_absolute():
         return url
     return f"sqlite:///{path.resolve()}"
-
-
-def _progress(handle, best: tuple) -> tuple[str, tuple, bool]:
-    """The progress line, (trials done, best line) and whether the study is finished: the best trial
-    is read again only when more are done (each poll shares the cores with the workers)."""
-    from sweeper import report
-
-    from storage import retry
-    from storage.contract.errors import first_line
-
-    try:
-        counts = handle.counts()
-        if best[0] != counts.done:
-            best = (counts.done, report.best_line(handle))
-    except Exception as exc:  # noqa: BLE001 - the workers say what they do about it; this line waits
-        if retry.database_error(exc) is None:
-            raise
-        return f"the database does not answer ({first_line(exc)[:200]})", best, False
-    line = (f"{counts.done}/{counts.budget(handle.spec.n_trials)} done ({counts.pruned} pruned, "
-            f"{counts.failed} failed), {counts.running} running | best: {best[1]}")
-    return line, best, counts.next_step(handle.spec.n_trials) is Step.DONE
 
 
 def _summary(handle) -> None:

@@ -6,8 +6,10 @@ import math
 import os
 import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
+from storage import artifacts
 from storage.contract import datasets, samplers
 from storage.contract.errors import BadInput, did_you_mean
 from storage.contract.params import PARAMS, check, check_model, resolve, training_bytes, unknown
@@ -15,9 +17,10 @@ from storage.contract.spec import METRICS, SEED, Spec
 from storage.contract.spec import label as label_of
 from sweeper import evidence
 
-TABLES = ("study", "params", "point", "reference", "claim")
+TABLES = ("study", "params", "point", "enqueue", "reference", "claim")
 STUDY_KEYS = ("name", "model", "dataset", "metric", "direction", "n_trials", "epochs", "seed", "repeats", "sampler",
-              "pruner", "heartbeat", "grace", "max_retry", "title", "about", "section", "full_epochs")
+              "pruner", "heartbeat", "grace", "max_retry", "title", "about", "section", "full_epochs", "keep",
+              "checkpoint_every")
 KINDS = ("float", "int", "choice", "grid")
 DIST_KEYS = KINDS + ("log", "step")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -36,6 +39,8 @@ def read(path: str | Path, name: str | None = None) -> Spec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise BadInput(f"cannot read spec {path}: {exc.strerror or exc}: check the path") from None
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -73,6 +78,9 @@ def parse(data: dict, name: str | None = None, *, shortened: bool = False) -> Sp
     if seed + repeats > SEED_LIMIT:
         raise BadInput(f"[study] seed + repeats = {seed + repeats} exceeds 2**32: lower the seed")
     words = {key: _str(study, key, "") for key in ("title", "about", "section")}
+    keep = _str(study, "keep", "best")
+    if keep not in artifacts.KEEP:
+        raise _unknown_key(keep, artifacts.KEEP, "[study] keep")
     full_epochs = study.get("full_epochs")
     if full_epochs is not None:
         full_epochs = _int(study, "full_epochs", None, low=1, high=MAX_EPOCHS)
@@ -127,10 +135,29 @@ def parse(data: dict, name: str | None = None, *, shortened: bool = False) -> Sp
     spec = Spec(name=name, model=model, dataset=dataset, n_trials=n_trials, epochs=epochs, metric=metric,
                 seed=seed, sampler=sampler, pruner=pruner, heartbeat=heartbeat, grace=grace,
                 max_retry=max_retry, fixed=fixed, space=space, repeats=repeats, points=points,
-                full_epochs=full_epochs, **words)
+                full_epochs=full_epochs, keep=keep, **words,
+                checkpoint_every=_int(study, "checkpoint_every", 5, low=0, high=MAX_EPOCHS,
+                                      why="epochs between a running trial's checkpoints (0: none)"))
+    spec = replace(spec, enqueue=_enqueue(_tables(data, "enqueue"), spec))
     samplers.rehearse(sampler, pruner, space, epochs, grid=spec.grid_space() if is_grid else None)
     _check_memory(spec)
     return evidence.attach(spec, _tables(data, "reference"), _tables(data, "claim"), shortened=shortened)
+
+
+def _enqueue(tables: list[dict], spec: Spec) -> list[dict]:
+    """[[enqueue]] entries -> the configurations run first (values of searched parameters, checked)."""
+    out = []
+    for i, table in enumerate(tables, 1):
+        if not table:
+            raise BadInput(f"[[enqueue]] {i} is empty: give it values of searched parameters, e.g. lr = 0.1")
+        params = spec.in_space(table, f"[[enqueue]] {i}")
+        if params in out:
+            raise BadInput(f"[[enqueue]] {i} repeats [[enqueue]] {out.index(params) + 1}: remove one")
+        out.append(params)
+    if len(out) > spec.n_trials:
+        raise BadInput(f"{len(out)} [[enqueue]] entries exceed [study] n_trials = {spec.n_trials}: raise n_trials "
+                       "or remove entries")
+    return out
 
 
 def _points(tables: list[dict], model: str, fixed: dict) -> tuple[list[dict], dict]:

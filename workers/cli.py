@@ -10,7 +10,7 @@ import click
 from storage.contract.errors import BadInput
 from workers.worker_cli import worker
 
-EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
+EXIT_DIVERGED = 3  # the training diverged (bad input is 2: storage.contract.process.run_cli)
 
 
 @click.group(context_settings=dict(help_option_names=["-h", "--help"]))
@@ -34,18 +34,22 @@ def _param(ctx, option, values) -> dict:
 @click.option("--dataset", default="digits", show_default=True, help="digits, mnist or idx:DIR")
 @click.option("--param", "params", multiple=True, callback=_param, metavar="NAME=VALUE",
               help="a training parameter (repeatable), e.g. --param lr=0.1")
-@click.option("--epochs", default=10, show_default=True, type=int)
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))
 @click.option("--backend", default=None, help="jax (default), numba or c; or $SWEEPER_BACKEND")
-@click.option("--threads", default=None, type=int, help="BLAS/OpenMP/XLA threads for this process")
+@click.option("--threads", default=None, type=click.IntRange(min=1), help="BLAS/OpenMP/XLA threads for this process")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one object per epoch, then a final one")
-def train(model, dataset, params, epochs, seed, backend, threads, as_json) -> None:
+@click.option("--save", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="write the evaluated weights to FILE (.npz; sweeper evaluate reads it)")
+def train(model, dataset, params, epochs, seed, backend, threads, as_json, save) -> None:
     """Train one network once, without a database, and report epoch by epoch."""
     from storage.contract.options import WorkerOptions
     from storage.contract.params import resolve
-    from workers import runtime
+    from workers import runtime, weights
 
     config = resolve(model, params)  # bad model or parameters fail before any data is read or compiled
+    if save is not None:
+        weights.writable(save)
     setup = runtime.configure(WorkerOptions(threads=threads, backend=backend))
     from workers.data import load
     from workers.metrics import report_text
@@ -69,6 +73,8 @@ def train(model, dataset, params, epochs, seed, backend, threads, as_json) -> No
             click.echo(json.dumps(dict(type="diverged", epoch=exc.epoch, error=str(exc))))
         click.echo(f"error: {exc}: lower the learning rate or add a schedule", err=True)
         sys.exit(EXIT_DIVERGED)
+    if save is not None:
+        weights.save(result.weights, save)
     if as_json:
         click.echo(json.dumps(dict(type="result", **result.to_dict())))
         return
@@ -80,13 +86,38 @@ def train(model, dataset, params, epochs, seed, backend, threads, as_json) -> No
     click.echo(f"confident predictions (p > 0.5): n={conf['n']}  precision={conf['precision']:.2%}")
 
 
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--dataset", default=None, help="digits, mnist or idx:DIR [default: the one it was trained on]")
+@click.option("--backend", default=None, help="jax (default), numba or c; or $SWEEPER_BACKEND")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object")
+def evaluate(file, dataset, backend, as_json) -> None:
+    """Test figures of a weights file (sweeper export, sweeper train --save) on a data set's test images."""
+    from storage.contract.options import WorkerOptions
+    from workers import runtime, weights
+
+    kept = weights.load(file)  # a file that is not ours fails before anything is imported or read
+    runtime.configure(WorkerOptions(backend=backend))
+    from workers.data import load
+    from workers.metrics import report_text
+
+    data = load(dataset or kept.meta["figures"]["dataset"], valid_size=kept.meta["params"]["valid_size"])
+    figures = weights.evaluate(kept, data)
+    if as_json:
+        click.echo(json.dumps(dict(type="evaluation", file=str(file), dataset=data.name, **figures)))
+        return
+    click.echo(f"{kept.model} of {file} on {data!r}")
+    click.echo(f"test_error {figures['test_error']!r} ({figures['test_error']:.2%})")
+    click.echo(report_text(figures["report"]))
+    conf = figures["confident"]
+    click.echo(f"confident predictions (p > 0.5): n={conf['n']}  precision={conf['precision']:.2%}")
+
+
 cli.add_command(worker)
 
 
 def main() -> None:
-    """Run the compute CLI: BadInput is one line and exit 2."""
-    try:
-        cli(standalone_mode=True)
-    except BadInput as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+    """Run the compute CLI: BadInput and usage errors are one line and exit 2."""
+    from storage.contract.process import run_cli
+
+    run_cli(cli)

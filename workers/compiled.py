@@ -83,6 +83,23 @@ class Network:
         for v, value in zip(self.shadows or self.params, values):
             v.set_value(value)
 
+    def training_state(self) -> dict:
+        """Everything a step reads and changes: weights, moving averages, optimizer state, and the
+        dropout generator as the compiled function holds it (`load_training_state` puts it back)."""
+        def values(shared) -> list[np.ndarray]:
+            return [v.get_value().copy() for v in shared or []]
+
+        return dict(params=values(self.params), shadows=values(self.shadows), state=values(self.state),
+                    rng=_generator_state(self.train_step) if self.rng is not None else None)
+
+    def load_training_state(self, saved: dict) -> None:
+        """Put back what `training_state` read: the next step continues as the saved one would have."""
+        for group, values in (("params", self.params), ("shadows", self.shadows or []), ("state", self.state)):
+            for v, value in zip(values, saved[group]):
+                v.set_value(np.asarray(value, dtype=v.get_value().dtype))
+        if self.rng is not None:
+            _set_generator_state(self.train_step, saved["rng"])
+
 
 def shaped_by(model: str) -> set[str]:
     """The parameters whose values can change `model`'s compiled graph (all others are inputs)."""
@@ -175,6 +192,33 @@ def _moving_average(step_updates, params, decay):
         step_updates[s] = d * s + (1 - d) * step_updates[p]
     step_updates[t] = t + 1
     return shadows, t
+
+
+def _generator_state(fn) -> dict:
+    """The dropout generator's state inside compiled `fn`: a NumPy bit generator's state (Python/C, NUMBA),
+    or the key the JAX backend advances (its dict's "jax_state"; the other entries never change)."""
+    for container in fn.input_storage:
+        value = container.storage[0]
+        if isinstance(value, np.random.Generator):
+            return dict(kind="numpy", state=copy.deepcopy(value.bit_generator.state))
+        if isinstance(value, dict) and "jax_state" in value:
+            return dict(kind="jax", jax_state=np.asarray(value["jax_state"]).copy())
+    raise RuntimeError("the compiled step holds no random generator")
+
+
+def _set_generator_state(fn, saved: dict) -> None:
+    """Put back a state `_generator_state` read (in a function compiled the same way)."""
+    for container in fn.input_storage:
+        value = container.storage[0]
+        if isinstance(value, np.random.Generator) and saved["kind"] == "numpy":
+            value.bit_generator.state = copy.deepcopy(saved["state"])
+            return
+        if isinstance(value, dict) and "jax_state" in value and saved["kind"] == "jax":
+            import jax.numpy as jnp
+
+            container.storage[0] = {**value, "jax_state": jnp.asarray(saved["jax_state"], dtype=jnp.uint32)}
+            return
+    raise RuntimeError(f"the compiled step holds no {saved['kind']} random generator")
 
 
 def _reseed(fn, rng_var, generator: np.random.Generator) -> None:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def error(probs: np.ndarray, y: np.ndarray) -> float:
+    """The share of images whose most probable class is not their label."""
+    return float(np.mean(probs.argmax(axis=1) != y))
+
+
 def confident_precision(probs: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> dict:
     """Of the predictions whose top probability exceeds `threshold`: how many, and what share is right.
 

@@ -11,6 +11,7 @@ transaction each time: every storage call costs a worker milliseconds of SQLAlch
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -27,6 +28,7 @@ from storage.contract.errors import BadInput
 from storage.contract.params import VALID_SIZE
 from storage.contract.samplers import suggest
 from storage.contract.spec import SEED
+from workers import checkpoints
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -44,6 +46,7 @@ class TrialLog:
     callback_seconds: float = 0.0  # time writing epoch rows, reporting, pruning
     interrupted: bool = False  # cut short by a second signal (the worker queues it again)
     lost: bool = False  # taken from this worker (failed as stale by another one): nothing more written into it
+    resumed: int = 0  # the epoch of the checkpoint it went on from (0: it started at epoch 1)
 
 
 class TrialLost(Exception):
@@ -86,12 +89,15 @@ class Objective:
     `train` and `load` are the training core's; `failures` the exceptions that fail one trial (a
     diverged run, bad parameters), not the worker; `on_start()` is called once the trial exists (the
     budget gate frees its lock there); `stop_now` an Event: set, the trial stops after its current
-    epoch (KeyboardInterrupt). `last` is the last trial's TrialLog.
+    epoch (KeyboardInterrupt); `keep(trial, result, value)` keeps a complete trial's weights
+    (workers.keeper); `checkpoints` (a folder, or None) holds each running trial's training state
+    every `[study] checkpoint_every` epochs, from which a retry resumes. `last` is the last trial's TrialLog.
     """
 
-    def __init__(self, spec, storage, study_id: int, *, train, load, failures=(), on_start=None, stop_now=None):
+    def __init__(self, spec, storage, study_id: int, *, train, load, failures=(), on_start=None, stop_now=None,
+                 keep=None, checkpoints=None):
         self.spec, self.storage, self.study_id = spec, storage, study_id
-        self._train, self._load = train, load
+        self._train, self._load, self._keep, self._checkpoints = train, load, keep, checkpoints
         self.failures = tuple(failures)
         self._on_start, self._stop_now = on_start, stop_now
         self.last: TrialLog | None = None
@@ -127,10 +133,14 @@ class Objective:
         on_epoch = self._on_epoch(trial, log, writes, seen)
         data = self._load(self.spec.dataset, valid_size=params.get("valid_size", VALID_SIZE))
         start = time.perf_counter()
+        mine, theirs = self._checkpoint_paths(trial)
         try:
             try:
+                resume = self._resume(trial, log, theirs, seen)
+                saving = dict(every=self.spec.checkpoint_every, resume=resume,
+                              on_checkpoint=self._on_checkpoint(mine, log)) if mine is not None else {}
                 result = self._train(self.spec.model, params, data, epochs=self.spec.epochs, seed=seed,
-                                     on_epoch=on_epoch)
+                                     on_epoch=on_epoch, **saving)
             finally:
                 self._wait(log, writes)
             _timed(log, start)
@@ -142,13 +152,53 @@ class Objective:
         except (Exception, KeyboardInterrupt) as exc:
             exc = _lost(exc)
             self._finish(trial, log, start, seen, **self._why(exc))
+            if not isinstance(exc, (KeyboardInterrupt, TrialLost)):  # else its retry resumes from them
+                _remove(mine, theirs)
             if isinstance(exc, TrialLost):
                 raise exc from None
             raise
+        _remove(mine, theirs)
         value = self.spec.metric_value(result.valid_error)
+        if self._keep is not None:
+            self._keep(trial, result, value)
         log.state, log.epochs = "COMPLETE", result.epochs_run
         log.what = f"value {value:.4f} test_error {result.test_error:.4f}"
         return value
+
+    def _checkpoint_paths(self, trial: optuna.Trial) -> tuple:
+        """(this trial's checkpoint, the one of the trial it retries if any); (None, None) when off."""
+        if self._checkpoints is None or not self.spec.checkpoint_every:
+            return None, None
+        history = self.storage.get_trial_system_attrs(trial._trial_id).get("retry_history") or []
+        theirs = checkpoints.path(self._checkpoints, self.study_id, history[-1]) if history else None
+        return checkpoints.path(self._checkpoints, self.study_id, trial.number), theirs
+
+    @staticmethod
+    def _on_checkpoint(path, log: TrialLog):
+        """The callback train() calls with its state every few epochs: write it (time the sweep adds)."""
+        def save(state: dict) -> None:
+            begun = time.perf_counter()
+            checkpoints.save(state, path)
+            log.callback_seconds += time.perf_counter() - begun
+
+        return save
+
+    def _resume(self, trial: optuna.Trial, log: TrialLog, theirs, seen: dict) -> dict | None:
+        """The training state of the trial this one retries, its epoch rows and reports carried over
+        into this trial; None when it left no checkpoint (the retry starts at epoch 1)."""
+        if theirs is None or not theirs.exists():
+            return None
+        state = checkpoints.load(theirs)
+        source = int(theirs.stem.rsplit("-", 1)[1])
+        rows = epochs.carry(self.storage.engine, study_id=self.study_id, source=source, trial_id=trial._trial_id,
+                            trial=trial.number, up_to=state["epoch"])
+        for epoch, valid_error in rows:
+            trial.report(self.spec.metric_value(valid_error), epoch)
+        seen.update(epoch=state["epoch"], valid_error=rows[-1][1] if rows else math.nan)
+        log.resumed = state["epoch"]
+        logging.getLogger("sweeper.worker").info("trial %d resumes trial %d from its checkpoint at epoch %d",
+                                                 trial.number, source, state["epoch"])
+        return state
 
     def _why(self, exc: BaseException) -> dict:
         """The attr that says why a trial ended without a result: prune_reason or fail_reason."""
@@ -230,6 +280,13 @@ def _lost(exc: BaseException) -> BaseException:
     if isinstance(exc, UpdateFinishedTrialError):
         return TrialLost(f"the trial was finished by another worker ({exc})")
     return exc
+
+
+def _remove(*paths) -> None:
+    """Remove the checkpoints of a trial that ended (they are kept for a retry when it was cut short)."""
+    for path in paths:
+        if path is not None:
+            path.unlink(missing_ok=True)
 
 
 def _timed(log: TrialLog, start: float) -> None:

@@ -7,11 +7,10 @@ import sys
 from dataclasses import dataclass
 
 from storage.contract.errors import BadInput
-from storage.contract.options import WorkerOptions
+from storage.contract.options import WorkerOptions, backend_name
 
 # PyTensor compilation modes by our backend names, measured on 2 cores (bench/train_speed.py).
-BACKENDS = {"jax": "JAX", "numba": "NUMBA", "c": "CVM"}
-DEFAULT_BACKEND = "jax"
+BACKENDS = {"jax": "JAX", "numba": "NUMBA", "c": "CVM"}  # the names: storage.contract.options.BACKENDS
 DEVICES = ("cpu", "cuda")
 
 
@@ -29,14 +28,6 @@ class Runtime:
 
 
 _current: Runtime | None = None  # set by configure(), once per process
-
-
-def backend_name(name: str | None = None) -> str:
-    """The backend to use: `name`, else $SWEEPER_BACKEND, else jax; BadInput if unknown."""
-    name = (name or os.environ.get("SWEEPER_BACKEND") or DEFAULT_BACKEND).lower()
-    if name not in BACKENDS:
-        raise BadInput(f"unknown backend '{name}': use one of {', '.join(BACKENDS)}")
-    return name
 
 
 def current() -> Runtime:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from storage.contract.errors import BadInput
 from storage.contract.params import resolve
-from workers import compiled, metrics
+from workers import compiled, metrics, weights
 from workers.compiled import HYPER
 from workers.schedules import learning_rate
 
@@ -47,10 +47,11 @@ class Result:
     seconds: float
     report: dict
     confident: dict
+    weights: object = field(default=None, repr=False, compare=False)  # workers.weights.Weights evaluated
 
     def to_dict(self) -> dict:
-        """Plain JSON-ready dict."""
-        return asdict(self)
+        """Plain JSON-ready dict (the figures, not the weights)."""
+        return {k: v for k, v in asdict(self).items() if k != "weights"}
 
 
 class Diverged(Exception):
@@ -62,10 +63,14 @@ class Diverged(Exception):
 
 
 def train(model: str, params: dict, data, *, epochs: int, seed: int = 0,
-          on_epoch: Callable[[EpochRecord], None] | None = None) -> Result:
+          on_epoch: Callable[[EpochRecord], None] | None = None, every: int = 0,
+          on_checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None) -> Result:
     """Train `model` with parameter overrides `params` on `data` (a workers.data.Dataset).
 
-    Raises storage.contract.errors.BadInput for bad parameters, Diverged when the loss is not finite.
+    `on_checkpoint(state)` is given the whole training state after every `every`-th epoch but the
+    last; `resume=state` goes on from it (its next epoch first), as the run that saved it would have,
+    to the last bit. Raises storage.contract.errors.BadInput for bad parameters, Diverged when the
+    loss is not finite.
     """
     if int(epochs) < 1:
         raise BadInput(f"epochs={epochs} is invalid: use 1 or more")
@@ -77,8 +82,13 @@ def train(model: str, params: dict, data, *, epochs: int, seed: int = 0,
     batch = min(config["batch_size"], n)
     start = time.perf_counter()
     best, limit, kept, stopped_early = math.inf, config["patience"], None, False
-    epoch = 0
-    for epoch in range(1, epochs + 1):
+    first = 1
+    if resume is not None and resume["epoch"] < epochs:
+        net.load_training_state(resume["net"])
+        shuffle.bit_generator.state = resume["shuffle"]
+        best, limit, kept, first = resume["best"], resume["limit"], resume["kept"], resume["epoch"] + 1
+    epoch = first - 1
+    for epoch in range(first, epochs + 1):
         t0 = time.perf_counter()
         lr = learning_rate(config, epoch - 1, epochs)
         hyper = _hyper(config, lr)
@@ -89,7 +99,7 @@ def train(model: str, params: dict, data, *, epochs: int, seed: int = 0,
         loss, err = np.asarray([[np.asarray(o) for o in out] for out in outs], dtype=np.float64).mean(axis=0)
         if not np.isfinite(loss):
             raise Diverged(epoch)
-        valid_error = _error(net.probabilities(data.x_valid), data.y_valid)
+        valid_error = metrics.error(net.probabilities(data.x_valid), data.y_valid)
         record = EpochRecord(epoch, float(loss), float(err), valid_error, float(lr), time.perf_counter() - t0)
         if on_epoch is not None:
             on_epoch(record)
@@ -101,14 +111,20 @@ def train(model: str, params: dict, data, *, epochs: int, seed: int = 0,
             if epoch >= limit and epoch < epochs:
                 stopped_early = True
                 break
+        if on_checkpoint is not None and every and epoch % every == 0 and epoch < epochs:
+            on_checkpoint(dict(epoch=epoch, net=net.training_state(), shuffle=shuffle.bit_generator.state,
+                               best=best, limit=limit, kept=kept))
     if kept is not None:
         net.restore(kept)
     else:
         best = valid_error
     probs = net.probabilities(data.x_test)
-    return Result(valid_error=best, test_error=_error(probs, data.y_test), epochs_run=epoch,
+    test_error = metrics.error(probs, data.y_test)
+    figures = dict(dataset=data.name, valid_error=best, test_error=test_error, epochs_run=epoch, seed=seed)
+    return Result(valid_error=best, test_error=test_error, epochs_run=epoch,
                   stopped_early=stopped_early, seconds=time.perf_counter() - start,
-                  report=metrics.report(probs, data.y_test), confident=metrics.confident_precision(probs, data.y_test))
+                  report=metrics.report(probs, data.y_test), confident=metrics.confident_precision(probs, data.y_test),
+                  weights=weights.of(net, model, config, data.n_classes, figures))
 
 
 def prepare(model: str, params: dict, data) -> None:
@@ -123,6 +139,3 @@ def _hyper(config: dict, lr: float) -> np.ndarray:
     """The compiled step's hyperparameter vector (ordered as HYPER) with learning rate `lr`."""
     return np.array([lr if k == "lr" else config[k] for k in HYPER], dtype=np.float32)
 
-
-def _error(probs: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(probs.argmax(axis=1) != y))

@@ -118,7 +118,7 @@ def work(name: str, url: str, options: WorkerOptions = WorkerOptions(), *, on_tr
     shutdown = WarmShutdown().install()
     if parent is not None:
         shutdown.watch(parent)
-    objective = build_objective(spec, storage, study_id, on_start=gate.confirm, stop_now=shutdown.now)
+    objective = build_objective(spec, storage, study_id, url, on_start=gate.confirm, stop_now=shutdown.now)
     log.info("worker %s on study '%s': %d trials of %s on %s; %s", WORKER, name, counts.budget(spec.n_trials),
              spec.model, spec.dataset, runtime_line())
     _warn_shared_sqlite(storage, study_id)
@@ -170,16 +170,20 @@ class Limits:
         return True
 
 
-def build_objective(spec: Spec, storage, study_id: int, *, on_start, stop_now) -> Objective:
+def build_objective(spec: Spec, storage, study_id: int, url: str, *, on_start, stop_now) -> Objective:
     """The study's objective with its collaborators: the training core, the data (loaded here once:
     a missing data set fails now), the trial failures that do not stop the worker, the gate's
-    `on_start` and the second signal's `stop_now`."""
+    `on_start`, the second signal's `stop_now`, and the keeper of weights (its artifact folder made now)."""
+    from storage import artifacts
     from workers.data import load
+    from workers.keeper import Keeper
     from workers.train import Diverged, train
 
     _data(spec)
+    store = artifacts.store(url, create=True) if spec.keep != "none" or spec.checkpoint_every else None
     return Objective(spec, storage, study_id, train=train, load=load, failures=(Diverged, BadInput, budget.Overshoot),
-                     on_start=on_start, stop_now=stop_now)
+                     on_start=on_start, stop_now=stop_now, keep=Keeper(spec.keep, store, spec.name),
+                     checkpoints=artifacts.folder(url) if store is not None else None)
 
 
 def seed_offset(worker: int | None, trials: int) -> int:
@@ -313,7 +317,8 @@ def _log_database_gone(exc: BaseException, last: TrialLog | None) -> None:
 def _log_trial(last: TrialLog) -> None:
     """One line for a finished trial, from what the objective recorded (Objective.last)."""
     params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in last.params.items())
-    log.info("trial %d %s: %s (%s epochs, %.1f s) %s", last.number, last.state, last.what, last.epochs,
+    resumed = f", from epoch {last.resumed}" if last.resumed else ""
+    log.info("trial %d %s: %s (%s epochs%s, %.1f s) %s", last.number, last.state, last.what, last.epochs, resumed,
              last.train_seconds, params)
 
 

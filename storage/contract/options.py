@@ -7,6 +7,19 @@ from dataclasses import dataclass, fields
 
 from storage.contract.errors import BadInput
 
+BACKENDS = ("jax", "numba", "c")  # PyTensor's JAX, NUMBA and C (CVM) linkers (workers.runtime)
+DEFAULT_BACKEND = "jax"
+
+
+def backend_name(name: str | None = None) -> str:
+    """The backend to use: `name`, else $SWEEPER_BACKEND, else jax; BadInput if unknown."""
+    import os
+
+    name = (name or os.environ.get("SWEEPER_BACKEND") or DEFAULT_BACKEND).lower()
+    if name not in BACKENDS:
+        raise BadInput(f"unknown backend '{name}': use one of {', '.join(BACKENDS)}")
+    return name
+
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -31,6 +44,7 @@ class WorkerOptions:
     stdin_start: bool = False
 
     def __post_init__(self):
+        backend_name(self.backend)  # an unknown --backend or $SWEEPER_BACKEND, before any process starts
         if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout > 0):
             raise BadInput(f"--timeout {self.timeout}: use a finite number of seconds > 0")
         for name in ("threads", "n_trials"):

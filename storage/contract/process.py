@@ -1,4 +1,4 @@
-"""Exit a command's process without the interpreter's teardown, once its work is written and closed."""
+"""A command's process: run its click group with one-line errors; exit without the interpreter's teardown."""
 
 from __future__ import annotations
 
@@ -17,3 +17,27 @@ def exit_now(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def run_cli(cli) -> None:
+    """Run the click group `cli`: BadInput and usage errors are one line on stderr and exit 2, an
+    unconfirmed prompt exits 130; anything else is a traceback (exit 1)."""
+    import click
+
+    from storage.contract.errors import BadInput
+
+    try:
+        cli(standalone_mode=False)
+    except BadInput as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:  # usage errors: one line, with where to read more
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -15,7 +15,8 @@ METRICS = {"valid_error": "minimize", "valid_accuracy": "maximize"}
 SEED = "seed"  # the searched "parameter" that carries a replicate's training seed (`[study] repeats`)
 # The fields that describe a study without changing its trials (a stored study takes their new values),
 # with their empty values.
-DESCRIPTIVE = dict(references=[], claims=[], title="", about="", section="", full_epochs=None)
+DESCRIPTIVE = dict(references=[], claims=[], title="", about="", section="", full_epochs=None, keep="best",
+                   checkpoint_every=5)
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,15 @@ class Spec:
     space: dict = field(default_factory=dict)  # parameter name -> optuna BaseDistribution
     repeats: int = 1  # training seeds per configuration: seed, seed + 1, ... (the `seed` axis of a grid)
     points: list = field(default_factory=list)  # explicit configurations ([[point]]): {"label", "params"}
+    enqueue: list = field(default_factory=list)  # configurations run first ([[enqueue]]): searched params
     references: list = field(default_factory=list)  # the posts' figures ([[reference]], sweeper/evidence.py)
     claims: list = field(default_factory=list)  # the posts' claims in a checkable form ([[claim]])
     title: str = ""  # one line for reports
     about: str = ""  # the setup in a paragraph, for reports
     section: str = ""  # the topic it reproduces (sweeper reproduce)
     full_epochs: int | None = None  # the posts' own training length (sweeper reproduce --full)
+    keep: str = "best"  # whose weights are kept as artifacts: best (each trial best when it finished), all, none
+    checkpoint_every: int = 5  # a running trial saves its training state every this many epochs (0: never)
 
     @property
     def direction(self) -> str:
@@ -115,6 +119,26 @@ class Spec:
         attr["space"] = {k: json_to_distribution(json.dumps(v)) for k, v in attr.get("space", {}).items()}
         return cls(**attr)
 
+    def in_space(self, params: dict, where: str) -> dict:
+        """`params` (searched parameters, some or all) checked against the study's space, converted to
+        their types; BadInput naming the first one that is not searched or lies outside its range."""
+        from storage.contract.params import check
+
+        if self.is_grid:
+            raise BadInput(f"{where}: study '{self.name}' is a grid: it runs its own points; queue configurations "
+                           "in a study with a sampler")
+        out = {}
+        for key, value in params.items():
+            if key not in self.space:
+                fixed = f"fixed at {short(self.fixed[key])}" if key in self.fixed else "not a parameter"
+                raise BadInput(f"{where}: {key} is {fixed} in study '{self.name}': give searched parameters "
+                               f"only ({', '.join(self.space)})")
+            dist, value = self.space[key], check(key, value, self.model)
+            if not _inside(dist, value):
+                raise BadInput(f"{where}: {key} = {short(value)} lies outside the study's space ({_range(dist)})")
+            out[key] = value
+        return out
+
     def same_as(self, other: "Spec") -> bool:
         """Whether two specs are the same in every field (the study name aside)."""
         return replace(self, name="").to_attr() == replace(other, name="").to_attr()
@@ -128,6 +152,22 @@ class Spec:
     def same_search(self, other: "Spec") -> bool:
         """Whether two specs train the same trials (they may differ in name and description)."""
         return self.search_attr() == other.search_attr()
+
+
+def _inside(dist, value) -> bool:
+    """Whether an Optuna distribution can give `value` (its choices; its range and step)."""
+    if hasattr(dist, "choices"):
+        return value in dist.choices
+    if not dist.low <= value <= dist.high:
+        return False
+    return dist.step is None or abs((value - dist.low) / dist.step - round((value - dist.low) / dist.step)) < 1e-9
+
+
+def _range(dist) -> str:
+    """A distribution in words: "0.01 to 0.5, log", "one of sgd, adam"."""
+    if hasattr(dist, "choices"):
+        return "one of " + ", ".join(map(short, dist.choices))
+    return f"{short(dist.low)} to {short(dist.high)}" + (", log" if dist.log else "")
 
 
 def label(params: dict) -> str:

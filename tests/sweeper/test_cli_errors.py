@@ -205,3 +205,19 @@ def test_reading_an_optuna_file_leaves_its_journal_mode(sweeper, tmp_path):
     with sqlite3.connect(path) as conn:
         assert conn.execute("pragma journal_mode").fetchone()[0] == "delete"
     conn.close()
+
+
+def test_inputs_a_run_used_to_meet_too_late_are_one_line_before_anything_is_made(sweeper, write_spec, tmp_path, pg_url):
+    """A spec that is not UTF-8, a --logs that cannot be made, an unknown backend (the study was created
+    before the workers refused it), bad $SWEEPER_DB_PATIENCE and $SWEEPER_PG_SYNC_COMMIT (tracebacks)."""
+    spec = write_spec(GOOD)
+    (tmp_path / "latin1.toml").write_bytes(GOOD.replace("tiny", "caf\xe9").encode("latin-1"))
+    _assert_one_line(sweeper("create", tmp_path / "latin1.toml"), "is not UTF-8 text (byte")
+    _assert_one_line(sweeper("run", spec, "--logs", spec / "logs"), "--logs")
+    _assert_one_line(sweeper("run", spec, "--backend", "tpu"), "unknown backend 'tpu': use one of jax, numba, c")
+    _assert_one_line(sweeper("run", spec, env={"SWEEPER_BACKEND": "cuda"}), "unknown backend 'cuda'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latin1.toml", "spec.toml"]
+    _assert_one_line(sweeper("studies", env={"SWEEPER_DB_PATIENCE": "two minutes"}),
+                     "SWEEPER_DB_PATIENCE='two minutes' is not a number of seconds")
+    _assert_one_line(sweeper("create", spec, "--storage", pg_url, env={"SWEEPER_PG_SYNC_COMMIT": "maybe"}),
+                     "SWEEPER_PG_SYNC_COMMIT='maybe' is not one of off, on")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -174,3 +175,36 @@ def test_ctrl_c_lets_running_trials_finish_then_stops(tmp_path, write_spec):
     assert set(results["state"]) == {"COMPLETE"} and 1 <= len(results) < 8
     assert (results["epochs_run"] == 12).all()  # the trials it let finish ran all their epochs
     assert f"not finished: {len(results)} of 8 trials done" in err
+
+
+def test_on_a_terminal_the_run_draws_a_bar_with_the_time_left(write_spec, tmp_path):
+    """A log gets progress lines (the tests above); a terminal gets one bar, redrawn in place."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    spec = write_spec(tiny_spec(n_trials=3, epochs=60))  # about a second a trial: polls see them running
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))  # a 200-column terminal
+    env = {k: v for k, v in os.environ.items() if k != "SWEEPER_STORAGE"}
+    proc = subprocess.Popen([sys.executable, "-m", "sweeper", "run", str(spec), "--workers", "1"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the run ended: the terminal is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=300) == 0
+    os.close(leader)
+    screen = b"".join(chunks).decode(errors="replace")
+    frames = [f for f in screen.split("\r") if f.startswith("tiny: ")]
+    assert frames, screen[-2000:]
+    assert "| 3/3 [" in frames[-1] and "best: trial" in frames[-1], frames[-1]
+    assert any(re.search(r"<\d\d:\d\d, .*running: #\d+ \d+/60", f) for f in frames), frames  # time left, epochs
+    assert " s] " not in screen  # no log lines on a terminal

@@ -159,3 +159,41 @@ def test_every_shipped_study_is_valid(path, monkeypatch):
         pytest.skip("needs the IDX folder it names")
     spec = toml_spec.read(path)
     assert spec.name == path.stem
+
+
+SEARCHED = BASE + """
+[params]
+lr = {float = [0.01, 0.5], log = true}
+width = {int = [16, 64], step = 16}
+optimizer = {choice = ["sgd", "adam"]}
+l2 = 1e-4
+"""
+
+
+def test_enqueue_entries_are_checked_against_the_space_and_kept_in_order():
+    spec = parse(SEARCHED + '[[enqueue]]\nlr = 0.1\nwidth = 32\n[[enqueue]]\noptimizer = "adam"\nlr = "0.02"\n')
+    assert spec.enqueue == [{"lr": 0.1, "width": 32}, {"optimizer": "adam", "lr": 0.02}]
+    assert parse(SEARCHED).enqueue == [] and not spec.same_search(parse(SEARCHED))
+
+
+@pytest.mark.parametrize("entries, message", [
+    ("[[enqueue]]\nlr = 0.9", "[[enqueue]] 1: lr = 0.9 lies outside the study's space (0.01 to 0.5, log)"),
+    ("[[enqueue]]\nwidth = 40", "width = 40 lies outside the study's space (16 to 64)"),
+    ('[[enqueue]]\noptimizer = "adagrad"', "optimizer = adagrad lies outside the study's space (one of sgd, adam)"),
+    ("[[enqueue]]\nl2 = 0.1", "l2 is fixed at 0.0001 in study 's': give searched parameters only"),
+    ("[[enqueue]]\nmomentum = 0.5", "momentum is not a parameter in study 's'"),
+    ("[[enqueue]]\nlrr = 0.1", "lrr is not a parameter"),
+    ("[[enqueue]]\n", "[[enqueue]] 1 is empty"),
+    ("[[enqueue]]\nlr = 0.1\n[[enqueue]]\nlr = 0.1", "[[enqueue]] 2 repeats [[enqueue]] 1"),
+    ("[[enqueue]]\nlr = 0.1\n" + "".join(f"[[enqueue]]\nlr = 0.{i}1\n" for i in range(1, 5)),
+     "5 [[enqueue]] entries exceed [study] n_trials = 4"),
+])
+def test_bad_enqueue_entries_are_one_line(entries, message):
+    with pytest.raises(BadInput) as err:
+        parse(SEARCHED + entries)
+    assert "\n" not in str(err.value) and message in str(err.value), str(err.value)
+
+
+def test_a_grid_takes_no_enqueue_entries():
+    with pytest.raises(BadInput, match="is a grid: it runs its own points"):
+        parse(BASE.replace("n_trials = 4", "n_trials = 2") + "[params]\nl2 = {grid = [0, 1e-4]}\n[[enqueue]]\nl2 = 0")

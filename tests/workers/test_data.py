@@ -207,6 +207,20 @@ def test_digits_loads_with_no_file():
     assert len(load("digits", 0).y_valid) == 0
 
 
+def test_digits_are_scikit_learns_read_without_importing_it():
+    """Read from the CSV file scikit-learn ships (its import cost each worker a second): the same images."""
+    from sklearn.datasets import load_digits
+
+    from workers.data import digits
+
+    images, target = digits._bundled()
+    bunch = load_digits()
+    np.testing.assert_array_equal(images, bunch.images)
+    np.testing.assert_array_equal(target, bunch.target)
+    x_train, y_train, x_test, y_test = digits.read()
+    assert len(x_train) + len(x_test) == 1797 and x_train.dtype == np.float32
+
+
 @pytest.mark.parametrize("spec", ["foo", "MNIST", "idx:", "idx:  ", "digits ", ""])
 def test_unknown_spec(spec):
     with pytest.raises(BadInput, match="unknown dataset .*: use digits, mnist, xor or idx:DIR") as info:

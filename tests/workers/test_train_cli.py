@@ -63,6 +63,9 @@ def test_text_output_has_epochs_report_and_confident_precision():
     (["--model", "resnet"], "unknown model"),
     (["--dataset", "idx:/nonexistent"], "/nonexistent"),
     (["--backend", "tpu"], "unknown backend"),
+    (["--seed", "-1"], "'--seed': -1 is not in the range 0<=x<=4294967295"),
+    (["--threads", "0"], "'--threads': 0 is not in the range x>=1"),
+    (["--save", "/nonexistent/w.npz"], "folder /nonexistent does not exist"),
 ])
 def test_bad_input_exit_2_one_line(args, message):
     proc = sweeper_train(*args, "--epochs", "1")

@@ -210,3 +210,43 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_trial_killed_at_epoch_7_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(pg_url, tmp_path):
+    """A retried trial started again at epoch 1; now it goes on from its predecessor's last checkpoint."""
+    import json
+    import sys
+
+    create(pg_url, epochs=10, batch_size=1, extra="n_trials = 1\ncheckpoint_every = 3", params="dropout = 0.2")
+    env = {"SWEEPER_ARTIFACTS": str(tmp_path / "artifacts")}
+    first = worker(pg_url, wait=False, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (epoch_rows(pg_url)["epoch"] >= 7).any():
+        assert first.poll() is None, first.stdout.read()
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    killed_at = int(epoch_rows(pg_url)["epoch"].max())
+    assert 7 <= killed_at < 10, "the trial ended before it was killed: give it slower epochs"
+
+    second = worker(pg_url, env=env)  # waits for the grace, fails trial 0 as stale, runs its retry
+    assert second.returncode == 0, second.stderr
+    assert "trial 1 resumes trial 0 from its checkpoint at epoch 6" in second.stderr, second.stderr
+    assert "trial 1 COMPLETE" in second.stderr and "from epoch 6" in second.stderr
+    trials = optuna.load_study(study_name="w", storage=pg_url).trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    rows = epoch_rows(pg_url)
+    mine, theirs = rows[rows["trial"] == 1], rows[rows["trial"] == 0]
+    assert mine["epoch"].tolist() == list(range(1, 11))  # no gap, no duplicate
+    assert theirs["epoch"].tolist() == list(range(1, killed_at + 1))
+    assert mine[mine["epoch"] <= 6].drop(columns="trial").reset_index(drop=True).equals(
+        theirs[theirs["epoch"] <= 6].drop(columns="trial").reset_index(drop=True))  # carried over as they were
+    assert list((tmp_path / "artifacts" / "checkpoints").iterdir()) == []  # removed once the trial ended
+
+    whole = subprocess.run([sys.executable, "-m", "workers", "train", "--dataset", "digits", "--epochs", "10",
+                            "--threads", "1", "--json", *[f"--param={k}={v}" for k, v in {
+                                "width": 32, "schedule": "constant", "batch_size": 1, "dropout": 0.2}.items()]],
+                           capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    result = json.loads(whole.stdout.splitlines()[-1])
+    assert (trials[1].value, trials[1].user_attrs["test_error"]) == (result["valid_error"], result["test_error"])

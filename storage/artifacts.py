@@ -1,0 +1,50 @@
+"""Where kept weights live: Optuna's file-system artifact store beside an SQLite file, or in $SWEEPER_ARTIFACTS."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from storage import urls
+from storage.contract.errors import BadInput
+
+ENV = "SWEEPER_ARTIFACTS"
+KEEP = ("best", "all", "none")  # [study] keep: each trial that was the best when it finished, every one, none
+NAME = "weights.npz"  # the artifact's file name (optuna-dashboard shows it)
+
+
+def folder(url: str) -> Path | None:
+    """The artifact folder for the database at `url`: $SWEEPER_ARTIFACTS, else `NAME-artifacts` beside
+    an SQLite file NAME; None for a server database without $SWEEPER_ARTIFACTS (nothing is kept)."""
+    if os.environ.get(ENV):
+        return Path(os.environ[ENV]).expanduser().resolve()
+    path = urls.sqlite_path(url)
+    if path is None:
+        return None
+    return path.resolve().with_name(f"{path.name}-artifacts")
+
+
+def store(url: str, *, create: bool = False):
+    """Optuna's FileSystemArtifactStore for `url`, or None (see `folder`). `create`: make the folder
+    (a worker about to keep weights); else BadInput if it is missing (nothing was kept)."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    where = folder(url)
+    if where is None:
+        return None
+    if create:
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BadInput(f"cannot create the artifact folder {where}: {exc.strerror or exc}: set {ENV} to a "
+                           "folder you can write") from None
+    elif not where.is_dir():
+        raise BadInput(f"no artifact folder {where}: no weights were kept for this database (set {ENV} to "
+                       "where its workers kept them)")
+    return FileSystemArtifactStore(str(where))
+
+
+def not_kept_reason(url: str) -> str:
+    """Why nothing is kept at `url` (a server database without a folder), with the fix."""
+    return (f"weights are not kept for {urls.mask(url)}: set {ENV}=DIR (a folder every worker and "
+            "sweeper export can reach) to keep them")
