@@ -46,5 +46,5 @@ def store(url: str, *, create: bool = False):
 
 def not_kept_reason(url: str) -> str:
     """Why nothing is kept at `url` (a server database without a folder), with the fix."""
-    return (f"weights are not kept for {urls.mask(url)}: set {ENV}=DIR (a folder every worker and "
-            "sweeper export can reach) to keep them")
+    return (f"weights and checkpoints are not kept for {urls.mask(url)}: set {ENV}=DIR (a folder every "
+            "worker and sweeper export can reach) to keep them")

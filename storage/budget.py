@@ -94,7 +94,8 @@ def _counts(engine: sa.Engine | sa.Connection, study_id: int) -> Counts:
     stop = (sa.select(sa.literal("stopped", sa.Text), sa.func.count()).select_from(_study_attrs)
             .where(_study_attrs.c.study_id == study_id, _study_attrs.c.key == control.ATTR,
                    _study_attrs.c.value_json == "true"))
-    extended = (sa.select(sa.literal("extended", sa.Text), sa.func.max(sa.cast(_study_attrs.c.value_json, sa.Integer)))
+    budget = sa.func.max(sa.cast(_study_attrs.c.value_json, sa.BigInteger))
+    extended = (sa.select(sa.literal("extended", sa.Text), budget)
                 .where(_study_attrs.c.study_id == study_id, _study_attrs.c.key == control.BUDGET))
     with _connection(engine) as conn:
         found = {str(name).lower(): n for name, n in conn.execute(sa.union_all(by_state, retries, stop, extended))}

@@ -84,15 +84,26 @@ def last_epochs(engine: sa.Engine, study_id: int, trials: list[int]) -> dict[int
 def carry(engine: sa.Engine, *, study_id: int, source: int, trial_id: int, trial: int, up_to: int) -> list[tuple]:
     """Copy trial number `source`'s rows up to epoch `up_to` to trial `trial` (id `trial_id`), whose
     training resumes from there (a retry from its predecessor's checkpoint); [(epoch, valid_error)]."""
-    columns = [table.c.epoch, *(table.c[k] for k in COLUMNS)]
-    rows = (sa.select(sa.literal(trial_id).label("trial_id"), sa.literal(study_id).label("study_id"),
-                      sa.literal(trial).label("trial"), *columns)
+    rows = (sa.select(sa.literal(trial_id).label("trial_id"), table.c.epoch, sa.literal(study_id).label("study_id"),
+                      sa.literal(trial).label("trial"), *(table.c[k] for k in COLUMNS))
             .where(table.c.study_id == study_id, table.c.trial == source, table.c.epoch <= up_to))
-    names = ["trial_id", "study_id", "trial", "epoch", *COLUMNS]
-    with engine.begin() as conn:
-        conn.execute(sa.insert(table).from_select(names, rows))
-        return conn.execute(sa.select(table.c.epoch, table.c.valid_error).where(table.c.trial_id == trial_id)
-                            .order_by(table.c.epoch)).all()
+
+    def copy() -> list[tuple]:  # insert-or-ignore: a try whose commit went through adds nothing twice
+        with engine.begin() as conn:
+            conn.execute(_insert_ignore.__wrapped__(engine.dialect.name, rows))  # not cached: one per resume
+            return conn.execute(sa.select(table.c.epoch, table.c.valid_error).where(table.c.trial_id == trial_id)
+                                .order_by(table.c.epoch)).all()
+
+    return retry.call(copy, _what="epochs.carry")
+
+
+def drop_trial(engine: sa.Engine, trial_id: int) -> None:
+    """Delete one trial's rows (a resume that found its checkpoint ahead of them starts over)."""
+    def drop() -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.delete(table).where(table.c.trial_id == trial_id))
+
+    retry.call(drop, _what="epochs.drop_trial")
 
 
 def remove(engine: sa.Engine, study_id: int) -> int:

@@ -53,6 +53,7 @@ def engine_kwargs(url: str) -> dict:
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     if backend == "postgresql":
         sync = os.environ.get("SWEEPER_PG_SYNC_COMMIT", "").strip().lower() or "off"
+        sync = {"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off", "0": "off"}.get(sync, sync)
         if sync not in SYNC_COMMIT:
             raise BadInput(f"SWEEPER_PG_SYNC_COMMIT={sync!r} is not one of {', '.join(SYNC_COMMIT)}: set it to on "
                            "or off, or unset it")
@@ -163,7 +164,11 @@ def open_storage(url: str, *, create: bool = False, heartbeat: int | None = None
     try:
         storage = retry.call(make, _what="opening the storage") if patient else make()
         if create:  # opened for writing: rows of deleted studies go before a new study can take their ids
-            epochs.remove_orphans(storage.engine)
+            try:
+                epochs.remove_orphans(storage.engine)
+            except BaseException:
+                storage.engine.dispose()
+                raise
     except sa.exc.SQLAlchemyError as exc:
         raise BadInput(f"cannot open storage {urls.mask(url)}: {first_line(exc)}: {urls.FIX}") from None
     if storage.engine.dialect.name == "sqlite":

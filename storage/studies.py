@@ -7,6 +7,7 @@ from storage.contract.errors import BadInput, did_you_mean
 from storage.contract.spec import Spec
 
 ATTR = "sweeper_spec"  # the study user attr that holds the spec
+UID = "sweeper_uid"  # the study system attr that names it uniquely (files kept outside the database)
 
 
 def load(name: str, url: str, *, sampler=None, pruner=None, **storage_options):
@@ -39,3 +40,18 @@ def spec_of(study) -> Spec:
         raise BadInput(f"study '{study.study_name}' has no sweeper spec (made by another tool?): "
                        "create a study with sweeper create SPEC.toml")
     return Spec.from_attr(attr)
+
+
+def set_uid(storage, study_id: int) -> str:
+    """Give a new study its unique key (a random hex string), once, when it is created."""
+    import uuid
+
+    key = uuid.uuid4().hex[:16]
+    storage.set_study_system_attr(study_id, UID, key)
+    return key
+
+
+def uid(storage, study_id: int) -> str:
+    """The study's unique key: unlike its id, never the same in another database sharing a folder
+    or in a study created after a deleted one (SQLite reuses ids). A study made before keys: its id."""
+    return storage.get_study_system_attrs(study_id).get(UID) or f"id{study_id}"

@@ -173,7 +173,7 @@ def resume(name: str, storage: str | None) -> None:
 @cli.command()
 @click.argument("name")
 @storage_option
-@click.option("--n-trials", "n_trials", type=click.IntRange(min=1), required=True,
+@click.option("--n-trials", "n_trials", type=click.IntRange(1, 1_000_000), required=True,
               help="the study's new budget of trials (at least those done and running)")
 def extend(name: str, storage: str | None, n_trials: int) -> None:
     """Set study NAME's budget to N trials; running workers take it at their next trial."""
@@ -431,7 +431,7 @@ def _say_created(handle, created: bool) -> None:
         click.echo(f"study '{spec.name}' exists with this spec in {urls.mask(handle.url)}: {what}", err=True)
     from storage import artifacts
 
-    if spec.keep != "none" and artifacts.folder(handle.url) is None:
+    if (spec.keep != "none" or spec.checkpoint_every) and artifacts.folder(handle.url) is None:
         click.echo(f"note: {artifacts.not_kept_reason(handle.url)}", err=True)
 
 

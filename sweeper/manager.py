@@ -57,6 +57,7 @@ def create(spec: Spec, url: str) -> tuple[Handle, bool]:
             study.set_metric_names([spec.metric])
         for point in spec.grid_points() if spec.is_grid else spec.enqueue:  # run first, in this order
             study.enqueue_trial(point)
+        studies.set_uid(storage, study._study_id)
         studies.save_spec(study, spec)
         return Handle(study, spec, storage, url), True
     except BaseException:
@@ -85,9 +86,10 @@ def extend(handle: Handle, n_trials: int) -> budget.Counts:
                        "create a study with more values or repeats")
     with budget.lock(handle.storage.engine, handle.study_id) as held:  # no trial starts meanwhile
         counts = budget.counts(held.bind, handle.study_id)
-        if n_trials < counts.done + counts.running:
-            raise BadInput(f"study '{name}' has {counts.done} trials done and {counts.running} running: "
-                           f"--n-trials must be at least {counts.done + counts.running}")
+        floor = counts.done + counts.running + counts.waiting
+        if n_trials < floor:
+            raise BadInput(f"study '{name}' has {counts.done} trials done, {counts.running} running and "
+                           f"{counts.waiting} queued: --n-trials must be at least {floor}")
         control.set_budget(handle.storage, handle.study_id, n_trials)
     return counts
 
@@ -164,7 +166,7 @@ def export(handle: Handle, number: int | None, out: str):
     try:
         optuna.artifacts.download_artifact(artifact_store=store, file_path=tmp, artifact_id=metas[-1].artifact_id)
         os.replace(tmp, out)
-    except FileNotFoundError:
+    except (FileNotFoundError, optuna.artifacts.exceptions.ArtifactNotFound):
         raise BadInput(f"trial {trial.number}'s weights are listed but their file is missing from "
                        f"{artifacts.folder(handle.url)}: set {artifacts.ENV} to where the workers kept them") from None
     except OSError as exc:
@@ -177,8 +179,8 @@ def export(handle: Handle, number: int | None, out: str):
 
 def delete(handle: Handle) -> tuple[int, int]:
     """Delete the study with its epoch rows, kept weights and checkpoints; (epoch rows, weight files)
-    removed. Optuna's study goes first: a delete cut short leaves rows without a study, which the next
-    opening for writing removes."""
+    removed. The epoch rows go first, in the study's last moments: once Optuna's study is gone, SQLite
+    may give its trial ids to another study's new trials, whose rows must not meet these."""
     import optuna
 
     from storage import artifacts, epochs
@@ -187,15 +189,16 @@ def delete(handle: Handle) -> tuple[int, int]:
     store = artifacts.store(handle.url) if where is not None and where.is_dir() else None
     kept = [m.artifact_id for t in handle.study.get_trials(deepcopy=False)
             for m in optuna.artifacts.get_all_artifact_meta(t, storage=handle.storage)] if store else []
-    optuna.delete_study(study_name=handle.spec.name, storage=handle.storage)
+    key = studies.uid(handle.storage, handle.study_id)
     rows = epochs.remove(handle.storage.engine, handle.study_id)
+    optuna.delete_study(study_name=handle.spec.name, storage=handle.storage)
     for artifact_id in kept:
         try:
             store.remove(artifact_id)
         except Exception:  # noqa: BLE001 - already gone (removed by hand): nothing left to remove
             pass
     if store is not None:  # the training states its running or failed trials left (workers/checkpoints.py)
-        for path in (where / "checkpoints").glob(f"{handle.study_id}-*.npz"):
+        for path in (where / "checkpoints").glob(f"{key}-*.npz"):
             path.unlink(missing_ok=True)
     return rows, len(kept)
 

@@ -1,9 +1,10 @@
 """A running trial's training state on disk: written every few epochs, read by its retry, removed when the trial ends.
 
-One .npz per trial, `checkpoints/STUDY_ID-TRIAL_ID.npz` in the study's artifact folder
-(storage.artifacts): the arrays (weights, moving averages, optimizer state, the kept epoch's weights,
-the JAX generator key) and `state.json` with the rest (epoch, the shuffling generator's state,
-patience's best and limit, the dropout generator's state). Written whole or not at all.
+One .npz per trial, `checkpoints/STUDY-NUMBER.npz` in the study's artifact folder
+(storage.artifacts; STUDY: storage.studies.uid): the arrays (weights, moving averages, optimizer
+state, the kept epoch's weights, the JAX generator key) and `state.json` with the rest (the compile
+mode, epoch, the shuffling generator's state, patience's best and limit, the dropout generator's
+state). Written whole or not at all.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ GROUPS = ("params", "shadows", "state")
 META = "state.json"
 
 
-def path(folder: Path, study_id: int, trial_id: int) -> Path:
-    """Where trial `trial_id`'s checkpoint lives under the artifact `folder`."""
-    return Path(folder) / "checkpoints" / f"{study_id}-{trial_id}.npz"
+def path(folder: Path, study: str, number: int) -> Path:
+    """Where trial `number`'s checkpoint lives under the artifact `folder`; `study` is the study's
+    key (storage.studies.uid), unique across databases and deleted studies."""
+    return Path(folder) / "checkpoints" / f"{study}-{number}.npz"
 
 
 def save(state: dict, where: Path) -> None:
@@ -32,7 +34,8 @@ def save(state: dict, where: Path) -> None:
     rng = state["net"]["rng"]
     if rng is not None and rng["kind"] == "jax":
         arrays["rng/jax_state"], rng = rng["jax_state"], dict(kind="jax")
-    meta = dict(epoch=state["epoch"], shuffle=state["shuffle"], best=state["best"], limit=state["limit"],
+    meta = dict(mode=state.get("mode"), epoch=state["epoch"], shuffle=state["shuffle"], best=state["best"],
+                limit=state["limit"],
                 kept=None if state["kept"] is None else len(state["kept"]), rng=rng,
                 sizes={g: len(state["net"][g]) for g in GROUPS})
     fd, tmp = tempfile.mkstemp(prefix=f".{where.name}.", suffix=".tmp", dir=where.parent)
@@ -55,5 +58,6 @@ def load(where: Path) -> dict:
             rng = dict(kind="jax", jax_state=archive["rng/jax_state"])
         net["rng"] = rng
         kept = None if meta["kept"] is None else [archive[f"kept/{i}"] for i in range(meta["kept"])]
-    return dict(epoch=meta["epoch"], net=net, shuffle=meta["shuffle"], best=meta["best"], limit=meta["limit"],
+    return dict(mode=meta.get("mode"), epoch=meta["epoch"], net=net, shuffle=meta["shuffle"], best=meta["best"],
+                limit=meta["limit"],
                 kept=kept)

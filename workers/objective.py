@@ -138,7 +138,7 @@ class Objective:
             try:
                 resume = self._resume(trial, log, theirs, seen)
                 saving = dict(every=self.spec.checkpoint_every, resume=resume,
-                              on_checkpoint=self._on_checkpoint(mine, log)) if mine is not None else {}
+                              on_checkpoint=self._on_checkpoint(mine, log, writes)) if mine is not None else {}
                 result = self._train(self.spec.model, params, data, epochs=self.spec.epochs, seed=seed,
                                      on_epoch=on_epoch, **saving)
             finally:
@@ -153,45 +153,91 @@ class Objective:
             exc = _lost(exc)
             self._finish(trial, log, start, seen, **self._why(exc))
             if not isinstance(exc, (KeyboardInterrupt, TrialLost)):  # else its retry resumes from them
-                _remove(mine, theirs)
+                _remove(mine, *theirs)
             if isinstance(exc, TrialLost):
                 raise exc from None
             raise
-        _remove(mine, theirs)
         value = self.spec.metric_value(result.valid_error)
         if self._keep is not None:
             self._keep(trial, result, value)
+        _remove(mine, *theirs)  # the last thing before Optuna stores the result
         log.state, log.epochs = "COMPLETE", result.epochs_run
         log.what = f"value {value:.4f} test_error {result.test_error:.4f}"
         return value
 
     def _checkpoint_paths(self, trial: optuna.Trial) -> tuple:
-        """(this trial's checkpoint, the one of the trial it retries if any); (None, None) when off."""
+        """(this trial's checkpoint, those the trials it retries left, latest first); (None, []) when
+        off. It resumes from the latest: a retry killed before its first checkpoint leaves none."""
         if self._checkpoints is None or not self.spec.checkpoint_every:
-            return None, None
+            return None, []
         history = self.storage.get_trial_system_attrs(trial._trial_id).get("retry_history") or []
-        theirs = checkpoints.path(self._checkpoints, self.study_id, history[-1]) if history else None
-        return checkpoints.path(self._checkpoints, self.study_id, trial.number), theirs
+        key = self._study_key()
+        left = [p for p in (checkpoints.path(self._checkpoints, key, n) for n in reversed(history)) if p.exists()]
+        return checkpoints.path(self._checkpoints, key, trial.number), left
 
-    @staticmethod
-    def _on_checkpoint(path, log: TrialLog):
-        """The callback train() calls with its state every few epochs: write it (time the sweep adds)."""
+    def _study_key(self) -> str:
+        """The study's part of its checkpoints' names: unique across databases and deleted studies
+        (storage.studies.uid), read once."""
+        if not hasattr(self, "_key"):
+            from storage import studies
+
+            self._key = studies.uid(self.storage, self.study_id)
+        return self._key
+
+    def _on_checkpoint(self, path, log: TrialLog, writes: Writes):
+        """The callback train() calls with its state every few epochs: once the epoch rows it covers
+        are committed, write it (time the sweep adds). A checkpoint that cannot be written is one log
+        line, and the trial goes on without more."""
+        failed = []
+
         def save(state: dict) -> None:
             begun = time.perf_counter()
-            checkpoints.save(state, path)
-            log.callback_seconds += time.perf_counter() - begun
+            try:
+                writes.wait()  # rows 1..epoch are in the database before the file that says so
+                if not failed:
+                    checkpoints.save(dict(state, mode=self._mode()), path)
+            except OSError as exc:
+                failed.append(exc)
+                logging.getLogger("sweeper.worker").warning("trial %d: no more checkpoints: %s", log.number, exc)
+            finally:
+                log.callback_seconds += time.perf_counter() - begun
 
         return save
 
-    def _resume(self, trial: optuna.Trial, log: TrialLog, theirs, seen: dict) -> dict | None:
-        """The training state of the trial this one retries, its epoch rows and reports carried over
-        into this trial; None when it left no checkpoint (the retry starts at epoch 1)."""
-        if theirs is None or not theirs.exists():
-            return None
-        state = checkpoints.load(theirs)
-        source = int(theirs.stem.rsplit("-", 1)[1])
-        rows = epochs.carry(self.storage.engine, study_id=self.study_id, source=source, trial_id=trial._trial_id,
-                            trial=trial.number, up_to=state["epoch"])
+    @staticmethod
+    def _mode() -> str:
+        """The compile mode the state belongs to (a checkpoint of another backend is not resumed)."""
+        from workers import runtime
+
+        return runtime.compile_mode()
+
+    def _resume(self, trial: optuna.Trial, log: TrialLog, left: list, seen: dict) -> dict | None:
+        """The training state of the latest usable checkpoint the trials this one retries left, with
+        their epoch rows and reports carried over into this trial; None when there is none (the retry
+        starts at epoch 1)."""
+        say = logging.getLogger("sweeper.worker").warning
+        for path in left:
+            try:
+                state = checkpoints.load(path)
+            except Exception as exc:  # noqa: BLE001 - a damaged file costs the epochs it held, not the trial
+                say("trial %d: checkpoint %s cannot be read (%s)", trial.number, path, exc)
+                continue
+            if state.get("mode") != self._mode():
+                say("trial %d: checkpoint %s is of another backend (%s)", trial.number, path, state.get("mode"))
+                continue
+            source = int(path.stem.rsplit("-", 1)[1])
+            rows = epochs.carry(self.storage.engine, study_id=self.study_id, source=source, trial_id=trial._trial_id,
+                                trial=trial.number, up_to=state["epoch"])
+            if [epoch for epoch, _ in rows] == list(range(1, state["epoch"] + 1)):
+                return self._resumed(trial, log, state, rows, source, seen)
+            epochs.drop_trial(self.storage.engine, trial._trial_id)
+            say("trial %d: checkpoint %s is ahead of its epoch rows", trial.number, path)
+        if left:
+            say("trial %d starts at epoch 1: no checkpoint of its predecessors can be used", trial.number)
+        return None
+
+    def _resumed(self, trial: optuna.Trial, log: TrialLog, state: dict, rows: list, source: int, seen: dict):
+        """Report the carried epochs to the pruner and say so: the state train() resumes from."""
         for epoch, valid_error in rows:
             trial.report(self.spec.metric_value(valid_error), epoch)
         seen.update(epoch=state["epoch"], valid_error=rows[-1][1] if rows else math.nan)

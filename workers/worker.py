@@ -115,10 +115,11 @@ def work(name: str, url: str, options: WorkerOptions = WorkerOptions(), *, on_tr
         log.info("the study's budget of %d trials is spent: nothing to do", counts.budget(spec.n_trials))
         return 0
     gate = budget.Gate(study, storage, study_id, spec.n_trials)
-    shutdown = WarmShutdown().install()
+    shutdown = WarmShutdown()
+    objective = build_objective(spec, storage, study_id, url, on_start=gate.confirm, stop_now=shutdown.now)
+    shutdown.install()  # after what can refuse to start (the data, the artifact folder): nothing to restore then
     if parent is not None:
         shutdown.watch(parent)
-    objective = build_objective(spec, storage, study_id, url, on_start=gate.confirm, stop_now=shutdown.now)
     log.info("worker %s on study '%s': %d trials of %s on %s; %s", WORKER, name, counts.budget(spec.n_trials),
              spec.model, spec.dataset, runtime_line())
     _warn_shared_sqlite(storage, study_id)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field, fields, replace
 
 from storage.contract.errors import BadInput
 
-VERSION = 1
+VERSION = 2  # 2: enqueue, keep, checkpoint_every (a version-1 spec reads with their defaults)
+READS = (1, 2)
 # The objective's metric and the direction it is optimised in. The test set is never a metric:
 # choosing hyperparameters on it would leak it into the selection (it is recorded per trial instead).
 METRICS = {"valid_error": "minimize", "valid_accuracy": "maximize"}
@@ -113,8 +114,8 @@ class Spec:
         from optuna.distributions import json_to_distribution
 
         attr = dict(attr)
-        if attr.pop("version", None) != VERSION:
-            raise BadInput(f"study spec version is not {VERSION}: this sweeper is older or newer than "
+        if attr.pop("version", None) not in READS:
+            raise BadInput(f"study spec version is not one of {READS}: this sweeper is older or newer than "
                            "the one that created the study; use the same version")
         attr["space"] = {k: json_to_distribution(json.dumps(v)) for k, v in attr.get("space", {}).items()}
         return cls(**attr)

@@ -15,6 +15,9 @@ import sqlalchemy as sa
 from tests.conftest import ROOT
 from tests.sweeper.conftest import tiny_spec
 
+from storage.contract.errors import BadInput
+from sweeper import manager, report
+
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 
 QUICKSTART = ROOT / "studies" / "quickstart.toml"
@@ -61,12 +64,20 @@ def test_quickstart_on_postgres_with_two_workers(sweeper, pg_url, tmp_path):
     run = subprocess.Popen([sys.executable, "-m", "sweeper", "run", str(QUICKSTART), "--workers", "2",
                             "--storage", pg_url.replace("postgresql+psycopg://", "postgresql://")],
                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen_running = ""
-    while run.poll() is None:  # watch it with `sweeper status` while it runs, back to back: a status
-        status = sweeper("status", "quickstart", "--storage", pg_url)  # takes ~1.5 s, a trial about as long
-        if status.returncode == 0 and "running:" in status.stdout:
-            seen_running = status.stdout
+    seen_running, handle = "", None
+    while run.poll() is None:  # watch it as `sweeper status` does, in this process: a status command
+        try:  # takes ~1.3 s to start, and the whole run had finished between two of them on CI
+            handle = handle or manager.open_study("quickstart", pg_url)
+        except BadInput:  # not created yet
+            time.sleep(0.05)
+            continue
+        status = report.status(handle)
+        if "running:" in status:
+            seen_running = status
+        time.sleep(0.05)
     out, err = run.communicate()
+    if handle is not None:
+        handle.storage.engine.dispose()
     assert run.returncode == 0, err
     assert "/4" in seen_running.split("running:")[1]  # the current epoch of a running trial, e.g. 2/4
 

@@ -250,3 +250,40 @@ def test_a_trial_killed_at_epoch_7_resumes_from_its_checkpoint_and_ends_as_an_un
     assert whole.returncode == 0, whole.stderr
     result = json.loads(whole.stdout.splitlines()[-1])
     assert (trials[1].value, trials[1].user_attrs["test_error"]) == (result["valid_error"], result["test_error"])
+
+
+@pytest.mark.parametrize("damage", ["unreadable", "ahead of its rows"])
+def test_a_retry_whose_checkpoint_cannot_be_used_starts_at_epoch_1_and_removes_it(damage, sqlite_url, tmp_path):
+    """A damaged checkpoint, or one whose epoch rows are not all there, costs the epochs it held, not
+    the trial or the worker."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    from storage import studies
+    from storage.contract.errors import optuna_experimental
+
+    handle = create(sqlite_url, epochs=4, extra="n_trials = 1\ncheckpoint_every = 2", params="dropout = 0.1")
+    trial = handle.study.ask()
+    handle.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    with optuna_experimental():
+        RetryHeartbeatStaleTrialCallback(max_retry=3)(handle.study, handle.study.trials[0])
+    checkpoints = tmp_path / "sweeper.db-artifacts" / "checkpoints"  # beside the SQLite file of sqlite_url
+    checkpoints.mkdir(parents=True)
+    path = checkpoints / f"{studies.uid(handle.storage, handle.study_id)}-0.npz"
+    if damage == "unreadable":
+        path.write_bytes(b"not a checkpoint")
+    else:  # a real state at epoch 2 of these parameters, but trial 0 wrote no epoch row
+        from workers import checkpoints as saved
+        from workers import runtime
+        from workers.data import load
+        from workers.train import train
+
+        train("mlp", dict(width=32, schedule="constant", batch_size=1, dropout=0.1), load("digits"), epochs=4,
+              every=2, on_checkpoint=lambda state: saved.save(dict(state, mode=runtime.compile_mode()), path))
+    done = worker(sqlite_url)
+    assert done.returncode == 0, done.stderr
+    why = "cannot be read" if damage == "unreadable" else "is ahead of its epoch rows"
+    assert "trial 1: checkpoint" in done.stderr and why in done.stderr, done.stderr
+    assert "trial 1 starts at epoch 1: no checkpoint of its predecessors can be used" in done.stderr
+    rows = epoch_rows(sqlite_url)
+    assert rows[rows["trial"] == 1]["epoch"].tolist() == [1, 2, 3, 4]
+    assert list(checkpoints.iterdir()) == []
