@@ -11,6 +11,7 @@ from storage.contract.errors import BadInput
 ENV = "SWEEPER_ARTIFACTS"
 KEEP = ("best", "all", "none")  # [study] keep: each trial that was the best when it finished, every one, none
 NAME = "weights.npz"  # the artifact's file name (optuna-dashboard shows it)
+CHECKPOINTS = "checkpoints"  # the artifact folder's subfolder of running trials' states (workers/checkpoints.py)
 
 
 def folder(url: str) -> Path | None:
@@ -42,6 +43,12 @@ def store(url: str, *, create: bool = False):
         raise BadInput(f"no artifact folder {where}: no weights were kept for this database (set {ENV} to "
                        "where its workers kept them)")
     return FileSystemArtifactStore(str(where))
+
+
+def existing(url: str):
+    """The store for `url` if its folder exists (something was kept), else None; never creates it."""
+    where = folder(url)
+    return store(url) if where is not None and where.is_dir() else None
 
 
 def not_kept_reason(url: str) -> str:

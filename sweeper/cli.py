@@ -431,7 +431,7 @@ def _say_created(handle, created: bool) -> None:
         click.echo(f"study '{spec.name}' exists with this spec in {urls.mask(handle.url)}: {what}", err=True)
     from storage import artifacts
 
-    if (spec.keep != "none" or spec.checkpoint_every) and artifacts.folder(handle.url) is None:
+    if spec.keeps_files and artifacts.folder(handle.url) is None:
         click.echo(f"note: {artifacts.not_kept_reason(handle.url)}", err=True)
 
 

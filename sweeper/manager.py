@@ -129,12 +129,12 @@ def enqueue_best(handle: Handle, other: Handle, top: int) -> tuple[list[dict], l
 def export(handle: Handle, number: int | None, out: str):
     """Write trial `number`'s kept weights (the best trial's if None) to `out`, whole or not at all; the
     trial. BadInput when the trial or its weights are not there, saying which trials have them."""
-    import os
-    import tempfile
+    import shutil
 
     import optuna
 
     from storage import artifacts
+    from storage.contract import files
 
     store = artifacts.store(handle.url)
     if store is None:
@@ -161,19 +161,17 @@ def export(handle: Handle, number: int | None, out: str):
         have = [t.number for t in trials if t.state.name == "COMPLETE" and kept(t)]
         raise BadInput(f"trial {trial.number} of study '{name}' has no kept weights ([study] keep = "
                        f"\"{handle.spec.keep}\"); trials with weights: {', '.join(map(str, have)) or 'none'}")
-    folder = os.path.dirname(os.path.abspath(out))
-    tmp = tempfile.mktemp(prefix=f".{os.path.basename(out)}.", suffix=".tmp", dir=folder)
+    def download(tmp: str) -> None:  # Optuna's download_artifact refuses a path that exists: its reader
+        with store.open_reader(metas[-1].artifact_id) as reader, open(tmp, "wb") as writer:
+            shutil.copyfileobj(reader, writer)
+
     try:
-        optuna.artifacts.download_artifact(artifact_store=store, file_path=tmp, artifact_id=metas[-1].artifact_id)
-        os.replace(tmp, out)
+        files.replace_atomically(out, download)
     except (FileNotFoundError, optuna.artifacts.exceptions.ArtifactNotFound):
         raise BadInput(f"trial {trial.number}'s weights are listed but their file is missing from "
                        f"{artifacts.folder(handle.url)}: set {artifacts.ENV} to where the workers kept them") from None
     except OSError as exc:
         raise BadInput(f"cannot write {out}: {exc.strerror or exc}: free some space or write elsewhere") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return trial
 
 
@@ -185,8 +183,7 @@ def delete(handle: Handle) -> tuple[int, int]:
 
     from storage import artifacts, epochs
 
-    where = artifacts.folder(handle.url)
-    store = artifacts.store(handle.url) if where is not None and where.is_dir() else None
+    store = artifacts.existing(handle.url)
     kept = [m.artifact_id for t in handle.study.get_trials(deepcopy=False)
             for m in optuna.artifacts.get_all_artifact_meta(t, storage=handle.storage)] if store else []
     key = studies.uid(handle.storage, handle.study_id)
@@ -198,7 +195,7 @@ def delete(handle: Handle) -> tuple[int, int]:
         except Exception:  # noqa: BLE001 - already gone (removed by hand): nothing left to remove
             pass
     if store is not None:  # the training states its running or failed trials left (workers/checkpoints.py)
-        for path in (where / "checkpoints").glob(f"{key}-*.npz"):
+        for path in (artifacts.folder(handle.url) / artifacts.CHECKPOINTS).glob(f"{key}-*.npz"):
             path.unlink(missing_ok=True)
     return rows, len(kept)
 

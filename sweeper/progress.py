@@ -63,14 +63,10 @@ class Progress:
 
     def _running(self) -> str:
         """The running trials with their epoch: " | running: #4 2/10, #5 7/10"."""
-        from optuna.trial import TrialState
+        from sweeper import report
 
-        from storage import epochs
-
-        handle = self._handle
-        running = handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        running, last = report.running_epochs(self._handle)
         if not running:
             return ""
-        last = epochs.last_epochs(handle.storage.engine, handle.study_id, [t.number for t in running])
-        return " | running: " + ", ".join(f"#{t.number} {last.get(t.number, 0)}/{handle.spec.epochs}"
+        return " | running: " + ", ".join(f"#{t.number} {last.get(t.number, 0)}/{self._handle.spec.epochs}"
                                           for t in running)

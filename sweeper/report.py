@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-import tempfile
 
 import pandas as pd
 
 from storage import epochs, urls
+from storage.contract import files
 from storage.contract.errors import BadInput
 from storage.contract.spec import short
 
@@ -56,27 +56,18 @@ def write(frame: pd.DataFrame, fmt: str, out: str | None) -> None:
 
 def _atomic(out: str, write_to) -> None:
     """`write_to(temporary path)` beside `out`, then the temporary file renamed to `out`."""
-    folder = os.path.dirname(os.path.abspath(out))
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(out)}.", suffix=".tmp")
-        os.close(fd)
-    except OSError as exc:
+        files.replace_atomically(out, write_to)
+    except files.NotCreated as exc:
+        folder = os.path.dirname(os.path.abspath(out))
         raise BadInput(f"--out {out}: cannot write in {folder} ({exc.strerror or exc}): write elsewhere") from None
-    try:
-        write_to(tmp)
-        os.replace(tmp, out)
     except OSError as exc:
         raise BadInput(f"--out {out}: not written ({exc.strerror or exc}): free some space or write elsewhere; "
                        "an existing file is unchanged") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def status(handle) -> str:
     """What `sweeper status` prints: the spec in one line, counts, best trial, running trials."""
-    from optuna.trial import TrialState
-
     spec, counts = handle.spec, handle.counts()
     lines = [f"study {spec.name}: {spec.model} on {spec.dataset}, {spec.direction} {spec.metric}, "
              f"{spec.epochs} epochs, sampler {spec.sampler['name']}, pruner {spec.pruner['name']}",
@@ -85,9 +76,8 @@ def status(handle) -> str:
              f"{counts.pruned} pruned, {counts.failed} failed), {counts.running} running, {counts.waiting} waiting"
              + (f"; {counts.retried} lost and retried" if counts.retried else "")]
     lines.append("best: " + best_line(handle))
-    running = handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    running, last = running_epochs(handle)
     if running:
-        last = epochs.last_epochs(handle.storage.engine, handle.study_id, [t.number for t in running])
         frame = pd.DataFrame({
             "trial": [t.number for t in running],
             "epoch": [f"{last.get(t.number, 0)}/{spec.epochs}" for t in running],
@@ -98,6 +88,16 @@ def status(handle) -> str:
         })
         lines += ["running:", table(frame)]
     return "\n".join(lines)
+
+
+def running_epochs(handle) -> tuple[list, dict[int, int]]:
+    """The study's running trials, and the last epoch each has written (none: absent)."""
+    from optuna.trial import TrialState
+
+    running = handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not running:
+        return [], {}
+    return running, epochs.last_epochs(handle.storage.engine, handle.study_id, [t.number for t in running])
 
 
 def best_line(handle) -> str:

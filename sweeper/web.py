@@ -82,8 +82,7 @@ def serve(url: str, *, host: str = "127.0.0.1", port: int = 8080, allow_writes: 
 
     storage = rdb.open_storage(url)
     names = known_names(host, allow_hosts)
-    where = artifacts.folder(url)  # the trials' kept weights, listed and downloadable on their pages
-    store = artifacts.store(url) if where is not None and where.is_dir() else None
+    store = artifacts.existing(url)  # the trials' kept weights, listed and downloadable on their pages
     app = guard(optuna_dashboard.wsgi(storage, artifact_store=store), names, allow_writes=allow_writes)
     try:
         server = make_server(host, port, app, server_class=_Server, handler_class=_Handler)

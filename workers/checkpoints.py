@@ -10,11 +10,12 @@ state). Written whole or not at all.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from storage import artifacts
+from storage.contract import files
 
 GROUPS = ("params", "shadows", "state")
 META = "state.json"
@@ -23,7 +24,7 @@ META = "state.json"
 def path(folder: Path, study: str, number: int) -> Path:
     """Where trial `number`'s checkpoint lives under the artifact `folder`; `study` is the study's
     key (storage.studies.uid), unique across databases and deleted studies."""
-    return Path(folder) / "checkpoints" / f"{study}-{number}.npz"
+    return Path(folder) / artifacts.CHECKPOINTS / f"{study}-{number}.npz"
 
 
 def save(state: dict, where: Path) -> None:
@@ -38,14 +39,12 @@ def save(state: dict, where: Path) -> None:
                 limit=state["limit"],
                 kept=None if state["kept"] is None else len(state["kept"]), rng=rng,
                 sizes={g: len(state["net"][g]) for g in GROUPS})
-    fd, tmp = tempfile.mkstemp(prefix=f".{where.name}.", suffix=".tmp", dir=where.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as out:  # a file object: given a name, np.savez would append .npz to it
             np.savez(out, **arrays, **{META: np.asarray(json.dumps(meta, default=int))})
-        os.replace(tmp, where)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    files.replace_atomically(where, write)
 
 
 def load(where: Path) -> dict:

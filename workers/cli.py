@@ -52,7 +52,6 @@ def train(model, dataset, params, epochs, seed, backend, threads, as_json, save)
         weights.writable(save)
     setup = runtime.configure(WorkerOptions(threads=threads, backend=backend))
     from workers.data import load
-    from workers.metrics import report_text
     from workers.train import Diverged, train as run
 
     data = load(dataset, valid_size=config["valid_size"])
@@ -78,12 +77,10 @@ def train(model, dataset, params, epochs, seed, backend, threads, as_json, save)
     if as_json:
         click.echo(json.dumps(dict(type="result", **result.to_dict())))
         return
-    conf = result.confident
     click.echo(f"test_error {result.test_error:.2%}  valid_error {result.valid_error:.2%}  "
                f"epochs {result.epochs_run}{' (early stop)' if result.stopped_early else ''}  "
                f"{result.seconds:.1f}s")
-    click.echo(report_text(result.report))
-    click.echo(f"confident predictions (p > 0.5): n={conf['n']}  precision={conf['precision']:.2%}")
+    _say_test_figures(result.report, result.confident)
 
 
 @cli.command()
@@ -99,7 +96,6 @@ def evaluate(file, dataset, backend, as_json) -> None:
     kept = weights.load(file)  # a file that is not ours fails before anything is imported or read
     runtime.configure(WorkerOptions(backend=backend))
     from workers.data import load
-    from workers.metrics import report_text
 
     data = load(dataset or kept.meta["figures"]["dataset"], valid_size=kept.meta["params"]["valid_size"])
     figures = weights.evaluate(kept, data)
@@ -108,9 +104,15 @@ def evaluate(file, dataset, backend, as_json) -> None:
         return
     click.echo(f"{kept.model} of {file} on {data!r}")
     click.echo(f"test_error {figures['test_error']!r} ({figures['test_error']:.2%})")
-    click.echo(report_text(figures["report"]))
-    conf = figures["confident"]
-    click.echo(f"confident predictions (p > 0.5): n={conf['n']}  precision={conf['precision']:.2%}")
+    _say_test_figures(figures["report"], figures["confident"])
+
+
+def _say_test_figures(report: dict, confident: dict) -> None:
+    """The per-class report and the confident precision, as train and evaluate print them."""
+    from workers.metrics import report_text
+
+    click.echo(report_text(report))
+    click.echo(f"confident predictions (p > 0.5): n={confident['n']}  precision={confident['precision']:.2%}")
 
 
 cli.add_command(worker)

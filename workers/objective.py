@@ -11,6 +11,7 @@ transaction each time: every storage call costs a worker milliseconds of SQLAlch
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -153,36 +154,36 @@ class Objective:
             exc = _lost(exc)
             self._finish(trial, log, start, seen, **self._why(exc))
             if not isinstance(exc, (KeyboardInterrupt, TrialLost)):  # else its retry resumes from them
-                _remove(mine, *theirs)
+                _remove(mine, *(path for _, path in theirs))
             if isinstance(exc, TrialLost):
                 raise exc from None
             raise
         value = self.spec.metric_value(result.valid_error)
         if self._keep is not None:
             self._keep(trial, result, value)
-        _remove(mine, *theirs)  # the last thing before Optuna stores the result
+        _remove(mine, *(path for _, path in theirs))  # the last thing before Optuna stores the result
         log.state, log.epochs = "COMPLETE", result.epochs_run
         log.what = f"value {value:.4f} test_error {result.test_error:.4f}"
         return value
 
     def _checkpoint_paths(self, trial: optuna.Trial) -> tuple:
-        """(this trial's checkpoint, those the trials it retries left, latest first); (None, []) when
-        off. It resumes from the latest: a retry killed before its first checkpoint leaves none."""
+        """(this trial's checkpoint, [(number, checkpoint)] of the trials it retries that left one, latest
+        first); (None, []) when off. It resumes from the latest: a retry killed before its first
+        checkpoint leaves none."""
         if self._checkpoints is None or not self.spec.checkpoint_every:
             return None, []
         history = self.storage.get_trial_system_attrs(trial._trial_id).get("retry_history") or []
-        key = self._study_key()
-        left = [p for p in (checkpoints.path(self._checkpoints, key, n) for n in reversed(history)) if p.exists()]
-        return checkpoints.path(self._checkpoints, key, trial.number), left
+        left = [(n, checkpoints.path(self._checkpoints, self._study_key, n)) for n in reversed(history)]
+        mine = checkpoints.path(self._checkpoints, self._study_key, trial.number)
+        return mine, [(n, path) for n, path in left if path.exists()]
 
+    @functools.cached_property
     def _study_key(self) -> str:
         """The study's part of its checkpoints' names: unique across databases and deleted studies
         (storage.studies.uid), read once."""
-        if not hasattr(self, "_key"):
-            from storage import studies
+        from storage import studies
 
-            self._key = studies.uid(self.storage, self.study_id)
-        return self._key
+        return studies.uid(self.storage, self.study_id)
 
     def _on_checkpoint(self, path, log: TrialLog, writes: Writes):
         """The callback train() calls with its state every few epochs: once the epoch rows it covers
@@ -212,11 +213,11 @@ class Objective:
         return runtime.compile_mode()
 
     def _resume(self, trial: optuna.Trial, log: TrialLog, left: list, seen: dict) -> dict | None:
-        """The training state of the latest usable checkpoint the trials this one retries left, with
+        """The training state of the latest usable checkpoint in `left` (see _checkpoint_paths), with
         their epoch rows and reports carried over into this trial; None when there is none (the retry
         starts at epoch 1)."""
         say = logging.getLogger("sweeper.worker").warning
-        for path in left:
+        for source, path in left:
             try:
                 state = checkpoints.load(path)
             except Exception as exc:  # noqa: BLE001 - a damaged file costs the epochs it held, not the trial
@@ -225,7 +226,6 @@ class Objective:
             if state.get("mode") != self._mode():
                 say("trial %d: checkpoint %s is of another backend (%s)", trial.number, path, state.get("mode"))
                 continue
-            source = int(path.stem.rsplit("-", 1)[1])
             rows = epochs.carry(self.storage.engine, study_id=self.study_id, source=source, trial_id=trial._trial_id,
                                 trial=trial.number, up_to=state["epoch"])
             if [epoch for epoch, _ in rows] == list(range(1, state["epoch"] + 1)):

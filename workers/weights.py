@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from storage.contract import files
 from storage.contract.errors import BadInput
 
 FORMAT = "sweeper-weights"
@@ -61,22 +61,19 @@ def writable(path: str | Path) -> Path:
 def save(weights: Weights, path: str | Path) -> Path:
     """Write `weights` to `path` whole or not at all (a temporary file beside it, then renamed)."""
     path = Path(path)
-    folder = writable(path)
+    writable(path)
     named = {layer["name"]: a for layer, a in zip(weights.meta["layers"], weights.arrays)}
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise BadInput(f"cannot write {path}: {exc.strerror or exc}: choose another path") from None
-    try:
-        with os.fdopen(fd, "wb") as out:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as out:  # a file object: given a name, np.savez would append .npz to it
             np.savez(out, **named, **{META: np.asarray(json.dumps(weights.meta))})
-        os.replace(tmp, path)
+
+    try:
+        files.replace_atomically(path, write)
+    except files.NotCreated as exc:
+        raise BadInput(f"cannot write {path}: {exc.strerror or exc}: choose another path") from None
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise BadInput(f"cannot write {path}: {exc.strerror or exc}: free some space or choose another path") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -181,7 +181,7 @@ def build_objective(spec: Spec, storage, study_id: int, url: str, *, on_start, s
     from workers.train import Diverged, train
 
     _data(spec)
-    store = artifacts.store(url, create=True) if spec.keep != "none" or spec.checkpoint_every else None
+    store = artifacts.store(url, create=True) if spec.keeps_files else None
     return Objective(spec, storage, study_id, train=train, load=load, failures=(Diverged, BadInput, budget.Overshoot),
                      on_start=on_start, stop_now=stop_now, keep=Keeper(spec.keep, store, spec.name),
                      checkpoints=artifacts.folder(url) if store is not None else None)

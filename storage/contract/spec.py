@@ -120,6 +120,11 @@ class Spec:
         attr["space"] = {k: json_to_distribution(json.dumps(v)) for k, v in attr.get("space", {}).items()}
         return cls(**attr)
 
+    @property
+    def keeps_files(self) -> bool:
+        """Whether its workers write files beside the database: kept weights or checkpoints."""
+        return self.keep != "none" or self.checkpoint_every > 0
+
     def in_space(self, params: dict, where: str) -> dict:
         """`params` (searched parameters, some or all) checked against the study's space, converted to
         their types; BadInput naming the first one that is not searched or lies outside its range."""
