@@ -350,8 +350,10 @@ def report(names: tuple[str, ...], storage: str | None, out: str) -> None:
               help="train the MNIST studies on D (digits, mnist or idx:DIR) [default: each study's, mnist]")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="seeds per configuration [default: each study's: 3, the toy problem 10]")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="cap every study at N epochs (a quick look)")
-@click.option("--full", is_flag=True, help="train the posts' own lengths (much longer)")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="cap every study at N epochs: a quick look, not the posts' length [default: the posts' lengths]")
+@click.option("--fraction", type=float, default=None, metavar="F",
+              help="train a share F in (0, 1] of each post's length (verdicts then not counted)")
 @click.option("--workers", "n_workers", default=2, show_default=True, type=click.IntRange(min=1),
               help="worker processes on this machine")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -360,7 +362,7 @@ def report(names: tuple[str, ...], storage: str | None, out: str) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default="reproduction", show_default=True,
               help="folder for report.md and its PNG files (made if missing)")
 def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeats: int | None, epochs: int | None,
-              full: bool, n_workers: int, threads: int | None, storage: str | None, out: str) -> None:
+              fraction: float | None, n_workers: int, threads: int | None, storage: str | None, out: str) -> None:
     """Re-run the posts' explorations (every SECTION by default) with several seeds, then write their report.
 
     Run again with the same options, it reuses what is done. Sections: sweeper reproduce --list.
@@ -373,7 +375,7 @@ def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeat
     if show:
         click.echo(rep.listing())
         return
-    planned = rep.plan(list(sections), dataset=dataset, repeats=repeats, epochs=epochs, full=full)
+    planned = rep.plan(list(sections), dataset=dataset, repeats=repeats, epochs=epochs, fraction=fraction)
     writeup.check_out(out)
     url = _url(storage)
     started = time.monotonic()
@@ -423,7 +425,7 @@ def _say_created(handle, created: bool) -> None:
     from storage import urls
 
     spec = handle.spec
-    what = (f"{spec.n_trials} trials of {spec.model} on {spec.dataset}, {spec.epochs} epochs each, "
+    what = (f"{spec.n_trials} trials of {spec.model} on {spec.dataset}, {spec.length} each, "
             f"sampler {spec.sampler['name']}, pruner {spec.pruner['name']}")
     if created:
         click.echo(f"created study '{spec.name}' in {urls.mask(handle.url)}: {what}", err=True)

@@ -47,12 +47,12 @@ def create(spec: Spec, url: str) -> tuple[Handle, bool]:
         except KeyError:
             existing = None
         if existing is not None:
-            return Handle(existing, _same(existing, spec, url), storage, url), False
+            return Handle(existing, _same(existing, spec, storage, url), storage, url), False
         try:
             study = optuna.create_study(storage=storage, study_name=spec.name, direction=spec.direction)
         except optuna.exceptions.DuplicatedStudyError:  # created by another process just now
             study = optuna.load_study(study_name=spec.name, storage=storage)
-            return Handle(study, _same(study, spec, url), storage, url), False
+            return Handle(study, _same(study, spec, storage, url), storage, url), False
         with optuna_experimental():
             study.set_metric_names([spec.metric])
         for point in spec.grid_points() if spec.is_grid else spec.enqueue:  # run first, in this order
@@ -200,9 +200,10 @@ def delete(handle: Handle) -> tuple[int, int]:
     return rows, len(kept)
 
 
-def _same(study, spec: Spec, url: str) -> Spec:
+def _same(study, spec: Spec, storage, url: str) -> Spec:
     """The stored spec of an existing study, refused when it trains other trials than `spec`; when only
-    its description differs (claims, references, title...), the study takes `spec`'s."""
+    its description differs (claims, references, title...), the study takes `spec`'s, and claims it had
+    verdicts for are kept as superseded."""
     stored = studies.spec_of(study)
     old, new = stored.search_attr(), spec.search_attr()
     if old != new:
@@ -211,9 +212,42 @@ def _same(study, spec: Spec, url: str) -> Spec:
                        f"({', '.join(diff)} differ): choose another --name, or delete it first "
                        f"(sweeper delete {spec.name} --storage URL)")
     if not stored.same_as(spec):
+        _supersede(Handle(study, stored, storage, url), spec)
         studies.save_spec(study, spec)
         return spec
     return stored
+
+
+SUPERSEDED = "sweeper_superseded"  # the study user attr: earlier claims and the verdicts they had
+SUPERSEDED_COLUMNS = ("post", "origin", "claim", "metric", "x", "y", "target", "n", "effect", "effect_low",
+                      "effect_high", "p_value", "verdict", "note")
+
+
+def superseded(study) -> list[dict]:
+    """The claims a study had before its claims changed, each change as {"replaced": ISO time, "digest",
+    "by": the new digest, "claims": [rows of SUPERSEDED_COLUMNS]}, oldest first."""
+    return list(study.user_attrs.get(SUPERSEDED, []))
+
+
+def _supersede(old: Handle, spec: Spec) -> None:
+    """Keep `old`'s claims and their verdicts in the study when `spec` changes them after trials finished."""
+    import datetime
+    import json
+
+    from sweeper import analysis, claims
+    from sweeper.evidence import digest
+
+    before, after = digest(old.spec.claims), digest(spec.claims)
+    if before == after or not old.spec.claims:
+        return
+    trials = analysis.trials(None, old)
+    if not (trials["state"] == "COMPLETE").any():
+        return
+    frame = claims.claims(old, trials, analysis.epochs(None, old))
+    rows = json.loads(frame[list(SUPERSEDED_COLUMNS)].to_json(orient="records"))  # NaN as null
+    when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    entry = dict(replaced=when, digest=before, by=after, claims=rows)
+    old.study.set_user_attr(SUPERSEDED, superseded(old.study) + [entry])
 
 
 def summaries(url: str):

@@ -68,5 +68,5 @@ class Progress:
         running, last = report.running_epochs(self._handle)
         if not running:
             return ""
-        return " | running: " + ", ".join(f"#{t.number} {last.get(t.number, 0)}/{self._handle.spec.epochs}"
+        return " | running: " + ", ".join(f"#{t.number} {last.get(t.number, 0)}/{self._handle.spec.epochs or '?'}"
                                           for t in running)

@@ -70,7 +70,7 @@ def status(handle) -> str:
     """What `sweeper status` prints: the spec in one line, counts, best trial, running trials."""
     spec, counts = handle.spec, handle.counts()
     lines = [f"study {spec.name}: {spec.model} on {spec.dataset}, {spec.direction} {spec.metric}, "
-             f"{spec.epochs} epochs, sampler {spec.sampler['name']}, pruner {spec.pruner['name']}",
+             f"{spec.length}, sampler {spec.sampler['name']}, pruner {spec.pruner['name']}",
              f"storage: {urls.mask(handle.url)}",
              f"trials: {counts.done} of {counts.budget(spec.n_trials)} done ({counts.complete} complete, "
              f"{counts.pruned} pruned, {counts.failed} failed), {counts.running} running, {counts.waiting} waiting"
@@ -80,7 +80,7 @@ def status(handle) -> str:
     if running:
         frame = pd.DataFrame({
             "trial": [t.number for t in running],
-            "epoch": [f"{last.get(t.number, 0)}/{spec.epochs}" for t in running],
+            "epoch": [f"{last.get(t.number, 0)}/{spec.epochs or '?'}" for t in running],
             "elapsed_s": [round((dt.datetime.now(t.datetime_start.tzinfo) - t.datetime_start).total_seconds(), 1)
                           for t in running],
             "worker": [t.user_attrs.get("worker", "-") for t in running],

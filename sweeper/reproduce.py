@@ -67,8 +67,11 @@ def shipped(folder: Path = STUDIES) -> list[tuple[Path, dict]]:
 
 
 def plan(sections: list[str], *, dataset: str | None = None, repeats: int | None = None,
-         epochs: int | None = None, full: bool = False, folder: Path = STUDIES) -> list[Planned]:
-    """The studies of `sections` (all when empty) with the overrides applied, checked, not yet created."""
+         epochs: int | None = None, fraction: float | None = None, folder: Path = STUDIES) -> list[Planned]:
+    """The studies of `sections` (all when empty) with the overrides applied, checked, not yet created.
+
+    Each study trains the post's own length unless `epochs` caps it (N epochs each, a quick look) or
+    `fraction` scales it; such a run is another length than the post's, and its report says so."""
     from sweeper import toml_spec
 
     for section in sections:
@@ -78,8 +81,10 @@ def plan(sections: list[str], *, dataset: str | None = None, repeats: int | None
                            + "sweeper reproduce --list shows them")
     if dataset is not None:
         dataset = datasets.check(dataset)
-    if full and epochs is not None:
-        raise BadInput("--full trains the posts' own lengths and --epochs caps them: use one of them")
+    if fraction is not None and epochs is not None:
+        raise BadInput("--fraction scales the posts' lengths and --epochs caps them: use one of them")
+    if fraction is not None and not 0 < fraction <= 1:
+        raise BadInput(f"--fraction {fraction:g} is invalid: use a share of the posts' lengths in (0, 1]")
     out = []
     for path, data in shipped(folder):
         study = dict(data["study"])
@@ -89,18 +94,29 @@ def plan(sections: list[str], *, dataset: str | None = None, repeats: int | None
             study["dataset"] = dataset
         if repeats is not None:
             study["repeats"] = repeats
-        shipped_epochs = study.get("epochs")
-        if full and study.get("full_epochs"):
-            study["epochs"] = study["full_epochs"]
-        elif epochs is not None and isinstance(shipped_epochs, int):
-            study["epochs"] = min(epochs, shipped_epochs)
+        post_length = _length(study)
+        if epochs is not None and (study.get("epochs") is None or epochs < study["epochs"]):
+            study.pop("steps", None)
+            study["epochs"] = epochs
+        elif fraction is not None and fraction < 1:
+            unit = "steps" if "steps" in study else "epochs"
+            if isinstance(study.get(unit), int):
+                study[unit] = max(1, round(study[unit] * fraction))
         study["name"] = _name(study)
         try:
-            spec = toml_spec.parse({**data, "study": study}, shortened=study.get("epochs") != shipped_epochs)
+            spec = toml_spec.parse({**data, "study": study},
+                                   post_length=post_length if _length(study) != post_length else None)
         except BadInput as exc:
             raise BadInput(f"{path.name}: {exc}") from None
         out.append(Planned(study["section"], path, spec))
     return out
+
+
+def _length(study: dict) -> str:
+    """A [study] table's length in words, as Spec.length writes it."""
+    if isinstance(study.get("steps"), int):
+        return f"{study['steps']:,} steps"
+    return f"{study.get('epochs'):,} epochs" if isinstance(study.get("epochs"), int) else str(study.get("epochs"))
 
 
 def listing() -> str:
@@ -134,7 +150,7 @@ def run(planned: list[Planned], url: str, *, n_workers: int,
         spec = item.spec
         handle, created = manager.create(spec, url)
         counts = handle.counts()
-        head = f"[{i}/{len(planned)}] {item.section}: {spec.name} ({spec.n_trials} trials, {spec.epochs} epochs)"
+        head = f"[{i}/{len(planned)}] {item.section}: {spec.name} ({spec.n_trials} trials, {spec.length})"
         if counts.next_step(spec.n_trials) is Step.DONE:
             _echo(f"{head}: done already, {counts.done} trials")
             done.append((item.section, handle))
@@ -187,8 +203,9 @@ def report_parts(done: list) -> list:
 
 
 def _name(study: dict) -> str:
-    """`{name}.{data set}.r{seeds}.e{epochs}`: the options that change a study are in its name."""
-    return f"{study['name']}.{_tag(study.get('dataset', 'digits'))}.r{study.get('repeats', 1)}.e{study.get('epochs')}"
+    """`{name}.{data set}.r{seeds}.e{epochs}` (or `.s{steps}`): the options that change a study are in its name."""
+    length = f"s{study['steps']}" if "steps" in study else f"e{study.get('epochs')}"
+    return f"{study['name']}.{_tag(study.get('dataset', 'digits'))}.r{study.get('repeats', 1)}.{length}"
 
 
 def _tag(dataset) -> str:

@@ -98,6 +98,17 @@ def equivalence_p(d, margin: float) -> float:
     return float(max(above, below))
 
 
+def noninferiority_p(d, margin: float) -> float:
+    """p of the one-sided test that the mean of `d` lies above -margin (x is not worse than y by the margin)."""
+    d = finite(d)
+    if len(d) < 2:
+        return math.nan
+    if d.std(ddof=1) == 0.0:
+        return 0.0 if d.mean() > -margin else 1.0
+    with _quiet():
+        return float(stats.ttest_1samp(d, -margin, alternative="greater").pvalue)
+
+
 def share_interval(k: int, n: int) -> tuple[float, float]:
     """The Clopper-Pearson 95 % interval of a share k / n (scipy.stats.binomtest)."""
     if n == 0:

@@ -16,15 +16,19 @@ from sweeper.evidence import same
 # The figures `summary` gives per configuration, each as _mean, _std, _low, _high.
 SUMMARY_METRICS = ("valid_accuracy", "test_accuracy", "train_loss", "epochs_run")
 MEASURES = ("valid_accuracy", "test_accuracy", "valid_error", "test_error", "train_loss", "train_error", "gap",
-            "best_valid_error", "epochs_run")
+            "best_valid_error", "epochs_run", "mean_train_loss", "loss_rises", "confident_precision", "epochs_to",
+            "near_zero")
 PER_EPOCH = ("train_loss", "train_error", "valid_error")
 SHARES = ("valid_accuracy", "test_accuracy")  # their intervals are cut to [0, 1]
 
 
-def measures(handle, trials: pd.DataFrame, epochs: pd.DataFrame, epoch: int | None = None) -> pd.DataFrame:
+def measures(handle, trials: pd.DataFrame, epochs: pd.DataFrame, epoch: int | None = None,
+             step: int | None = None, below: float | None = None) -> pd.DataFrame:
     """One row per finished trial (COMPLETE, or FAIL by divergence): trial, config, seed, the varied
     parameters, diverged, then MEASURES (a diverged trial has none). With `epoch`, the per-epoch
-    measures are those of that epoch (NaN for a trial that stopped before it)."""
+    measures are those of that epoch (NaN for a trial that stopped before it); with `step`, those of
+    the first epoch that ends at or after that optimizer step. `below`: the validation error that
+    `epochs_to` counts to (NaN without it)."""
     spec = handle.spec
     done = trials[(trials["state"] == "COMPLETE")
                   | ((trials["state"] == "FAIL") & trials["reason"].fillna("").str.startswith("diverged"))]
@@ -32,20 +36,40 @@ def measures(handle, trials: pd.DataFrame, epochs: pd.DataFrame, epoch: int | No
     configs = spec.configs() if spec.is_grid else []
     out.insert(1, "config", [config_of(configs, row) for row in done[spec.varied].to_dict("records")])
     out["diverged"] = (done["state"] == "FAIL").to_numpy()
-    rows = epochs[epochs["trial"].isin(out["trial"])]
-    last = rows.sort_values("epoch").groupby("trial").last() if epoch is None else \
-        rows[rows["epoch"] == epoch].set_index("trial")
+    rows = epochs[epochs["trial"].isin(out["trial"])].sort_values(["trial", "epoch"])
+    if step is not None:  # each trial's epoch that holds the step (its length per epoch is in its outcome)
+        per = done.set_index("trial")["steps_per_epoch"].astype("float64")
+        wanted = np.ceil(step / per).reindex(rows["trial"]).to_numpy()
+        last = rows[rows["epoch"].to_numpy() == wanted].set_index("trial")
+    elif epoch is None:
+        last = rows.groupby("trial").last()
+    else:
+        last = rows[rows["epoch"] == epoch].set_index("trial")
     per_epoch = last.reindex(out["trial"])[list(PER_EPOCH)].set_axis(out.index)
-    out["valid_error"] = done["valid_error"] if epoch is None else per_epoch["valid_error"]
+    out["valid_error"] = done["valid_error"] if epoch is None and step is None else per_epoch["valid_error"]
     out["test_error"] = done["test_error"]
     out["valid_accuracy"] = 1.0 - out["valid_error"]
     out["test_accuracy"] = 1.0 - out["test_error"]
     out["train_loss"], out["train_error"] = per_epoch["train_loss"], per_epoch["train_error"]
     out["gap"] = per_epoch["valid_error"] - per_epoch["train_error"]
-    out["best_valid_error"] = rows.groupby("trial")["valid_error"].min().reindex(out["trial"]).to_numpy()
+    by_trial = rows.groupby("trial")
+    out["best_valid_error"] = by_trial["valid_error"].min().reindex(out["trial"]).to_numpy()
     out["epochs_run"] = done["epochs_run"].astype("float64")
+    out["mean_train_loss"] = by_trial["train_loss"].mean().reindex(out["trial"]).to_numpy()
+    change = by_trial["train_loss"].diff()  # NaN at each trial's first epoch
+    rises = change.gt(0).astype("float64").where(change.notna())
+    out["loss_rises"] = rises.groupby(rows["trial"]).mean().reindex(out["trial"]).to_numpy()
+    out["confident_precision"] = done["confident_precision"].astype("float64").to_numpy()
+    out["near_zero"] = done["near_zero"].astype("float64").to_numpy()
+    out["epochs_to"] = math.nan if below is None else _epochs_to(rows, out["trial"], out["epochs_run"], below)
     out.loc[out["diverged"], list(MEASURES)] = math.nan
     return out.reset_index(drop=True)
+
+
+def _epochs_to(rows: pd.DataFrame, trials: pd.Series, epochs_run: pd.Series, below: float) -> np.ndarray:
+    """Per trial, the first epoch whose validation error is below `below`; its epochs + 1 when none is."""
+    under = rows[rows["valid_error"] < below].groupby("trial")["epoch"].min().reindex(trials).to_numpy()
+    return np.where(np.isnan(under), epochs_run.to_numpy() + 1, under)
 
 
 def config_of(configs: list[dict], params: dict) -> str:
@@ -88,13 +112,20 @@ def summary(handle, measured: pd.DataFrame, by: list[str] | None = None) -> pd.D
     return frame.astype({"n": "int64", "diverged": "int64"})
 
 
-def references(handle, measured: pd.DataFrame) -> pd.DataFrame:
-    """One row per [[reference]] of the study: the post's figure beside our mean and interval."""
-    frame = summary(handle, measured)
-    ours = frame.set_index("config")
+def references(handle, measured: pd.DataFrame, at=None) -> pd.DataFrame:
+    """One row per [[reference]] of the study: the post's figure beside our mean and interval. A figure
+    from the middle of the post's run (its `step` or `epoch`) is set beside ours at the same point:
+    `at(epoch=, step=)` gives the measures there (without it, such rows have none of ours)."""
+    final = summary(handle, measured).set_index("config")
     rows = []
     for ref in handle.spec.references:
-        row = dict(section=ref["section"], config=ref["config"], at=ref["at"], outcome=ref["outcome"],
+        point = dict(epoch=ref.get("epoch"), step=ref.get("step"))
+        if point["epoch"] is None and point["step"] is None:
+            ours = final
+        else:
+            ours = summary(handle, at(**point)).set_index("config") if at is not None else final.iloc[:0]
+            ours = ours.assign(test_accuracy_mean=math.nan, test_accuracy_low=math.nan, test_accuracy_high=math.nan)
+        row = dict(section=ref["section"], config=ref["config"], at=ref["at"], **point, outcome=ref["outcome"],
                    note=ref["note"])
         for metric in ("valid_accuracy", "test_accuracy"):
             post = ref.get(metric, math.nan)
@@ -104,11 +135,11 @@ def references(handle, measured: pd.DataFrame) -> pd.DataFrame:
                         f"{metric}_mean": ours[f"{metric}_mean"].get(ref["config"], math.nan),
                         f"{metric}_low": low, f"{metric}_high": high, f"{metric}_inside": _inside(post, low, high)})
         rows.append(row)
-    columns = ["section", "config", "at", *(f"{p}{m}{s}" for m in ("valid_accuracy", "test_accuracy")
+    columns = ["section", "config", "at", "epoch", "step", *(f"{p}{m}{s}" for m in ("valid_accuracy", "test_accuracy")
                                           for p, s in (("post_", ""), ("", "_mean"), ("", "_low"), ("", "_high"),
                                                        ("", "_inside"))), "outcome", "note"]
-    return pd.DataFrame(rows, columns=columns).astype({"valid_accuracy_inside": "boolean",
-                                                      "test_accuracy_inside": "boolean"})
+    return pd.DataFrame(rows, columns=columns).astype({"valid_accuracy_inside": "boolean", "epoch": "Int64",
+                                                      "step": "Int64", "test_accuracy_inside": "boolean"})
 
 
 def _posts(spec, frame: pd.DataFrame) -> pd.DataFrame:
@@ -117,9 +148,10 @@ def _posts(spec, frame: pd.DataFrame) -> pd.DataFrame:
                                                    "post_test_accuracy", "post_test_inside", "post_outcome"])
     for i, config in frame["config"].items():
         refs = [r for r in spec.references if r["config"] == config]
-        out.at[i, "post_runs"] = len(refs)
+        ends = [r for r in refs if r.get("step") is None and r.get("epoch") is None]  # figures at the run's end
+        out.at[i, "post_runs"] = len([r for r in ends if "valid_accuracy" in r or "test_accuracy" in r])
         for metric, short in (("valid_accuracy", "valid"), ("test_accuracy", "test")):
-            values = [r[metric] for r in refs if metric in r]
+            values = [r[metric] for r in ends if metric in r]
             low, high = frame.at[i, f"{metric}_low"], frame.at[i, f"{metric}_high"]
             out.at[i, f"post_{metric}"] = float(np.mean(values)) if values else math.nan
             out.at[i, f"post_{short}_inside"] = (all(_inside(v, low, high) for v in values) if values

@@ -17,16 +17,17 @@ from storage.contract.spec import METRICS, SEED, Spec
 from storage.contract.spec import label as label_of
 from sweeper import evidence
 
-TABLES = ("study", "params", "point", "enqueue", "reference", "claim")
-STUDY_KEYS = ("name", "model", "dataset", "metric", "direction", "n_trials", "epochs", "seed", "repeats", "sampler",
-              "pruner", "heartbeat", "grace", "max_retry", "title", "about", "section", "full_epochs", "keep",
-              "checkpoint_every")
+TABLES = ("study", "params", "point", "enqueue", "reference", "claim", "condition")
+STUDY_KEYS = ("name", "model", "dataset", "metric", "direction", "n_trials", "epochs", "steps", "seed", "repeats",
+              "sampler", "pruner", "heartbeat", "grace", "max_retry", "title", "about", "section",
+              "post_train_images", "keep", "checkpoint_every")
 KINDS = ("float", "int", "choice", "grid")
 DIST_KEYS = KINDS + ("log", "step")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 MAX_GRID = 10_000
 MAX_TRIALS = 1_000_000
 MAX_EPOCHS = 100_000
+MAX_STEPS = 10**9
 MAX_HEARTBEAT_S = 86_400  # a day: longer waits overflow the heartbeat thread's timer
 MAX_REPEATS = 1000
 SEED_LIMIT = 2**32  # numpy's seeds: a replicate's seed (seed + repeats - 1) must stay below it
@@ -51,11 +52,11 @@ def read(path: str | Path, name: str | None = None) -> Spec:
         raise BadInput(f"{path}: {exc}") from None
 
 
-def parse(data: dict, name: str | None = None, *, shortened: bool = False) -> Spec:
+def parse(data: dict, name: str | None = None, *, post_length: str | None = None) -> Spec:
     """Validate a spec already read from TOML (a dict of tables) into a Spec.
 
-    `shortened`: the study's epochs were cut (sweeper reproduce --epochs), so a claim about a later
-    epoch is kept (it is then inconclusive) instead of refused.
+    `post_length`: the study was cut from this length, the post's (sweeper reproduce --fraction), so a
+    claim about a later epoch is kept (it is then inconclusive) instead of refused.
     """
     for key in data:
         if key not in TABLES:
@@ -68,7 +69,12 @@ def parse(data: dict, name: str | None = None, *, shortened: bool = False) -> Sp
     model = check_model(_str(study, "model", "mlp"))
     dataset = datasets.check(study.get("dataset", "digits"))
     metric = _metric(study)
-    epochs = _int(study, "epochs", None, low=1, high=MAX_EPOCHS)
+    if "epochs" in study and "steps" in study:
+        raise BadInput("[study] gives both epochs and steps: give the training length in one of them")
+    if "steps" in study:
+        epochs, steps = None, _int(study, "steps", None, low=1, high=MAX_STEPS, why="optimizer steps in all")
+    else:
+        epochs, steps = _int(study, "epochs", None, low=1, high=MAX_EPOCHS), None
     seed = _int(study, "seed", 0, low=0, high=SEED_LIMIT - 1)
     heartbeat = _int(study, "heartbeat", 30, low=1, high=MAX_HEARTBEAT_S)
     grace = _int(study, "grace", 2 * heartbeat, low=heartbeat + 1, high=MAX_HEARTBEAT_S * 10,
@@ -81,9 +87,10 @@ def parse(data: dict, name: str | None = None, *, shortened: bool = False) -> Sp
     keep = _str(study, "keep", "best")
     if keep not in artifacts.KEEP:
         raise _unknown_key(keep, artifacts.KEEP, "[study] keep")
-    full_epochs = study.get("full_epochs")
-    if full_epochs is not None:
-        full_epochs = _int(study, "full_epochs", None, low=1, high=MAX_EPOCHS)
+    post_images = study.get("post_train_images")
+    if post_images is not None:
+        post_images = _int(study, "post_train_images", None, low=1, high=10**9,
+                           why="the training images of the post's run")
 
     params = _table(data, "params")
     point_tables = _tables(data, "point")
@@ -104,6 +111,7 @@ def parse(data: dict, name: str | None = None, *, shortened: bool = False) -> Sp
         else:
             fixed[key] = _check(key, value, model)
     _check_combinations(model, fixed, space)
+    _check_two_classes(dataset, fixed, space, _tables(data, "point"))
     points = []
     if point_tables:
         if not is_grid:
@@ -135,13 +143,14 @@ def parse(data: dict, name: str | None = None, *, shortened: bool = False) -> Sp
     spec = Spec(name=name, model=model, dataset=dataset, n_trials=n_trials, epochs=epochs, metric=metric,
                 seed=seed, sampler=sampler, pruner=pruner, heartbeat=heartbeat, grace=grace,
                 max_retry=max_retry, fixed=fixed, space=space, repeats=repeats, points=points,
-                full_epochs=full_epochs, keep=keep, **words,
+                steps=steps, post_train_images=post_images, keep=keep, **words,
                 checkpoint_every=_int(study, "checkpoint_every", 5, low=0, high=MAX_EPOCHS,
                                       why="epochs between a running trial's checkpoints (0: none)"))
     spec = replace(spec, enqueue=_enqueue(_tables(data, "enqueue"), spec))
     samplers.rehearse(sampler, pruner, space, epochs, grid=spec.grid_space() if is_grid else None)
     _check_memory(spec)
-    return evidence.attach(spec, _tables(data, "reference"), _tables(data, "claim"), shortened=shortened)
+    return evidence.attach(spec, _tables(data, "reference"), _tables(data, "claim"), _tables(data, "condition"),
+                           post_length=post_length)
 
 
 def _enqueue(tables: list[dict], spec: Spec) -> list[dict]:
@@ -298,6 +307,14 @@ def _check_combinations(model: str, fixed: dict, space: dict) -> None:
                 resolve(model, {**fixed, name: value})
             except BadInput as exc:
                 raise BadInput(f"[params] {name} can be {value!r}, but {exc}") from None
+
+
+def _check_two_classes(dataset: str, fixed: dict, space: dict, points: list[dict]) -> None:
+    """BadInput when the two-class loss could meet a data set of ten classes."""
+    losses = {fixed.get("loss")} | set(getattr(space.get("loss"), "choices", ())) | {p.get("loss") for p in points}
+    if "positive_ce" in losses and dataset != "xor":
+        raise BadInput(f"loss positive_ce is for two classes and {dataset} has ten: use cross_entropy or mse, "
+                       "or dataset = \"xor\"")
 
 
 def _check(name: str, value, model: str):

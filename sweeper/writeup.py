@@ -66,7 +66,7 @@ def write(parts: list[Part], out: str | Path, *, title: str, intro: str = "") ->
                 own = not part.title or len(part.handles) > 1
                 heads[id(handle)] = (handle.spec.heading if own else None,
                                      anchors.add(handle.spec.heading) if own else anchors.last)
-        lines = [f"# {title}", ""] + ([intro, ""] if intro else [])
+        lines = [f"# {title}", ""] + ([intro, ""] if intro else []) + _caveats(studies)
         lines += _overview(studies, heads)
         for part in parts:
             level = "###" if part.title else "##"
@@ -77,6 +77,7 @@ def write(parts: list[Part], out: str | Path, *, title: str, intro: str = "") ->
                     heading = heads[id(handle)][0]
                     lines += ([f"{level} {heading}", ""] if heading else []) + \
                         _study(handle, data, tmp, level if heading else level[:-1], titled=bool(heading))
+        lines += _superseded(studies, heads)
         (tmp / "report.md").write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return Path(out) / "report.md"
 
@@ -142,20 +143,61 @@ def _measure(handle) -> _Data:
     return _Data(trials, epochs, measured, verdicts.claims(handle, trials, epochs, measured))
 
 
+def _caveats(studies) -> list[str]:
+    """What the reader must know before any verdict: shortened runs, less data than the posts had."""
+    lines = []
+    short = [h.spec for _, h, _ in studies if h.spec.post_length]
+    if short:
+        lines.append(f"**Not the posts' lengths.** {len(short)} of {len(studies)} studies trained another length "
+                     f"than the post (e.g. {short[0].length} instead of {short[0].post_length}): their verdicts are "
+                     "shown but not counted, since the post's length could change them.")
+    smaller = [(h.spec, verdicts.train_images(d.trials)) for _, h, d in studies if h.spec.post_train_images]
+    smaller = [(spec, ours) for spec, ours in smaller if ours and ours < spec.post_train_images]
+    if smaller:
+        sizes = sorted({f"{ours:,} training images against the post's {spec.post_train_images:,}"
+                        for spec, ours in smaller})
+        lines.append(f"**Less data than the posts.** {len(smaller)} studies trained on {'; '.join(sizes)}. That "
+                     "shifts absolute figures: the posts' own figures are shown for reference only, claims about an "
+                     "absolute figure are not counted, and the verdicts judge the differences the posts claimed.")
+    return [line for text in lines for line in (text, "")]
+
+
 def _overview(studies, heads: dict) -> list[str]:
-    """One row per study: trials done, claims by verdict, time; only when there is more than one."""
+    """One row per study: trials done, the posts' counted claims by verdict, the rest, time; only when
+    there is more than one study."""
     if len(studies) < 2:
         return []
-    rows = []
+    rows, total, other = [], pd.Series(dtype="int64"), 0
     for part, handle, data in studies:
-        counts = data.claims["verdict"].value_counts()
+        counted = data.claims[data.claims["counted"]]["verdict"].value_counts()
+        rest = int((~data.claims["counted"]).sum())
+        total, other = total.add(counted, fill_value=0), other + rest
         link = handle.spec.heading.replace("[", "\\[").replace("]", "\\]")
         rows.append([part.title.split(":")[0] if part.title else "", f"[{link}](#{heads[id(handle)][1]})",
-                     _done(data.trials), *(str(int(counts.get(v, 0))) for v in VERDICTS),
+                     _done(data.trials), *(str(int(counted.get(v, 0))) for v in VERDICTS), str(rest),
                      _duration(data.trials)[0]])
-    total = pd.concat([d.claims["verdict"] for _, _, d in studies]).value_counts()
-    rows.append(["**all**", "", "", *(f"**{int(total.get(v, 0))}**" for v in VERDICTS), ""])
-    return ["## Overview", "", _table(["section", "study", "trials", *VERDICTS, "wall time"], rows), ""]
+    rows.append(["**all**", "", "", *(f"**{int(total.get(v, 0))}**" for v in VERDICTS), f"**{other}**", ""])
+    note = ("The verdict columns count the posts' own conclusions (origin *post*) measured under the posts' "
+            "conditions; *not counted*: our derived checks, untestable claims, and verdicts under conditions "
+            "that could change them (each study's conditions table says which).")
+    return ["## Overview", "", _table(["section", "study", "trials", *VERDICTS, "not counted", "wall time"], rows),
+            "", note, ""]
+
+
+def _superseded(studies, heads: dict) -> list[str]:
+    """The appendix: each study's earlier claims, replaced after trials existed, with the verdicts they had."""
+    from sweeper.manager import superseded
+
+    lines = []
+    for _, handle, _ in studies:
+        for entry in superseded(handle.study):
+            rows = [[r["claim"], f"{r['metric']}: {r['x']}" + (f" vs {r['y']}" if r["y"] else "") + f", {r['target']}",
+                     _number(r["effect"]), f"**{r['verdict']}**"] for r in entry["claims"]]
+            lines += [f"### {handle.spec.heading}: claims `{entry['digest']}`, replaced {entry['replaced']}", "",
+                      f"Replaced by claims `{entry['by']}`.", "",
+                      _table(["the claim, as then written", "checked as", "effect", "verdict then"], rows), ""]
+    return ["## Superseded claims", "", "Claims changed after their study had trials; each set is kept with the "
+            "verdicts it had when it was replaced.", "", *lines] if lines else []
 
 
 def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -> list[str]:
@@ -167,8 +209,18 @@ def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -
         lines += [f"{level}# Our figures beside the post's", "", _summary_table(handle, data), "",
                   "Intervals: 95 % Student t over seeds. *inside*/*outside*: whether the post's figure lies in "
                   "our interval.", ""]
+        if spec.conditions:
+            lines += [f"{level}# Conditions: the post's and ours", "", conditions_table(spec), ""]
         if not data.claims.empty:
-            lines += [f"{level}# Claims and verdicts", "", _claims_table(data.claims), ""]
+            from sweeper.evidence import digest
+
+            own = data.claims["origin"].fillna("post") == "post"
+            lines += [f"{level}# Claims and verdicts", "", f"Claims digest `{digest(spec.claims)}`.", ""]
+            if own.any():
+                lines += [_claims_table(data.claims[own]), ""]
+            if (~own).any():
+                lines += ["Our own checks (derived: not the post's conclusions, never counted):", "",
+                          _claims_table(data.claims[~own]), ""]
     else:
         lines += [f"{level}# The best trials", "", _best_table(spec, data.trials), ""]
     paths = plots.write(handle, data.trials, data.epochs, data.measured, folder)
@@ -186,11 +238,23 @@ def _setup(spec, trials: pd.DataFrame) -> str:
                 f"{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})")
     else:
         what = f"{spec.n_trials} trials chosen by the {spec.sampler['name']} sampler"
-    length = f"{spec.epochs} epochs each" + (f" (the post: {spec.full_epochs})" if spec.full_epochs else "")
+    length = _length(spec, trials)
     wall, compute = _duration(trials)
     return (f"**Setup.** {MODELS.get(spec.model, spec.model)} on `{spec.dataset}`: {what}, {length}. Fixed: {fixed}. "
             f"**Time:** {_done(trials)} trials done; {wall} from the first trial's "
             f"start to the last one's end, {compute} of training in all.")
+
+
+def _length(spec, trials: pd.DataFrame) -> str:
+    """The training length in steps and in epochs, as the trials ran it, and the post's when it was cut."""
+    done = trials.dropna(subset=["steps_per_epoch"]) if "steps_per_epoch" in trials else trials.iloc[:0]
+    text = f"{spec.length} each"
+    if len(done):
+        per, images = int(done["steps_per_epoch"].max()), int(done["train_images"].max())
+        text += (f" ({int(done['steps_run'].max()):,} steps of {per:,} per epoch over {images:,} training images"
+                 if spec.steps is None else
+                 f" ({spec.steps / per:.1f} epochs of {per:,} steps over {images:,} training images") + ")"
+    return text + (f"; the post: {spec.post_length}" if spec.post_length else "")
 
 
 def _summary_table(handle, data: _Data) -> str:
@@ -210,23 +274,37 @@ def _says(spec, config: str) -> str:
     """What the post says of a configuration in words, with the length its figures are from."""
     said = []
     for ref in (r for r in spec.references if r["config"] == config):
-        text = "; ".join(t for t in (ref["outcome"], ref["note"]) if t)
+        figures = [f"{name} {ref[key]:.4f}" for key, name in (("valid_accuracy", "validation"),
+                                                               ("test_accuracy", "test")) if key in ref]
+        middle = ref.get("step") is not None or ref.get("epoch") is not None
+        text = "; ".join(t for t in (", ".join(figures) if middle else "", ref["outcome"], ref["note"]) if t)
         text = f"at {ref['at']}" + (f": {text}" if text else "") if ref["at"] else text
         if text and text not in said:
             said.append(text)
     return "; ".join(said)
 
 
+def conditions_table(spec) -> str:
+    """The study's conditions as a Markdown table: setting, the post's value, ours, whether they match."""
+    rows = [[c["setting"], c["post"], c["ours"],
+             "yes" if c["match"] else f"**no**: {'could change verdicts' if c['changes'] == 'verdicts' else 'shifts absolute figures'}"
+             + (f" of claims {', '.join(map(str, c['claims']))}" if c.get("claims") else "")
+             + (f" ({c['why']})" if c["why"] else "")] for c in spec.conditions]
+    return _table(["setting", "the post", "ours", "match"], rows)
+
+
 def _claims_table(frame: pd.DataFrame) -> str:
-    head = ["the post says", "checked as", "effect [95 % CI]", "p", "verdict"]
+    head = ["#", "the claim", "checked as", "effect [95 % CI]", "p", "verdict"]
     rows = []
-    for _, r in frame.iterrows():
+    for number, r in frame.iterrows():
         checked = f"{r['metric']}: " + (f"\"{r['x']}\" vs \"{r['y']}\", {r['target']}" if isinstance(r["y"], str)
                                         else f"\"{r['x']}\" {r['target']}")
         effect = (f"{_number(r['effect'])} [{_number(r['effect_low'])}, {_number(r['effect_high'])}]"
                   if math.isfinite(r["effect"]) else "-")
         verdict = f"**{r['verdict']}**" + (f" ({r['note']})" if r["note"] else "")
-        rows.append([r["claim"], checked, effect, _number(r["p_value"], ".2g"), verdict])
+        if r["origin"] == "post" and not r["counted"] and r["verdict"] != verdicts.UNTESTABLE:
+            verdict += " *(not counted)*"
+        rows.append([str(number + 1), r["claim"], checked, effect, _number(r["p_value"], ".2g"), verdict])
     return _table(head, rows)
 
 

@@ -34,15 +34,21 @@ def _param(ctx, option, values) -> dict:
 @click.option("--dataset", default="digits", show_default=True, help="digits, mnist or idx:DIR")
 @click.option("--param", "params", multiple=True, callback=_param, metavar="NAME=VALUE",
               help="a training parameter (repeatable), e.g. --param lr=0.1")
-@click.option("--epochs", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--epochs", default=None, type=click.IntRange(min=1), help="passes over the training set [default: 10]")
+@click.option("--steps", default=None, type=click.IntRange(min=1),
+              help="or a length in optimizer steps (minibatch updates), the last epoch cut short")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1))
 @click.option("--backend", default=None, help="jax (default), numba or c; or $SWEEPER_BACKEND")
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="BLAS/OpenMP/XLA threads for this process")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one object per epoch, then a final one")
 @click.option("--save", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="write the evaluated weights to FILE (.npz; sweeper evaluate reads it)")
-def train(model, dataset, params, epochs, seed, backend, threads, as_json, save) -> None:
+def train(model, dataset, params, epochs, steps, seed, backend, threads, as_json, save) -> None:
     """Train one network once, without a database, and report epoch by epoch."""
+    if epochs is not None and steps is not None:
+        raise BadInput("--epochs and --steps both give the training length: use one of them")
+    if steps is None:
+        epochs = epochs or 10
     from storage.contract.options import WorkerOptions
     from storage.contract.params import resolve
     from workers import runtime, weights
@@ -54,7 +60,7 @@ def train(model, dataset, params, epochs, seed, backend, threads, as_json, save)
     from workers.data import load
     from workers.train import Diverged, train as run
 
-    data = load(dataset, valid_size=config["valid_size"])
+    data = load(dataset, valid_size=config["valid_size"], split=config["split"])
 
     def show(rec) -> None:
         if as_json:
@@ -66,7 +72,7 @@ def train(model, dataset, params, epochs, seed, backend, threads, as_json, save)
     if not as_json:
         click.echo(f"{model} on {data!r}, backend {setup.backend}")
     try:
-        result = run(model, params, data, epochs=epochs, seed=seed, on_epoch=show)
+        result = run(model, params, data, epochs=epochs, steps=steps, seed=seed, on_epoch=show)
     except Diverged as exc:
         if as_json:
             click.echo(json.dumps(dict(type="diverged", epoch=exc.epoch, error=str(exc))))
@@ -78,7 +84,7 @@ def train(model, dataset, params, epochs, seed, backend, threads, as_json, save)
         click.echo(json.dumps(dict(type="result", **result.to_dict())))
         return
     click.echo(f"test_error {result.test_error:.2%}  valid_error {result.valid_error:.2%}  "
-               f"epochs {result.epochs_run}{' (early stop)' if result.stopped_early else ''}  "
+               f"epochs {result.epochs_run} ({result.steps_run} steps){' (early stop)' if result.stopped_early else ''}  "
                f"{result.seconds:.1f}s")
     _say_test_figures(result.report, result.confident)
 
@@ -97,7 +103,8 @@ def evaluate(file, dataset, backend, as_json) -> None:
     runtime.configure(WorkerOptions(backend=backend))
     from workers.data import load
 
-    data = load(dataset or kept.meta["figures"]["dataset"], valid_size=kept.meta["params"]["valid_size"])
+    data = load(dataset or kept.meta["figures"]["dataset"], valid_size=kept.meta["params"]["valid_size"],
+                split=kept.meta["params"].get("split", "random"))
     figures = weights.evaluate(kept, data)
     if as_json:
         click.echo(json.dumps(dict(type="evaluation", file=str(file), dataset=data.name, **figures)))

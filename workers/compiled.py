@@ -10,13 +10,13 @@ import pytensor
 import pytensor.tensor as pt
 
 from workers import netcache, runtime
-from workers.nn import jaxmode, losses, models, penalties, updates
+from workers.nn import jaxmode, layers, losses, models, penalties, updates
 from workers.nn.init import initial_values
 
 # Graph-shaping parameters; all others are symbolic inputs of the compiled step.
 ARCHITECTURE = {
-    "mlp": ("width", "depth", "activation", "loss", "optimizer"),
-    "lenet": ("width", "conv1_maps", "conv2_maps", "activation", "loss", "optimizer"),
+    "mlp": ("width", "depth", "width2", "activation", "leaky_slope", "loss", "mse_reduction", "optimizer"),
+    "lenet": ("width", "conv1_maps", "conv2_maps", "activation", "leaky_slope", "loss", "mse_reduction", "optimizer"),
 }
 # Symbolic parameters that still change the graph: a drop rate of 0 or more, a moving average or none.
 SWITCHES = ("dropout", "input_dropout", "ema")
@@ -133,7 +133,8 @@ def _build(key: tuple, model: str, config: dict, image_shape: tuple, n_classes: 
 def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Network:
     floatx = pytensor.config.floatX
     if model == "mlp":
-        layout = models.mlp_layout(int(np.prod(image_shape)), config["width"], config["depth"], n_classes)
+        layout = models.mlp_layout(int(np.prod(image_shape)), config["width"], config["depth"], n_classes,
+                                   config["width2"])
         forward = models.mlp
     else:
         layout = models.lenet_layout(image_shape, config["conv1_maps"], config["conv2_maps"], config["width"],
@@ -150,8 +151,9 @@ def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
     use_dropout = _drops(config)
     rng = pytensor.shared(np.random.default_rng(0), name="dropout_rng") if use_dropout else None
     drop = (hyper["dropout"], hyper["input_dropout"]) if use_dropout else (None, None)
-    logits, rng_updates = forward(params, x, config["activation"], *drop, rng=rng)
-    loss = losses.LOSSES[config["loss"]](logits, y)
+    act = layers.activation(config["activation"], config["leaky_slope"])
+    logits, rng_updates = forward(params, x, act, *drop, rng=rng)
+    loss = losses.loss(config, logits, y)
     cost = penalties.regularize(loss, weights, hyper["l1"], hyper["l2"])
     step_updates = updates.build(config["optimizer"], cost, params, hyper)
     state = updates.state_of(step_updates, params)
@@ -166,7 +168,7 @@ def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
     mode = _mode()
     train_step = pytensor.function([x, y, hyper_vector], [loss, losses.error_rate(logits, y)],
                                    updates=step_updates, mode=mode, on_unused_input="ignore")
-    eval_logits, _ = forward(shadows or params, x, config["activation"])
+    eval_logits, _ = forward(shadows or params, x, act)
     predict = pytensor.function([x], pt.special.softmax(eval_logits, axis=1), mode=mode)
     return Network(tuple(image_shape), layout, params, shadows, state, rng, train_step, predict)
 

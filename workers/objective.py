@@ -132,7 +132,8 @@ class Objective:
         params = {**self.spec.fixed, **log.params}
         seed = params.pop(SEED, self.spec.seed)  # a replicate's training seed ([study] repeats)
         on_epoch = self._on_epoch(trial, log, writes, seen)
-        data = self._load(self.spec.dataset, valid_size=params.get("valid_size", VALID_SIZE))
+        data = self._load(self.spec.dataset, valid_size=params.get("valid_size", VALID_SIZE),
+                                  split=params.get("split", "random"))
         start = time.perf_counter()
         mine, theirs = self._checkpoint_paths(trial)
         try:
@@ -140,14 +141,18 @@ class Objective:
                 resume = self._resume(trial, log, theirs, seen)
                 saving = dict(every=self.spec.checkpoint_every, resume=resume,
                               on_checkpoint=self._on_checkpoint(mine, log, writes)) if mine is not None else {}
-                result = self._train(self.spec.model, params, data, epochs=self.spec.epochs, seed=seed,
+                result = self._train(self.spec.model, params, data, epochs=self.spec.epochs, steps=self.spec.steps,
+                                     seed=seed,
                                      on_epoch=on_epoch, **saving)
             finally:
                 self._wait(log, writes)
             _timed(log, start)
             self._set_attrs(trial, {
                 "test_error": result.test_error, "report": result.report,
-                "outcome": dict(epochs_run=result.epochs_run, seconds=round(log.train_seconds, 3),
+                "outcome": dict(epochs_run=result.epochs_run, steps_run=result.steps_run,
+                                steps_per_epoch=result.steps_per_epoch, train_images=result.train_images,
+                                near_zero=result.near_zero,
+                                seconds=round(log.train_seconds, 3),
                                 stopped_early=result.stopped_early, confident_n=result.confident["n"],
                                 confident_precision=_json_number(result.confident["precision"]))})
         except (Exception, KeyboardInterrupt) as exc:

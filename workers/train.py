@@ -19,9 +19,10 @@ from storage.contract.errors import BadInput
 from storage.contract.params import resolve
 from workers import compiled, metrics, weights
 from workers.compiled import HYPER
-from workers.schedules import learning_rate
+from workers.schedules import learning_rate, per_step
 
 PATIENCE_INCREASE = 2  # the Theano tutorial's patience_increase
+NEAR_ZERO = 1e-4  # a weight this small counts as zero (L1's many zero weights): see Result.near_zero
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class Result:
     seconds: float
     report: dict
     confident: dict
+    steps_run: int = 0  # optimizer steps (minibatch updates) in all
+    steps_per_epoch: int = 0  # minibatch updates of a whole epoch
+    train_images: int = 0  # the training set's size
+    near_zero: float = 0.0  # share of the evaluated weights (not biases) with |w| < NEAR_ZERO
     weights: object = field(default=None, repr=False, compare=False)  # workers.weights.Weights evaluated
 
     def to_dict(self) -> dict:
@@ -62,24 +67,28 @@ class Diverged(Exception):
         self.epoch = epoch
 
 
-def train(model: str, params: dict, data, *, epochs: int, seed: int = 0,
-          on_epoch: Callable[[EpochRecord], None] | None = None, every: int = 0,
+def train(model: str, params: dict, data, *, epochs: int | None = None, steps: int | None = None,
+          seed: int = 0, on_epoch: Callable[[EpochRecord], None] | None = None, every: int = 0,
           on_checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None) -> Result:
     """Train `model` with parameter overrides `params` on `data` (a workers.data.Dataset).
 
-    `on_checkpoint(state)` is given the whole training state after every `every`-th epoch but the
+    The length is `epochs` passes over the training set, or `steps` minibatch updates: as many epochs
+    as they take, the last one cut short after the `steps`-th update. `on_checkpoint(state)` is given the whole training state after every `every`-th epoch but the
     last; `resume=state` goes on from it (its next epoch first), as the run that saved it would have,
     to the last bit. Raises storage.contract.errors.BadInput for bad parameters, Diverged when the
     loss is not finite.
     """
-    if int(epochs) < 1:
-        raise BadInput(f"epochs={epochs} is invalid: use 1 or more")
     config = resolve(model, params)
+    if config["loss"] == "positive_ce" and data.n_classes != 2:
+        raise BadInput(f"loss positive_ce is for two classes; {data.name} has {data.n_classes}: use cross_entropy")
+    n = len(data.x_train)
+    batch = min(config["batch_size"], n)
+    per_epoch = (n - batch) // batch + 1  # whole minibatches; the remainder of a shuffle is left out
+    epochs, steps = length(epochs, steps, per_epoch)
     net = compiled.network(model, config, data.image_shape, data.n_classes)
     net.reset(config["init"], seed)
     shuffle = np.random.default_rng(seed)
-    n = len(data.x_train)
-    batch = min(config["batch_size"], n)
+    stepwise = per_step(config)
     start = time.perf_counter()
     best, limit, kept, stopped_early = math.inf, config["patience"], None, False
     first = 1
@@ -90,12 +99,19 @@ def train(model: str, params: dict, data, *, epochs: int, seed: int = 0,
     epoch = first - 1
     for epoch in range(first, epochs + 1):
         t0 = time.perf_counter()
-        lr = learning_rate(config, epoch - 1, epochs)
+        done = (epoch - 1) * per_epoch
+        lr = learning_rate(config, epoch - 1, epochs, done)
         hyper = _hyper(config, lr)
         order = shuffle.permutation(n)
+        starts = range(0, batch * min(per_epoch, steps - done), batch)
         # gather minibatch by minibatch: a shuffled copy of the whole set costs page faults every epoch
-        outs = [net.step(data.x_train[idx], data.y_train[idx], hyper)
-                for idx in (order[i:i + batch] for i in range(0, n - batch + 1, batch))]
+        if stepwise:  # the rate changes from step to step
+            outs = [net.step(data.x_train[order[i:i + batch]], data.y_train[order[i:i + batch]],
+                             _hyper(config, learning_rate(config, epoch - 1, epochs, done + k)))
+                    for k, i in enumerate(starts)]
+        else:
+            outs = [net.step(data.x_train[idx], data.y_train[idx], hyper)
+                    for idx in (order[i:i + batch] for i in starts)]
         loss, err = np.asarray([[np.asarray(o) for o in out] for out in outs], dtype=np.float64).mean(axis=0)
         if not np.isfinite(loss):
             raise Diverged(epoch)
@@ -124,7 +140,28 @@ def train(model: str, params: dict, data, *, epochs: int, seed: int = 0,
     return Result(valid_error=best, test_error=test_error, epochs_run=epoch,
                   stopped_early=stopped_early, seconds=time.perf_counter() - start,
                   report=metrics.report(probs, data.y_test), confident=metrics.confident_precision(probs, data.y_test),
+                  steps_run=min(epoch * per_epoch, steps), steps_per_epoch=per_epoch, train_images=n,
+                  near_zero=_near_zero(net),
                   weights=weights.of(net, model, config, data.n_classes, figures))
+
+
+def _near_zero(net) -> float:
+    """The share of the network's evaluated weights (biases left out) whose magnitude is below NEAR_ZERO."""
+    weights = [v for v, spec in zip(net.snapshot(), net.layout) if spec.is_weight]
+    return float(sum(int((np.abs(w) < NEAR_ZERO).sum()) for w in weights) / sum(w.size for w in weights))
+
+
+def length(epochs: int | None, steps: int | None, per_epoch: int) -> tuple[int, int]:
+    """(epochs, steps) of a run given in epochs or in steps (exactly one), with `per_epoch` steps an epoch."""
+    if (epochs is None) == (steps is None):
+        raise BadInput("give the training length in epochs or in steps, not both: remove one")
+    if epochs is not None:
+        if int(epochs) < 1:
+            raise BadInput(f"epochs={epochs} is invalid: use 1 or more")
+        return int(epochs), int(epochs) * per_epoch
+    if int(steps) < 1:
+        raise BadInput(f"steps={steps} is invalid: use 1 or more")
+    return -(-int(steps) // per_epoch), int(steps)
 
 
 def prepare(model: str, params: dict, data) -> None:
@@ -137,5 +174,11 @@ def prepare(model: str, params: dict, data) -> None:
 
 def _hyper(config: dict, lr: float) -> np.ndarray:
     """The compiled step's hyperparameter vector (ordered as HYPER) with learning rate `lr`."""
-    return np.array([lr if k == "lr" else config[k] for k in HYPER], dtype=np.float32)
+    return np.array([lr if k == "lr" else config[k] * _scale(config, k) for k in HYPER], dtype=np.float32)
+
+
+def _scale(config: dict, name: str) -> float:
+    """What the compiled cost multiplies a hyperparameter by: l2_form "half" is TensorFlow's
+    l2 * sum(w^2) / 2, the graph's l2 * sum(w^2) at half the lambda (the same cost and gradient)."""
+    return 0.5 if name == "l2" and config["l2_form"] == "half" else 1.0
 

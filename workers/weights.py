@@ -119,7 +119,10 @@ def evaluate(weights: Weights, data) -> dict:
         raise BadInput(f"the network takes {'x'.join(map(str, want))} images of {weights.meta['n_classes']} classes; "
                        f"{data!r} has {'x'.join(map(str, data.image_shape))} images of {data.n_classes}: "
                        "evaluate it on a data set like the one it was trained on")
-    net = compiled.network(weights.model, weights.meta["params"], want, weights.meta["n_classes"])
+    from storage.contract.params import DEFAULTS
+
+    config = {**DEFAULTS[weights.model], **weights.meta["params"]}  # a file from before a parameter existed
+    net = compiled.network(weights.model, config, want, weights.meta["n_classes"])
     net.restore([a.astype(now.dtype) for a, now in zip(weights.arrays, net.snapshot())])
     probs = net.probabilities(data.x_test)
     return dict(test_error=metrics.error(probs, data.y_test),

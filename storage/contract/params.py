@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from storage.contract.errors import BadInput, did_you_mean
 
 MODELS = ("mlp", "lenet")
-ACTIVATIONS = ("tanh", "relu", "leaky_relu", "sigmoid", "elu", "softplus")
-INITS = ("glorot", "uniform01", "uniform_pm1")
-LOSSES = ("cross_entropy", "mse")
+ACTIVATIONS = ("tanh", "relu", "leaky_relu", "sigmoid", "elu", "selu", "softplus", "relu6", "linear")
+INITS = ("glorot", "uniform01", "uniform_pm1", "truncated_normal")
+LOSSES = ("cross_entropy", "mse", "positive_ce")
+REDUCTIONS = ("sum", "mean")
+L2_FORMS = ("sum", "half")
+SPLITS = ("random", "first", "last", "tensorflow", "theano")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
 SCHEDULES = ("constant", "linear", "exponential", "inverse_time")
 
@@ -32,6 +35,8 @@ class Param:
         """The allowed values in words, for error messages."""
         if self.choices:
             return "one of " + ", ".join(self.choices)
+        if self.kind is bool:
+            return "true or false"
         kind = "an integer" if self.kind is int else "a number"
         parts = []
         if self.low is not None:
@@ -48,15 +53,21 @@ def _fmt(x: float) -> str:
 PARAMS: dict[str, Param] = {p.name: p for p in [
     Param("width", int, "hidden units per layer (LeNet: the fully connected layer)", low=1, high=100_000),
     Param("depth", int, "MLP hidden layers (0 = logistic regression)", low=0, high=32, models=("mlp",)),
+    Param("width2", int, "MLP hidden units of the second and later hidden layers (default: as width)", low=1,
+          high=100_000, models=("mlp",)),
     Param("conv1_maps", int, "LeNet feature maps of the first convolution", low=1, high=1024, models=("lenet",)),
     Param("conv2_maps", int, "LeNet feature maps of the second convolution", low=1, high=1024, models=("lenet",)),
     Param("activation", str, "hidden activation", choices=ACTIVATIONS),
     Param("init", str, "weight initialisation", choices=INITS),
-    Param("loss", str, "training loss on the softmax output", choices=LOSSES),
+    Param("loss", str, "training loss on the softmax output (positive_ce: -mean(y log clip(p1, 1e-10, 1)), "
+          "two classes)", choices=LOSSES),
+    Param("mse_reduction", str, "the squared error over the outputs: summed, or averaged over them", choices=REDUCTIONS),
     Param("dropout", float, "drop rate of hidden layers (0 = off)", low=0, high=1, high_open=True),
     Param("input_dropout", float, "drop rate of the input (0 = off)", low=0, high=1, high_open=True),
     Param("l1", float, "L1 penalty on weights (not biases)", low=0),
     Param("l2", float, "L2 penalty (sum of squares) on weights (not biases)", low=0),
+    Param("l2_form", str, "sum: l2 * sum(w^2) (Theano's tutorial); half: l2 * sum(w^2) / 2 (TensorFlow)",
+          choices=L2_FORMS),
     Param("optimizer", str, "update rule", choices=OPTIMIZERS),
     Param("lr", float, "initial learning rate", low=0, low_open=True),
     Param("momentum", float, "momentum coefficient (momentum, nesterov)", low=0, high=1, high_open=True),
@@ -68,6 +79,11 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
     Param("lr_end", float, "final learning rate of the linear schedule", low=0, low_open=True),
     Param("decay", float, "per-epoch factor (exponential: lr*decay**epoch) or rate (inverse_time: lr/(1+decay*epoch))",
           low=0),
+    Param("decay_steps", int, "count the decay in optimizer steps: lr*decay**(step/decay_steps) (default: per epoch)",
+          low=1, high=10**9),
+    Param("staircase", bool, "with decay_steps: decay in whole periods, floor(step/decay_steps)"),
+    Param("lr_horizon", int, "epochs over which the linear schedule goes from lr to lr_end (default: the run's)",
+          low=1, high=10**6),
     Param("batch_size", int, "minibatch size", low=1, high=1_000_000),
     Param("ema", float, "moving-average decay of weights used for evaluation (0 = off)", low=0, high=1, high_open=True),
     Param("patience", int, "early stopping patience in epochs, Theano-tutorial style (0 = off)", low=0),
@@ -75,14 +91,20 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
           low=0, high=1, low_open=True),
     Param("valid_size", float, "validation share of the training data (< 1) or number of images (>= 1)",
           low=0, low_open=True),
+    Param("split", str, "random: valid_size held out at random; first, last: the first or last valid_size images "
+          "validate; tensorflow: the first 5,000; theano: the last 10,000", choices=SPLITS),
+    Param("leaky_slope", float, "leaky_relu's slope below zero (TensorFlow's default is 0.2)", low=0, high=1),
 ]}
 
+OPTIONAL = ("lr_end", "width2", "decay_steps", "lr_horizon")  # None: derived (lr / 10, width, per epoch, the run)
 VALID_SIZE = 0.2  # the validation share of the training file, unless a study sets valid_size
 
 # The hyperparameter post's baseline MLP (moving average of weights included); its LeNet trained with Adam.
 _COMMON = dict(activation="relu", init="glorot", loss="cross_entropy", dropout=0.0, input_dropout=0.0,
                l1=0.0, l2=1e-4, momentum=0.9, rho=0.9, beta1=0.9, beta2=0.999, eps=1e-8,
-               lr_end=None, batch_size=100, ema=0.99, patience=0, improvement_threshold=0.995, valid_size=VALID_SIZE)
+               lr_end=None, batch_size=100, ema=0.99, patience=0, improvement_threshold=0.995, valid_size=VALID_SIZE,
+               width2=None, mse_reduction="sum", l2_form="sum", decay_steps=None, staircase=False, lr_horizon=None,
+               split="random", leaky_slope=0.01)
 DEFAULTS: dict[str, dict] = {
     "mlp": dict(_COMMON, width=500, depth=1, optimizer="sgd", lr=0.8, schedule="exponential", decay=0.99),
     "lenet": dict(_COMMON, width=500, conv1_maps=20, conv2_maps=50, optimizer="adam", lr=1e-3,
@@ -106,11 +128,17 @@ def check(name: str, value, model: str | None = None):
     p = PARAMS[name]
     if model is not None and model not in p.models:
         raise BadInput(f"parameter '{name}' applies to {', '.join(p.models)} only, not {model}: remove it")
-    if name == "lr_end" and value is None:
+    if value is None and name in OPTIONAL:
         return None
     bad = BadInput(f"parameter {name}={value!r} is invalid: use {p.describe()}")
     if p.choices:
         if not isinstance(value, str) or value not in p.choices:
+            raise bad
+        return value
+    if p.kind is bool:
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):  # --param staircase=true
+            return value.strip().lower() == "true"
+        if not isinstance(value, bool):
             raise bad
         return value
     if isinstance(value, bool):
@@ -155,6 +183,8 @@ def resolve(model: str, overrides: dict | None = None) -> dict:
     config.update(overrides)
     if config["lr_end"] is None:
         config["lr_end"] = config["lr"] / 10
+    if config["staircase"] and not config["decay_steps"]:
+        raise BadInput("parameter staircase=true needs decay_steps (the steps of one decay period): add it")
     if config["schedule"] == "exponential" and not 0 < config["decay"] <= 1:
         raise BadInput(f"parameter decay={config['decay']!r} is invalid for the exponential schedule: "
                        "use a factor in (0, 1]")
@@ -168,7 +198,7 @@ def training_bytes(model: str, config: dict) -> int:
     w, batch = config["width"], config["batch_size"]
     if model == "mlp":
         depth = config["depth"]
-        sizes = [784] + [w] * depth + [10]
+        sizes = [784] + ([w] + [config.get("width2") or w] * (depth - 1) if depth else []) + [10]
         weights = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
         activations = batch * sum(sizes)
     else:

@@ -32,7 +32,7 @@ _NOT_OPTIONS = {"self", "search_space", "gamma", "weights", "constraints_func", 
                 "source_trials", "x0", "args", "kwargs"}
 
 
-def normalize(kind: str, value, *, seed: int, epochs: int) -> dict:
+def normalize(kind: str, value, *, seed: int, epochs: int | None) -> dict:
     """`sampler = "tpe"` or `{name = "tpe", seed = 1, ...}` -> {"name": ..., options...}; BadInput if wrong.
 
     The sampler's seed defaults to the study's `seed`; TPE is multivariate unless told otherwise;
@@ -61,7 +61,7 @@ def normalize(kind: str, value, *, seed: int, epochs: int) -> dict:
         # One joint draw per trial: models interactions (lr x l2) and reads the trials once, not per parameter.
         table.setdefault("multivariate", True)
     if kind == "pruner" and name == "hyperband":
-        table.setdefault("max_resource", epochs)
+        table.setdefault("max_resource", epochs or "auto")  # a length in steps: Optuna's estimate
     try:  # build once now, so that a bad option value fails at create time
         build(kind, table, search_space={"x": [0]})
     except BadInput:
@@ -89,7 +89,7 @@ def _check_option(where: str, key: str, value) -> None:
         raise BadInput(f"{where} = {value!r} is invalid: use true or false")
 
 
-def rehearse(sampler: dict, pruner: dict, space: dict, epochs: int, grid: dict | None = None) -> None:
+def rehearse(sampler: dict, pruner: dict, space: dict, epochs: int | None, grid: dict | None = None) -> None:
     """Run the sampler and pruner as a worker would, on a few in-memory trials of `space` reported at
     each epoch; BadInput with Optuna's own message when they fail (a value no check above catches)."""
     import optuna
@@ -103,7 +103,7 @@ def rehearse(sampler: dict, pruner: dict, space: dict, epochs: int, grid: dict |
         def objective(trial) -> float:  # as workers.objective: sample, report each epoch, prune when told
             params = suggest(trial, space)
             value = 0.5 + 0.01 * trial.number
-            for epoch in range(1, min(epochs, 5) + 1):
+            for epoch in range(1, min(epochs or 5, 5) + 1):
                 trial.report(value - 0.001 * epoch, epoch)
                 if trial.should_prune():
                     raise optuna.TrialPruned()

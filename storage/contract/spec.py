@@ -8,16 +8,16 @@ from dataclasses import dataclass, field, fields, replace
 
 from storage.contract.errors import BadInput
 
-VERSION = 2  # 2: enqueue, keep, checkpoint_every (a version-1 spec reads with their defaults)
-READS = (1, 2)
+VERSION = 3  # 2: enqueue, keep, checkpoint_every; 3: steps, conditions, post_train_images (older specs read)
+READS = (1, 2, 3)
 # The objective's metric and the direction it is optimised in. The test set is never a metric:
 # choosing hyperparameters on it would leak it into the selection (it is recorded per trial instead).
 METRICS = {"valid_error": "minimize", "valid_accuracy": "maximize"}
 SEED = "seed"  # the searched "parameter" that carries a replicate's training seed (`[study] repeats`)
 # The fields that describe a study without changing its trials (a stored study takes their new values),
 # with their empty values.
-DESCRIPTIVE = dict(references=[], claims=[], title="", about="", section="", full_epochs=None, keep="best",
-                   checkpoint_every=5)
+DESCRIPTIVE = dict(references=[], claims=[], conditions=[], title="", about="", section="", post_train_images=None,
+                   post_length=None, keep="best", checkpoint_every=5)
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Spec:
     model: str
     dataset: str
     n_trials: int
-    epochs: int
+    epochs: int | None  # the length in passes over the training set, or None when given in steps
     metric: str = "valid_error"
     seed: int = 0
     sampler: dict = field(default_factory=lambda: {"name": "tpe", "seed": 0})
@@ -46,7 +46,10 @@ class Spec:
     title: str = ""  # one line for reports
     about: str = ""  # the setup in a paragraph, for reports
     section: str = ""  # the topic it reproduces (sweeper reproduce)
-    full_epochs: int | None = None  # the posts' own training length (sweeper reproduce --full)
+    steps: int | None = None  # the length in optimizer steps (minibatch updates), instead of epochs
+    conditions: list = field(default_factory=list)  # the post's settings beside ours ([[condition]])
+    post_train_images: int | None = None  # how many training images the post had (the report compares ours)
+    post_length: str | None = None  # the post's length, in words, when this run was cut shorter (sweeper reproduce)
     keep: str = "best"  # whose weights are kept as artifacts: best (each trial best when it finished), all, none
     checkpoint_every: int = 5  # a running trial saves its training state every this many epochs (0: never)
 
@@ -54,6 +57,11 @@ class Spec:
     def direction(self) -> str:
         """minimize or maximize, from the metric."""
         return METRICS[self.metric]
+
+    @property
+    def length(self) -> str:
+        """The training length in words: "20 epochs", "30,000 steps"."""
+        return f"{self.steps:,} steps" if self.steps is not None else f"{self.epochs:,} epochs"
 
     @property
     def heading(self) -> str:
@@ -118,6 +126,7 @@ class Spec:
             raise BadInput(f"study spec version is not one of {READS}: this sweeper is older or newer than "
                            "the one that created the study; use the same version")
         attr["space"] = {k: json_to_distribution(json.dumps(v)) for k, v in attr.get("space", {}).items()}
+        attr.pop("full_epochs", None)  # versions 1-2: the posts' length, now written as the study's own
         return cls(**attr)
 
     @property

@@ -42,6 +42,8 @@ test_accuracy = 0.5
 
 [[claim]]
 text = "adam beats sgd"
+post = "tf-hyperparameters"
+origin = "post"
 kind = "higher"
 metric = "test_accuracy"
 x = "adam"
@@ -80,3 +82,37 @@ def test_replicates_end_to_end(sweeper, write_spec, tmp_path):
         assert "verdict" in sweeper(command, "reps").stdout or command == "summary"
     bad = sweeper("summary", "reps", "--by", "width")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "does not vary it" in bad.stderr
+
+
+def test_claims_changed_after_trials_keep_their_old_verdicts(sweeper, write_spec, tmp_path):
+    """A study's claims rewritten after it ran: the new ones are judged, the old ones and the verdicts they
+    had are kept in the study with the date and listed in the report's superseded appendix."""
+    from sweeper import manager
+
+    assert sweeper("run", str(write_spec(SPEC)), "--workers", "2", timeout=300).returncode == 0
+    url = f"sqlite:///{tmp_path / 'sweeper.db'}"
+    before = analysis.claims(url, "reps")
+    assert before.columns[:3].tolist() == ["section", "post", "origin"]
+    assert (before["post"].tolist(), before["origin"].tolist()) == (["tf-hyperparameters"], ["post"])
+    changed = SPEC.replace('text = "adam beats sgd"', 'text = "sgd is not worse than adam"').replace(
+        'kind = "higher"', 'kind = "not_lower"\nmargin = 0.01').replace('x = "adam"\ny = "sgd"', 'x = "sgd"\ny = "adam"')
+    created = sweeper("create", str(write_spec(changed, "changed.toml")))
+    assert created.returncode == 0, created.stderr
+    handle = manager.open_study("reps", url)
+    [entry] = manager.superseded(handle.study)
+    from sweeper.evidence import digest
+
+    assert entry["by"] == digest(handle.spec.claims) and entry["digest"] != entry["by"]
+    [old] = entry["claims"]
+    assert (old["claim"], old["verdict"], old["target"]) == ("adam beats sgd", before.loc[0, "verdict"], "x > y")
+    assert old["effect"] == pytest.approx(before.loc[0, "effect"])
+    assert analysis.claims(url, "reps")["claim"].tolist() == ["sgd is not worse than adam"]
+    out = tmp_path / "report"
+    assert sweeper("report", "reps", "--out", str(out)).returncode == 0
+    text = (out / "report.md").read_text()
+    assert "## Superseded claims" in text and f"claims `{entry['digest']}`, replaced {entry['replaced']}" in text
+    assert f"| adam beats sgd | test_accuracy: adam vs sgd, x > y |" in text
+    assert f"Claims digest `{entry['by']}`." in text
+    # creating it again with the same claims supersedes nothing more
+    assert sweeper("create", str(write_spec(changed, "changed.toml"))).returncode == 0
+    assert len(manager.superseded(manager.open_study("reps", url).study)) == 1

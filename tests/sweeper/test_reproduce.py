@@ -12,7 +12,7 @@ import pytest
 from matplotlib import image
 
 from sweeper import analysis, reproduce
-from sweeper.claims import CONTRADICTED, INCONCLUSIVE, SUPPORTED
+from sweeper.claims import CONTRADICTED, INCONCLUSIVE, SUPPORTED, UNTESTABLE
 from tests.sweeper.conftest import tiny_spec
 
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
@@ -52,12 +52,14 @@ def test_the_report_has_a_section_per_topic_and_a_verdict_per_claim(reproduced):
     for item in planned:
         claims = analysis.claims(url, item.spec.name)
         assert len(claims) == len(item.spec.claims)
-        assert set(claims["verdict"]) <= {SUPPORTED, CONTRADICTED, INCONCLUSIVE}
+        assert set(claims["verdict"]) <= {SUPPORTED, CONTRADICTED, INCONCLUSIVE, UNTESTABLE}
+        assert not claims["counted"].any()  # 2 epochs are not the posts' lengths: nothing counts
         for text in claims["claim"]:
             assert text.replace("|", "\\|") in report, text
         n_claims += len(claims)
-    verdicts = re.findall(r"\| \*\*(supported|contradicted|inconclusive)\*\*", report)
+    verdicts = re.findall(r"\| \*\*(supported|contradicted|inconclusive|untestable)\*\*", report)
     assert len(verdicts) == n_claims > 40
+    assert "**Not the posts' lengths.** 12 of 12 studies trained another length than the post" in report
     assert f"{len(planned)} studies" not in report  # one heading per study instead
     for item in planned:
         assert f"Study `{item.spec.name}`" in report
@@ -120,7 +122,8 @@ def test_a_sampled_study_gets_optunas_importances_and_slices(sweeper, write_spec
 @pytest.mark.parametrize("args, says", [
     (("reproduce", "penalty"), "unknown section 'penalty': did you mean 'penalties'?"),
     (("reproduce", "--dataset", "mnits"), "unknown dataset 'mnits'"),
-    (("reproduce", "--full", "--epochs", "2"), "use one of them"),
+    (("reproduce", "--fraction", "0.5", "--epochs", "2"), "use one of them"),
+    (("reproduce", "--fraction", "0"), "--fraction 0 is invalid: use a share of the posts' lengths in (0, 1]"),
     (("reproduce", "--repeats", "0"), "--repeats"),
     (("plot", "nope", "--out", "plots"), "no study 'nope'"),
     (("report", "nope", "--out", "rep"), "no study 'nope'"),
@@ -186,8 +189,13 @@ def test_names_say_what_was_overridden(mnist_dir):
     assert item.spec.repeats == 2 and item.spec.epochs == 3 and item.spec.dataset == f"idx:{mnist_dir}"
     toy = reproduce.plan(["toy"], dataset="digits")
     assert all(p.spec.dataset == "xor" for p in toy)  # the toy problem keeps its own data
-    full = reproduce.plan(["penalties"], full=True)
-    assert all(p.spec.epochs == 156 for p in full)
+    posts = reproduce.plan(["penalties"])  # the posts' own lengths by default
+    assert all(p.spec.steps == 30_000 and p.spec.post_length is None and p.spec.name.endswith(".mnist.r3.s30000")
+               for p in posts)
+    (tenth,) = reproduce.plan(["lenet"], fraction=0.1)
+    assert (tenth.spec.steps, tenth.spec.post_length) == (200, "2,000 steps") and tenth.spec.name.endswith(".s200")
+    (capped,) = reproduce.plan(["lenet"], epochs=2)
+    assert (capped.spec.steps, capped.spec.epochs, capped.spec.post_length) == (None, 2, "2,000 steps")
 
 
 def _tiny(folder: Path) -> Path:

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sp
 
-from sweeper import claims, stats
+from storage.contract.errors import BadInput
+from sweeper import claims, evidence, stats
 
 X = np.array([0.981, 0.984, 0.979, 0.983, 0.985])
 Y = np.array([0.978, 0.982, 0.979, 0.980, 0.981])
@@ -79,9 +80,10 @@ def _measured(x_values, y_values, diverged=()) -> pd.DataFrame:
 
 
 def _claim(kind, **extra):
-    return dict(text="t", kind=kind, section="s", x="x", y="y" if kind in ("higher", "lower", "similar") else None,
+    return dict(text="t", kind=kind, section="s", x="x", y="y" if kind in evidence.PAIRED else None,
                 metric=None if kind == "diverges" else "test_accuracy", value=extra.get("value"),
-                margin=extra.get("margin"), epoch=None)
+                margin=extra.get("margin"), tolerance=extra.get("tolerance"), epoch=None,
+                untestable=extra.get("untestable", ""))
 
 
 rng = np.random.default_rng(0)
@@ -115,8 +117,97 @@ def test_diverges_needs_every_seed_and_one_seed_is_never_enough_for_a_test():
     assert claims.evaluate(_claim("diverges"), _measured(BASE, BASE, all_seeds), 10)["verdict"] == "supported"
     assert claims.evaluate(_claim("diverges"), _measured(BASE, BASE), 10)["verdict"] == "contradicted"
     assert claims.evaluate(_claim("diverges"), _measured(BASE, BASE, {("x", 0)}), 10)["verdict"] == "inconclusive"
-    shortened = claims.evaluate(_claim("diverges"), _measured(BASE, BASE), 10, full_epochs=150)
-    assert shortened["verdict"] == "inconclusive" and "the post ran 150" in shortened["note"]
-    assert claims.evaluate(_claim("diverges"), _measured(BASE, BASE, all_seeds), 10, 150)["verdict"] == "supported"
+    shortened = claims.evaluate(_claim("diverges"), _measured(BASE, BASE), 10, shortened=True)
+    assert shortened["verdict"] == "inconclusive" and "shorter than the post's" in shortened["note"]
+    assert claims.evaluate(_claim("diverges"), _measured(BASE, BASE, all_seeds), 10, True)["verdict"] == "supported"
     row = claims.evaluate(_claim("higher"), _measured(BASE[:1], BASE[:1] - 0.01), 10)
     assert row["verdict"] == "inconclusive" and "2 seeds" in row["note"]
+
+
+def test_noninferiority_p_is_scipys_one_sided_test():
+    d = X - Y - 0.004
+    assert stats.noninferiority_p(d, 0.002) == pytest.approx(sp.ttest_1samp(d, -0.002, alternative="greater").pvalue)
+
+
+@pytest.mark.parametrize("kind,y,expected", [
+    ("not_lower", BASE + SEED_NOISE, "supported"),     # no difference: x is not worse by the margin
+    ("not_lower", BASE - 0.004, "supported"),          # x better
+    ("not_lower", BASE + 0.01, "contradicted"),        # x worse by more than the margin
+    ("not_lower", BASE + 0.002 + SEED_NOISE, "inconclusive"),  # worse by about the margin
+    ("not_higher", BASE + SEED_NOISE, "supported"),
+    ("not_higher", BASE - 0.01, "contradicted"),
+])
+def test_non_inferiority_claims_on_planted_effects(kind, y, expected):
+    assert claims.evaluate(_claim(kind, margin=0.002), _measured(BASE, y), 10)["verdict"] == expected
+
+
+@pytest.mark.parametrize("value,tolerance,expected", [
+    (0.98, 0.005, "supported"), (0.90, 0.02, "contradicted"), (float(BASE.mean()) + 0.005, 0.005, "inconclusive"),
+])
+def test_a_near_claim_is_an_equivalence_test_around_the_posts_figure(value, tolerance, expected):
+    row = claims.evaluate(_claim("near", value=value, tolerance=tolerance), _measured(BASE, BASE), 10)
+    assert row["verdict"] == expected and row["target"] == f"{value:g} +- {tolerance:g}"
+    assert row["p_value"] == pytest.approx(stats.equivalence_p(BASE - value, tolerance))
+
+
+def test_an_untestable_claim_gets_no_verdict_and_its_reason():
+    row = claims.evaluate(_claim("untestable", untestable="the post gives no rate"), _measured(BASE, BASE), 10)
+    assert row["verdict"] == "untestable" and row["note"] == "the post gives no rate"
+
+
+def _trials(**columns) -> pd.DataFrame:
+    return pd.DataFrame({"trial": [0], "state": ["COMPLETE"], **columns})
+
+
+def test_conditions_keep_verdicts_out_of_the_headline_for_the_right_claims():
+    from sweeper import toml_spec
+
+    data = {"study": {"name": "c", "dataset": "digits", "epochs": 2, "repeats": 2, "post_train_images": 55_000},
+            "params": {"width": 8}, "point": [{"name": "a", "l2": 0.0}, {"name": "b", "l2": 1e-4}],
+            "condition": [{"setting": "batch", "post": "100", "ours": "100", "match": True}]}
+    spec = toml_spec.parse(data)
+    assert claims.conditions(spec, _trials(train_images=[55_000])) == {"all": [], "absolute": []}
+    smaller = claims.conditions(spec, _trials(train_images=[19_000]))
+    assert smaller == {"all": [], "absolute": ["19,000 training images against the post's 55,000"]}
+    data["condition"] += [{"setting": "penalty form", "post": "half", "ours": "sum", "match": False,
+                           "changes": "verdicts", "why": "twice as strong"}]
+    spec = toml_spec.parse(data)
+    assert claims.conditions(spec, _trials(train_images=[55_000]))["all"] == ["penalty form differs from the post's"]
+    data["claim"] = [{"post": "tf-hyperparameters", "origin": "post", "text": t, "kind": "higher",
+                      "metric": "test_accuracy", "x": "a", "y": "b"} for t in ("one", "two")]
+    data["condition"][-1]["claims"] = [2]  # the difference touches the second claim only
+    spec = toml_spec.parse(data)
+    assert [claims.conditions(spec, _trials(), n)["all"] for n in (1, 2)] == [[], ["penalty form differs from the post's"]]
+    data["condition"][-1]["claims"] = [3]
+    with pytest.raises(BadInput, match=r"claims = \[3\]: list the numbers of the \[\[claim\]\] entries"):
+        toml_spec.parse(data)
+    del data["condition"][-1]["claims"]
+    cut = toml_spec.parse(data, post_length="20 epochs")
+    assert "another length (2 epochs, the post's 20 epochs)" in claims.conditions(cut, _trials())["all"]
+
+
+def test_measures_of_the_loss_curve_and_of_a_step_by_hand():
+    """mean_train_loss, loss_rises, epochs_to and the figures at a step against loops over the rows."""
+    from storage.contract.spec import Spec
+    from sweeper.manager import Handle
+    from sweeper.summary import measures
+
+    spec = Spec(name="m", model="mlp", dataset="digits", n_trials=2, epochs=6, sampler={"name": "grid"},
+                space={"seed": __import__("optuna").distributions.CategoricalDistribution([0, 1])})
+    losses = {0: [2.0, 1.0, 1.5, 0.8, 0.9, 0.5], 1: [1.0, 1.2, 1.1, 1.3, 0.4, 0.3]}
+    errors = {0: [0.5, 0.3, 0.2, 0.15, 0.09, 0.05], 1: [0.4, 0.4, 0.3, 0.3, 0.3, 0.2]}
+    epochs = pd.DataFrame([dict(trial=t, epoch=e + 1, train_loss=losses[t][e], train_error=0.1,
+                                valid_error=errors[t][e]) for t in (0, 1) for e in range(6)])
+    trials = pd.DataFrame(dict(trial=[0, 1], state="COMPLETE", reason=None, seed=[0, 1], valid_error=[0.05, 0.2],
+                               test_error=[0.06, 0.21], epochs_run=[6, 6], steps_per_epoch=[190, 190],
+                               confident_precision=[0.97, 0.9], near_zero=[0.25, 0.0]))
+    handle = Handle(None, spec, None, "")
+    m = measures(handle, trials, epochs, below=0.1).set_index("trial")
+    for t in (0, 1):
+        assert m.loc[t, "mean_train_loss"] == pytest.approx(np.mean(losses[t]))
+        rises = [b > a for a, b in zip(losses[t], losses[t][1:])]
+        assert m.loc[t, "loss_rises"] == pytest.approx(sum(rises) / len(rises))
+    assert m.loc[0, "epochs_to"] == 5 and m.loc[1, "epochs_to"] == 7  # never below 0.1: its length + 1
+    assert m["confident_precision"].tolist() == [0.97, 0.9] and m["near_zero"].tolist() == [0.25, 0.0]
+    at = measures(handle, trials, epochs, step=500).set_index("trial")  # step 500 ends in epoch 3 (steps 381-570)
+    assert at.loc[0, "train_loss"] == 1.5 and at.loc[1, "valid_error"] == 0.3

@@ -60,7 +60,7 @@ class Dataset:
         return f"Dataset({self.name!r}, {sizes}, image_shape={self.image_shape})"
 
 
-def load(spec: str, valid_size: float | int = VALID_SIZE) -> Dataset:
+def load(spec: str, valid_size: float | int = VALID_SIZE, split: str = "random") -> Dataset:
     """Load a data set once per process (later calls with the same arguments return the cache).
 
     Parameters
@@ -72,6 +72,13 @@ def load(spec: str, valid_size: float | int = VALID_SIZE) -> Dataset:
     valid_size : float or int
         Below 1: the share of the training file held out for validation; 1 or more: a count of
         images. The split is a fixed permutation (seed `SPLIT_SEED`); the test set is separate.
+    split : str
+        ``"random"``: ``valid_size`` held out by that permutation; ``"first"``, ``"last"``: the first or
+        last ``valid_size`` images of the file validate. ``"tensorflow"``: the first 5,000 images
+        of the training file validate, the rest train (TensorFlow's 55,000 / 5,000 of MNIST's 60,000);
+        ``"theano"``: the last 10,000 validate, the first ones train (the Theano tutorial's 50,000 /
+        10,000). A smaller file keeps the validation size and trains on what is left (19,000 and 14,000
+        of a 24,000-image file); ``valid_size`` is then not used.
 
     Returns
     -------
@@ -85,11 +92,11 @@ def load(spec: str, valid_size: float | int = VALID_SIZE) -> Dataset:
     """
     if not isinstance(spec, str):
         raise BadInput(f"dataset spec must be a string, got {spec!r}: use digits, mnist, xor or idx:DIR")
-    return _load(spec, valid_size)
+    return _load(spec, valid_size, split)
 
 
 @functools.lru_cache(maxsize=4)
-def _load(spec: str, valid_size: float | int) -> Dataset:
+def _load(spec: str, valid_size: float | int, split: str = "random") -> Dataset:
     scale = _scale
     n_classes = 10
     if spec == "digits":
@@ -106,9 +113,7 @@ def _load(spec: str, valid_size: float | int) -> Dataset:
         x_train, y_train, x_test, y_test = mnist.read(Path(spec[4:].strip()).expanduser())
     else:
         raise BadInput(f"unknown dataset {spec!r}: use digits, mnist, xor or idx:DIR")
-    n_valid = _n_valid(valid_size, len(y_train))
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(y_train))
-    valid, train = np.sort(order[:n_valid]), np.sort(order[n_valid:])
+    valid, train = split_indices(len(y_train), valid_size, split)
     arrays = [x_train[train], y_train[train], x_train[valid], y_train[valid], x_test, y_test]
     if scale is not None:  # split the uint8 images first: a quarter of the bytes to gather
         arrays[0::2] = [scale(x) for x in arrays[0::2]]
@@ -125,6 +130,28 @@ def _scale(images: np.ndarray) -> np.ndarray:
     out = images.astype(np.float32)
     out /= np.float32(255)
     return out
+
+
+FIXED_SPLITS = {"tensorflow": ("first", 5_000), "theano": ("last", 10_000)}  # which images validate, how many
+
+
+def split_indices(n: int, valid_size: float | int, split: str = "random") -> tuple[np.ndarray, np.ndarray]:
+    """(validation, training) indices into a training file of `n` images, each in file order."""
+    if split == "random":
+        n_valid = _n_valid(valid_size, n)
+        order = np.random.default_rng(SPLIT_SEED).permutation(n)
+        return np.sort(order[:n_valid]), np.sort(order[n_valid:])
+    if split in ("first", "last"):
+        where, n_valid = split, _n_valid(valid_size, n)
+    elif split in FIXED_SPLITS:
+        where, n_valid = FIXED_SPLITS[split]
+    else:
+        raise BadInput(f"split={split!r} is invalid: use random, first, last, tensorflow or theano")
+    if n <= n_valid:
+        raise BadInput(f"split={split!r} holds out {n_valid:,} validation images but the training file has "
+                       f"{n:,}: use split = \"random\" with a valid_size")
+    index = np.arange(n)
+    return (index[:n_valid], index[n_valid:]) if where == "first" else (index[n - n_valid:], index[:n - n_valid])
 
 
 def _n_valid(valid_size: float | int, n: int) -> int:

@@ -1,4 +1,4 @@
-"""Weight initialisation schemes (NumPy, seeded): glorot, uniform01, uniform_pm1; biases start at zero."""
+"""Weight initialisation schemes (NumPy, seeded): glorot, uniform01, uniform_pm1, truncated_normal; biases start at zero."""
 
 from __future__ import annotations
 
@@ -21,7 +21,18 @@ def uniform_pm1(rng: np.random.Generator, shape, fan_in: int, fan_out: int) -> n
     return rng.uniform(-1.0, 1.0, size=shape)
 
 
-SCHEMES = {"glorot": glorot, "uniform01": uniform01, "uniform_pm1": uniform_pm1}
+TRUNCATED_STD = 0.1  # the TensorFlow book's truncated_normal_initializer(stddev=0.1)
+
+
+def truncated_normal(rng: np.random.Generator, shape, fan_in: int, fan_out: int) -> np.ndarray:
+    """N(0, 0.1^2) with every draw beyond two standard deviations drawn again (TensorFlow's truncated_normal)."""
+    out = rng.normal(0.0, TRUNCATED_STD, size=shape)
+    while (far := np.abs(out) > 2 * TRUNCATED_STD).any():
+        out[far] = rng.normal(0.0, TRUNCATED_STD, size=int(far.sum()))
+    return out
+
+
+SCHEMES = {"glorot": glorot, "uniform01": uniform01, "uniform_pm1": uniform_pm1, "truncated_normal": truncated_normal}
 
 
 def initial_values(layout, scheme: str, rng: np.random.Generator, dtype="float32") -> list[np.ndarray]:

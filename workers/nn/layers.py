@@ -15,14 +15,29 @@ def elu(x, alpha: float = 1.0):
     return pt.switch(x > 0, x, alpha * pt.expm1(pt.minimum(x, 0)))
 
 
+def selu(x):
+    """SELU: lambda * elu(x, alpha) with Klambauer et al.'s constants."""
+    return 1.0507009873554805 * elu(x, 1.6732632423543772)
+
+
 ACTIVATIONS = {
     "tanh": pt.tanh,
+    "linear": lambda x: x,
+    "relu6": lambda x: pt.clip(x, 0, 6),
+    "selu": selu,
     "relu": lambda x: pt.maximum(x, 0),
     "leaky_relu": leaky_relu,
     "sigmoid": pt.sigmoid,
     "elu": elu,
     "softplus": pt.softplus,
 }
+
+
+def activation(name: str, leaky_slope: float = 0.01):
+    """The activation function `name`, leaky_relu with its slope below zero."""
+    if name == "leaky_relu":
+        return lambda x: leaky_relu(x, leaky_slope)
+    return ACTIVATIONS[name]
 
 
 def dense(x, w, b):

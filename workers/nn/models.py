@@ -33,9 +33,10 @@ def _dense_specs(name: str, n_in: int, n_out: int) -> list[ParamSpec]:
             ParamSpec(f"{name}_b", (n_out,), n_in, n_out, False)]
 
 
-def mlp_layout(n_in: int, width: int, depth: int, n_out: int) -> list[ParamSpec]:
-    """Parameters of an MLP n_in -> depth x width -> n_out (depth 0: logistic regression)."""
-    sizes = [n_in] + [width] * depth + [n_out]
+def mlp_layout(n_in: int, width: int, depth: int, n_out: int, width2: int | None = None) -> list[ParamSpec]:
+    """Parameters of an MLP n_in -> width -> (depth - 1) x width2 -> n_out (depth 0: logistic regression;
+    width2 defaults to width)."""
+    sizes = [n_in] + ([width] + [width2 or width] * (depth - 1) if depth else []) + [n_out]
     return [s for i, (a, b) in enumerate(zip(sizes, sizes[1:])) for s in _dense_specs(f"dense{i}", a, b)]
 
 
@@ -46,7 +47,7 @@ def mlp(params, x, activation: str, drop=None, input_drop=None, rng=None):
     ----------
     params : list of (W, b) pairs flattened, as in `mlp_layout`.
     x : (B, H, W) or (B, n_in) images.
-    activation : hidden activation name.
+    activation : hidden activation: its name, or the function (workers.nn.layers.activation).
     drop, input_drop : symbolic drop rates, or None for no dropout (evaluation).
     rng : shared random generator, needed when dropping.
 
@@ -54,7 +55,7 @@ def mlp(params, x, activation: str, drop=None, input_drop=None, rng=None):
     -------
     logits (B, n_out), and the list of (rng, next_rng) updates dropout needs.
     """
-    act = ACTIVATIONS[activation]
+    act = ACTIVATIONS[activation] if isinstance(activation, str) else activation
     h = x.reshape((x.shape[0], int(np.prod(x.type.shape[1:]))))  # static width: JAX random needs it
     rng_updates = []
     if input_drop is not None:
@@ -103,7 +104,7 @@ def lenet(params, x, activation: str, drop=None, input_drop=None, rng=None):
     activations, on 4x fewer values. Dropout (when given) acts on the input pixels and on the fully
     connected layer, never on the output.
     """
-    act = ACTIVATIONS[activation]
+    act = ACTIVATIONS[activation] if isinstance(activation, str) else activation
     c1w, c1b, c2w, c2b, fw, fb, ow, ob = params
     rng_updates = []
     h = pad_to(x, LENET_MIN_SIZE)

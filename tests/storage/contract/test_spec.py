@@ -26,7 +26,7 @@ def test_same_as_ignores_the_name_only():
 
 
 def test_same_search_ignores_what_only_describes_the_study():
-    described = _spec(title="t", about="a", section="init", full_epochs=9,
+    described = _spec(title="t", about="a", section="init", post_train_images=9,
                       claims=[{"text": "x beats y"}], references=[{"config": "x"}])
     assert described.same_search(_spec(name="other")) and not described.same_as(_spec())
     assert not described.same_search(_spec(epochs=3))
