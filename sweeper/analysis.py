@@ -16,13 +16,14 @@ from storage import urls
 from storage.contract.spec import SEED
 
 # After `trial`, `state` and one column per searched parameter (in the spec's order).
-TRIAL_COLUMNS = ("valid_error", "test_error", "epochs_run", "steps_run", "steps_per_epoch", "train_images", "near_zero",
+TRIAL_COLUMNS = ("valid_error", "test_error", "epochs_run", "steps_run", "steps_per_epoch", "train_images",
+                 "valid_images", "test_images", "near_zero", "train_error_clean",
                  "seconds",
                  "stopped_early", "confident_n", "confident_precision", "reason", "retry_of", "worker", "started", "finished")
 EPOCH_COLUMNS = ("trial", "epoch") + epoch_table.COLUMNS
 # The `outcome` user attr the objective writes (workers/objective.py), with the column types here.
 _OUTCOME = {"epochs_run": "Int64", "steps_run": "Int64", "steps_per_epoch": "Int64", "train_images": "Int64",
-            "near_zero": "float64",
+            "valid_images": "Int64", "test_images": "Int64", "near_zero": "float64", "train_error_clean": "float64",
             "seconds": "float64", "stopped_early": "boolean", "confident_n": "Int64",
             "confident_precision": "float64", "valid_error": "float64"}
 _USER_ATTRS = ["worker", "test_error", "outcome", "fail_reason", "prune_reason", "report"]

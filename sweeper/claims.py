@@ -26,8 +26,10 @@ from sweeper.evidence import ALONE
 from sweeper.summary import measures
 
 COLUMNS = ("section", "post", "origin", "claim", "kind", "metric", "x", "y", "target", "n", "x_mean", "y_mean",
-           "effect", "effect_low", "effect_high", "p_value", "verdict", "counted", "note")
+           "effect", "effect_low", "effect_high", "prob_better", "prob_better_low", "prob_better_high", "detectable",
+           "p_value", "p_adjusted", "leans", "verdict", "counted", "note")
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, UNTESTABLE = "supported", "contradicted", "inconclusive", "untestable"
+DIVERGE_RATE = 0.5  # a 'diverges' claim says: more often than not, unless it states its own rate
 
 
 def claims(handle, trials: pd.DataFrame, epochs: pd.DataFrame,
@@ -48,7 +50,19 @@ def claims(handle, trials: pd.DataFrame, epochs: pd.DataFrame,
         if why:
             row["note"] = "; ".join([*([row["note"]] if row["note"] else []), "not counted: " + ", ".join(why)])
         rows.append(row)
-    return pd.DataFrame(rows, columns=list(COLUMNS)).astype({"n": "int64", "counted": "bool"})
+    return adjust(pd.DataFrame(rows, columns=list(COLUMNS)).astype({"n": "int64", "counted": "bool"}))
+
+
+def adjust(frame: pd.DataFrame) -> pd.DataFrame:
+    """Holm's correction over the counted claims of `frame` (one study's, or a whole report's claims
+    concatenated): `p_adjusted` for each, and its verdict decided on it; other claims keep theirs."""
+    frame = frame.copy()
+    family = frame["counted"] & frame["p_value"].notna()
+    frame["p_adjusted"] = math.nan
+    frame.loc[family, "p_adjusted"] = stats.holm(frame.loc[family, "p_value"])
+    frame.loc[family, "verdict"] = [_verdict(p, lean) for p, lean in frame.loc[family, ["p_adjusted", "leans"]]
+                                    .itertuples(index=False)]
+    return frame
 
 
 def conditions(spec, trials: pd.DataFrame, claim: int | None = None) -> dict[str, list[str]]:
@@ -80,19 +94,22 @@ def evaluate(claim: dict, measured: pd.DataFrame, epochs: int | None, shortened:
     row = dict(section=claim["section"], post=claim.get("post"), origin=claim.get("origin"), claim=claim["text"],
                kind=kind, metric=_metric(claim), x=claim["x"], y=claim["y"], target=_target(claim), n=0,
                x_mean=math.nan, y_mean=math.nan, effect=math.nan, effect_low=math.nan, effect_high=math.nan,
-               p_value=math.nan, verdict=INCONCLUSIVE, counted=False, note="")
+               prob_better=math.nan, prob_better_low=math.nan, prob_better_high=math.nan, detectable=math.nan,
+               p_value=math.nan, p_adjusted=math.nan, leans="", verdict=INCONCLUSIVE, counted=False, note="")
     if kind == UNTESTABLE:
         return dict(row, verdict=UNTESTABLE, note=claim["untestable"])
     x = measured[measured["config"] == claim["x"]].set_index("seed")
-    if kind == "diverges":
-        k, n = int(x["diverged"].sum()), len(x)
+    if kind == "diverges":  # the share of seeds that diverge, against the stated rate
+        k, n, rate = int(x["diverged"].sum()), len(x), claim.get("rate", DIVERGE_RATE)
         low, high = stats.share_interval(k, n)
         row.update(n=n, x_mean=k / n if n else math.nan, effect=k / n if n else math.nan, effect_low=low,
-                   effect_high=high, note=f"{k} of {n} seeds diverged")
+                   effect_high=high, note=f"{k} of {n} seeds diverged (the claim: more than {rate:g} of runs)")
         if n:
-            row["verdict"] = SUPPORTED if k == n else CONTRADICTED if k == 0 else INCONCLUSIVE
+            row["verdict"] = SUPPORTED if low > rate else CONTRADICTED if high < rate else INCONCLUSIVE
+            test = stats.binomtest(k, n, rate, alternative="greater" if k / n > rate else "less")
+            row.update(p_value=min(2 * test, 1.0), leans=SUPPORTED if k / n > rate else CONTRADICTED)
         if k == 0 and shortened:
-            row.update(verdict=INCONCLUSIVE, note=f"{row['note']} in a run shorter than the post's")
+            row.update(verdict=INCONCLUSIVE, note=f"{row['note']}, in a run shorter than the post's")
         return row
     if claim.get("epoch") is not None and epochs is not None and claim["epoch"] > epochs:
         row["note"] = f"not reached: the study trains {epochs} epochs"
@@ -106,49 +123,75 @@ def evaluate(claim: dict, measured: pd.DataFrame, epochs: int | None, shortened:
         if y["diverged"].any():
             notes.append(f"{int(y['diverged'].sum())} seed(s) of y diverged (left out)")
         both = x[[metric]].add_suffix("_x").join(y[[metric]].add_suffix("_y"), how="inner").dropna()
-        est = stats.paired(both[f"{metric}_x"], both[f"{metric}_y"])
-        row.update(x_mean=both[f"{metric}_x"].mean(), y_mean=both[f"{metric}_y"].mean())
+        floor = math.hypot(_binomial(x, metric), _binomial(y, metric))
+        est = stats.paired(both[f"{metric}_x"], both[f"{metric}_y"], floor=floor)
         d = both[f"{metric}_x"] - both[f"{metric}_y"]
-        if kind == "similar":
-            p, verdict = _equivalent(d, est, claim["margin"])
-        elif kind in ("not_lower", "not_higher"):
-            sign = +1 if kind == "not_lower" else -1
-            p = stats.noninferiority_p(sign * d, claim["margin"])
-            past = est.high < -claim["margin"] if sign > 0 else est.low > claim["margin"]
-            verdict = SUPPORTED if p < stats.ALPHA else CONTRADICTED if past else INCONCLUSIVE
-        else:
-            p, verdict = est.p, _side(est, +1 if kind == "higher" else -1)
+        row.update(x_mean=both[f"{metric}_x"].mean(), y_mean=both[f"{metric}_y"].mean())
+        row["prob_better"], row["prob_better_low"], row["prob_better_high"] = stats.prob_better(d)
     else:
-        est = stats.shifted(x[metric], claim["value"])
+        floor = _binomial(x, metric)
+        d = x[metric].dropna() - claim["value"]
+        est = stats.floored(d, floor) if len(d) >= 2 and d.std(ddof=1) < floor else stats.shifted(x[metric], claim["value"])
         row["x_mean"] = x[metric].mean()
-        if kind == "near":
-            p, verdict = _equivalent(x[metric] - claim["value"], est, claim["tolerance"])
-        else:
-            p, verdict = est.p, _side(est, +1 if kind == "at_least" else -1)
-    row.update(n=est.n, effect=est.mean, effect_low=est.low, effect_high=est.high, p_value=p)
+    p_for, p_against = _tests(kind, claim, d, est, floor)
+    row["detectable"] = _detectable(measured, metric, est.n, paired=claim["y"] is not None, floor=floor)
+    row.update(n=est.n, effect=est.mean, effect_low=est.low, effect_high=est.high,
+               p_value=min(p_for, p_against), leans=SUPPORTED if p_for <= p_against else CONTRADICTED)
+    row["verdict"] = _verdict(row["p_value"], row["leans"])
     if est.n < 2:
         notes.append("needs at least 2 seeds with a figure on both sides")
-        verdict = INCONCLUSIVE
-    row.update(verdict=verdict, note="; ".join(notes))
+        row.update(verdict=INCONCLUSIVE, p_value=math.nan)
+    row["note"] = "; ".join(notes)
     return row
 
 
-def _equivalent(d, est: stats.Estimate, margin: float) -> tuple[float, str]:
-    """(TOST p, verdict) that the mean of `d` lies inside (-margin, margin)."""
-    p = stats.equivalence_p(d, margin)
-    return p, (SUPPORTED if p < stats.ALPHA else
-               CONTRADICTED if est.low > margin or est.high < -margin else INCONCLUSIVE)
+def _tests(kind: str, claim: dict, d, est: stats.Estimate, floor: float) -> tuple[float, float]:
+    """(p for the claim, p against it): the two one-sided questions its verdict answers, each on the
+    scale of a two-sided test (so that p < 0.05 is the 95 % interval lying on that side)."""
+    if kind in ("higher", "lower", "at_least", "at_most"):
+        sign = +1 if kind in ("higher", "at_least") else -1
+        if not math.isfinite(est.p):
+            return math.nan, math.nan
+        on_side = sign * est.mean > 0
+        return (est.p, 1.0) if on_side else (1.0, est.p)
+    margin = claim["tolerance"] if kind == "near" else claim["margin"]
+    if kind in ("similar", "near"):  # inside (-margin, margin): TOST; outside: the interval past one end
+        inside = max(stats.one_sided(d, -margin, True, floor), stats.one_sided(d, margin, False, floor))
+        outside = 2 * min(stats.one_sided(d, margin, True, floor), stats.one_sided(d, -margin, False, floor))
+        return inside, min(outside, 1.0)
+    sign = +1 if kind == "not_lower" else -1  # not worse by the margin; against: worse by more than it
+    return (stats.one_sided(sign * d, -margin, True, floor),
+            min(2 * stats.one_sided(sign * d, -margin, False, floor), 1.0))
 
 
-def _side(est: stats.Estimate, sign: int) -> str:
-    """supported when the interval is wholly on the `sign` side of 0, contradicted when on the other."""
-    if est.n < 2 or not math.isfinite(est.low):
-        return INCONCLUSIVE
-    if sign * est.low > 0 and sign * est.high > 0:
-        return SUPPORTED
-    if sign * est.low < 0 and sign * est.high < 0:
-        return CONTRADICTED
-    return INCONCLUSIVE
+def _detectable(measured: pd.DataFrame, metric: str, n: int, paired: bool, floor: float) -> float:
+    """The smallest true effect this claim's test would find at 80 % power with `n` seeds, from the spread
+    pooled over all the study's configurations (a configurations x seeds model): paired claims have
+    sqrt(2) times the residual spread on (configurations - 1) x (seeds - 1) degrees of freedom."""
+    done = measured[~measured["diverged"]]
+    if paired:
+        sd, df = stats.pooled_sd(done[metric], done["config"], done["seed"])
+        sd *= math.sqrt(2)
+    else:
+        spread = done.groupby("config")[metric].agg(["var", "count"]).dropna()
+        df = int((spread["count"] - 1).sum())
+        sd = math.sqrt(float((spread["var"] * (spread["count"] - 1)).sum() / df)) if df > 0 else math.nan
+    return stats.detectable(max(sd, floor), n, df) if df > 0 and n >= 1 else math.nan
+
+
+def _verdict(p: float, leans: str) -> str:
+    """supported or contradicted when `p` (of the side the claim leans to) is below ALPHA, else inconclusive."""
+    return leans if math.isfinite(p) and p < stats.ALPHA else INCONCLUSIVE
+
+
+def _binomial(frame: pd.DataFrame, metric: str) -> float:
+    """The sampling standard deviation of an accuracy or error on the images it was measured on (0 for
+    other metrics): the least spread a mean difference of such figures is taken to have."""
+    size = {"valid_accuracy": "valid_images", "valid_error": "valid_images", "best_valid_error": "valid_images",
+            "test_accuracy": "test_images", "test_error": "test_images"}.get(metric)
+    if size is None or size not in frame or frame[size].isna().all():
+        return 0.0
+    return stats.binomial_sd(float(frame[metric].mean()), float(frame[size].max()))
 
 
 def _metric(claim: dict) -> str:

@@ -43,6 +43,8 @@ METRICS = {
     "train_loss": "training loss of the last epoch (mean over its minibatches)",
     "train_error": "training error of the last epoch (mean over its minibatches)",
     "gap": "validation error minus training error, last epoch (overfitting when positive)",
+    "clean_gap": "the kept network's validation error minus its error on a clean pass over the training set "
+                 "(dropout off, the weights it is evaluated with): overfitting when positive",
     "best_valid_error": "lowest validation error over the epochs",
     "epochs_run": "epochs trained (fewer with early stopping)",
     "mean_train_loss": "mean of the epochs' training losses: the area under the loss curve (lower: it fell faster)",
@@ -57,7 +59,7 @@ MARGINED = ("similar", "not_lower", "not_higher")
 ALONE = ("at_least", "at_most", "near")  # claims about x's own figure (an absolute threshold)
 CLAIM_KEYS = ("text", "kind", "metric", "x", "y", "value", "margin", "margin_why", "tolerance", "tolerance_why",
               "epoch", "step",
-              "below", "section", "post", "origin", "untestable")
+              "below", "rate", "section", "post", "origin", "untestable")
 REFERENCE_KEYS = ("config", "params", "valid_accuracy", "test_accuracy", "outcome", "note", "at", "section", "epoch",
                   "step")
 CONDITION_KEYS = ("setting", "post", "ours", "match", "changes", "why", "claims")
@@ -199,7 +201,14 @@ def _claim(i: int, table: dict, spec: Spec, configs: list[dict], shortened: bool
         for key in ("metric", "value", "margin", "epoch", "step", "tolerance", "below"):
             if key in table:
                 raise BadInput(f"{where}: a 'diverges' claim takes no {key}: remove it")
+        if "rate" in table:
+            rate = table["rate"]
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
+                raise BadInput(f"{where}: rate = {rate!r}: the share of runs that diverge, a number in (0, 1)")
+            out["rate"] = float(rate)
         return out
+    if "rate" in table:
+        raise BadInput(f"{where}: rate is the share of a 'diverges' claim: remove it")
     metric = table.get("metric")
     if metric not in METRICS:
         raise _unknown(where, "metric", metric, METRICS)

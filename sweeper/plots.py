@@ -34,6 +34,7 @@ def write(handle, trials: pd.DataFrame, epochs: pd.DataFrame, measured: pd.DataF
         if measured.empty:
             return written
         written.append(_save(curves(spec, epochs, measured), out / f"{spec.name}.curves.png"))
+        written.append(_save(loss(spec, epochs, measured), out / f"{spec.name}.loss.png"))
         written.append(_save(accuracy(spec, measured), out / f"{spec.name}.accuracy.png"))
         return written
     best = best_trials(trials)
@@ -49,7 +50,7 @@ def write(handle, trials: pd.DataFrame, epochs: pd.DataFrame, measured: pd.DataF
 def curves(spec, epochs: pd.DataFrame, measured: pd.DataFrame, top: bool = False) -> Figure:
     """Training and validation error per epoch: per configuration the mean over seeds and its 95 % t band."""
     fig = Figure(figsize=(12, 4.8), dpi=DPI, layout="constrained")
-    axes = fig.subplots(1, 2, sharey=True)
+    axes = fig.subplots(1, 2)
     n_diverged = int(measured["diverged"].sum())
     measured = measured[~measured["diverged"]]  # as in the tables: a diverged seed has no figures
     trial_config = measured.set_index("trial")["config"]
@@ -63,18 +64,21 @@ def curves(spec, epochs: pd.DataFrame, measured: pd.DataFrame, top: bool = False
     floor = max(float(means.min()), 1e-4)
     log = float(means.max()) / floor > 10  # spans more than a decade: a log axis shows the small errors
     for ax, (column, title) in zip(axes, CURVES):
+        zoom = column == "valid_error"  # its own linear axis, zoomed on where the runs end up
         for (color, dashes), config in zip(styles, order):
             band = bands[(column, config)]
             if band.empty:
                 continue
-            mean = band["mean"].clip(lower=floor / 2) if log else band["mean"]  # zero error: the bottom edge
+            mean = band["mean"].clip(lower=floor / 2) if log and not zoom else band["mean"]  # zero: the bottom edge
             ax.plot(band.index, mean, color=color, ls=dashes, label=config, lw=1.6)
-            ax.fill_between(band.index, band["low"].clip(lower=floor / 2 if log else 0.0), band["high"].clip(upper=1.0),
-                            color=color, alpha=0.2, lw=0)
-        ax.set_title(title)
+            ax.fill_between(band.index, band["low"].clip(lower=floor / 2 if log and not zoom else 0.0),
+                            band["high"].clip(upper=1.0), color=color, alpha=0.2, lw=0)
+        ax.set_title(title + (" (zoomed on the later epochs)" if zoom else ""))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if log:
+        if zoom:
+            ax.set_ylim(*_zoom([bands[(column, c)] for c in order]))
+        elif log:
             ax.set_yscale("log")
             ax.set_ylim(floor / 2, min(1.0, float(means.max()) * 2))
         ax.grid(True, which="both", alpha=0.3)
@@ -86,6 +90,52 @@ def curves(spec, epochs: pd.DataFrame, measured: pd.DataFrame, top: bool = False
     handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize="small", title="configuration")
     return fig
+
+
+def _zoom(bands: list[pd.DataFrame]) -> tuple[float, float]:
+    """Limits that show the bands after their first tenth of epochs (where claims about the end are read);
+    the first epochs may lie above."""
+    late = [b[b.index >= b.index.min() + (b.index.max() - b.index.min()) / 10] for b in bands if not b.empty]
+    if not late:
+        return 0.0, 1.0
+    low = min(float(b["low"].min()) for b in late)
+    high = max(float(b["high"].max()) for b in late)
+    pad = 0.08 * (high - low or high or 1.0)
+    return max(0.0, low - pad), min(1.0, high + pad)
+
+
+def loss(spec, epochs: pd.DataFrame, measured: pd.DataFrame) -> Figure:
+    """The training loss per epoch on a log axis (the claims about how fast it falls, or whether it
+    oscillates, read this curve): per configuration the mean over seeds and its 95 % t band."""
+    fig = Figure(figsize=(10, 5.2), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    measured = measured[~measured["diverged"]]
+    trial_config = measured.set_index("trial")["config"]
+    rows = epochs[epochs["trial"].isin(trial_config.index)].copy()
+    rows["config"] = rows["trial"].map(trial_config)
+    order = list(dict.fromkeys(measured["config"]))
+    for (color, dashes), config in zip(_styles(len(order)), order):
+        band = _band(rows[rows["config"] == config], "train_loss", share=False)
+        band = band[band["mean"] > 0]
+        if band.empty:
+            continue
+        ax.plot(band.index, band["mean"], color=color, ls=dashes, label=config, lw=1.6)
+        ax.fill_between(band.index, band["low"].clip(lower=band["mean"].min() / 10), band["high"], color=color,
+                        alpha=0.2, lw=0)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch" + (f" ({_per_epoch(measured)} steps each; the last may be shorter)" if spec.steps else ""))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("training loss (mean over the epoch's minibatches, log scale)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize="small", title="configuration")
+    _title(fig, f"{spec.heading}: training loss (mean and 95 % t band over {_seeds(measured)})")
+    return fig
+
+
+def _per_epoch(measured: pd.DataFrame) -> str:
+    if "steps_per_epoch" not in measured or measured["steps_per_epoch"].isna().all():
+        return "?"
+    return f"{int(measured['steps_per_epoch'].max()):,}"
 
 
 def accuracy(spec, measured: pd.DataFrame) -> Figure:
@@ -110,7 +160,8 @@ def accuracy(spec, measured: pd.DataFrame) -> Figure:
             mean, low, high = np.array(mean), np.array(low), np.array(high)
             ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt=marker, color=color, capsize=4, ms=5,
                         label=f"ours: {metric.replace('_', ' ')} (mean, 95 % interval)")
-        posts = [r for r in spec.references if metric in r and r["config"] in order]
+        posts = [r for r in spec.references if metric in r and r["config"] in order
+                 and r.get("step") is None and r.get("epoch") is None]  # the figures at the end of a run
         if posts:
             ax.scatter([position(r["config"], sign) for r in posts], [r[metric] for r in posts], marker=post_marker,
                        s=70, color=post_color, zorder=5, label=f"the post: {metric.replace('_', ' ')}")
@@ -132,11 +183,12 @@ def _title(fig, text: str) -> None:
     fig.suptitle(textwrap.fill(text, chars))
 
 
-def _band(rows: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Per epoch: mean and 95 % t interval of `column` over the trials (seeds) that reached it."""
+def _band(rows: pd.DataFrame, column: str, share: bool = True) -> pd.DataFrame:
+    """Per epoch: mean and 95 % t interval of `column` over the trials (seeds) that reached it (a share's
+    interval cut to [0, 1])."""
     out = {}
     for epoch, values in rows.groupby("epoch")[column]:
-        est = stats.mean_share(values)
+        est = (stats.mean_share if share else stats.mean_interval)(values)
         if est.n:
             low, high = (est.low, est.high) if math.isfinite(est.low) else (est.mean, est.mean)
             out[epoch] = dict(mean=est.mean, low=low, high=high)

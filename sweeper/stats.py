@@ -1,5 +1,6 @@
-"""Intervals and tests over seeds, all from scipy.stats: a mean's t interval, paired and one-sample t-tests,
-an equivalence test (TOST), a binomial interval for shares."""
+"""Intervals and tests over seeds, from scipy.stats and statsmodels: a mean's t interval, paired and
+one-sample t-tests, equivalence (TOST) and non-inferiority tests, a binomial interval for shares, the
+probability that one configuration beats another, Holm's correction, the smallest detectable effect."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 CONFIDENCE = 0.95
@@ -69,13 +71,17 @@ def shifted(values, by: float) -> Estimate:
     return mean_interval(finite(values) - by)
 
 
-def paired(x, y) -> Estimate:
+def paired(x, y, floor: float = 0.0) -> Estimate:
     """The mean of x - y over pairs (seed by seed) with its t interval, p of the paired t-test
-    (scipy.stats.ttest_rel); pairs with a non-finite side are dropped."""
+    (scipy.stats.ttest_rel); pairs with a non-finite side are dropped. `floor`: the smallest standard
+    deviation the differences are taken to have (the sampling error of the figures themselves): seeds
+    that agree more closely than that do not make the interval narrower than it allows."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     d = x - y
+    if len(d) >= 2 and d.std(ddof=1) < floor:
+        return floored(d, floor)
     if len(d) >= 2 and d.std(ddof=1) > 0:
         with _quiet():
             test = stats.ttest_rel(x, y)
@@ -98,6 +104,100 @@ def equivalence_p(d, margin: float) -> float:
     return float(max(above, below))
 
 
+def floored(d, sd: float, popmean: float = 0.0) -> Estimate:
+    """The t interval and two-sided p of the mean of `d` (against `popmean`) with standard deviation `sd`
+    in place of the sample's (n - 1 degrees of freedom)."""
+    d = finite(d)
+    n, mean = len(d), float(d.mean())
+    se = sd / math.sqrt(n)
+    half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * se
+    p = float(2 * stats.t.sf(abs(mean - popmean) / se, n - 1))
+    return Estimate(n, mean, sd, mean - half, mean + half, p)
+
+
+def binomial_sd(share: float, n_images: float) -> float:
+    """The sampling standard deviation of an accuracy (or error) `share` measured on `n_images` images."""
+    if not (math.isfinite(share) and n_images and n_images > 0):
+        return 0.0
+    return math.sqrt(max(share * (1 - share), 0.0) / n_images)
+
+
+def prob_better(d) -> tuple[float, float, float]:
+    """(P(x > y), its 95 % Clopper-Pearson interval): the share of seeds on which x beat y, ties left out."""
+    d = finite(d)
+    wins, n = int((d > 0).sum()), int((d != 0).sum())
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    low, high = share_interval(wins, n)
+    return wins / n, low, high
+
+
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjustment of p-values (statsmodels' multipletests); NaN entries stay NaN and
+    are not counted in the family."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(p, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], alpha=ALPHA, method="holm")[1]
+    return out
+
+
+POWER = 0.8
+
+
+def detectable(sd: float, n: int, df: float, power: float = POWER) -> float:
+    """The smallest true mean (in the units of `sd`) that a two-sided t-test at ALPHA on `n` values of
+    standard deviation `sd` (the t statistic with `df` degrees of freedom) finds with probability `power`
+    (scipy's noncentral t)."""
+    if not (n >= 1 and df >= 1 and sd > 0 and math.isfinite(sd)):
+        return math.nan
+    from scipy.optimize import brentq
+
+    se, crit = sd / math.sqrt(n), float(stats.t.ppf(1 - ALPHA / 2, df))
+
+    def shortfall(delta: float) -> float:  # P(T > crit) + P(T < -crit), the second as P(-T > crit) at -nc
+        nc = delta / se
+        far_side = float(stats.nct.sf(crit, df, -nc))  # scipy's nct.cdf gives NaN far out in the tail
+        return float(stats.nct.sf(crit, df, nc)) + (0.0 if math.isnan(far_side) else far_side) - power
+
+    high = se * (crit + 10)
+    return float(brentq(shortfall, 0.0, high, xtol=se * 1e-9))
+
+
+def pooled_sd(values, configs, seeds) -> tuple[float, int]:
+    """(residual standard deviation, degrees of freedom) of the additive model value ~ configuration +
+    seed over a configurations x seeds table (missing cells left out): the spread of one figure once each
+    configuration's level and each seed's shared luck are removed. A paired difference between two
+    configurations has sqrt(2) times it, on these degrees of freedom instead of n - 1."""
+    frame = pd.DataFrame({"v": np.asarray(values, dtype=np.float64), "c": list(configs), "s": list(seeds)})
+    frame = frame[np.isfinite(frame["v"])]
+    table = frame.pivot_table(index="c", columns="s", values="v", aggfunc="mean").dropna(axis=1, how="any")
+    k, n = table.shape
+    if k < 2 or n < 2:
+        return math.nan, 0
+    resid = table.to_numpy() - table.mean(axis=1).to_numpy()[:, None] - table.mean(axis=0).to_numpy()[None, :] \
+        + float(table.to_numpy().mean())
+    df = (k - 1) * (n - 1)
+    return math.sqrt(float((resid ** 2).sum()) / df), df
+
+
+def one_sided(d, threshold: float, greater: bool, floor: float = 0.0) -> float:
+    """p of the one-sided t-test that the mean of `d` lies above (`greater`) or below `threshold`, with the
+    standard deviation at least `floor` (scipy's t distribution; n - 1 degrees of freedom)."""
+    d = finite(d)
+    n = len(d)
+    if n < 2:
+        return math.nan
+    sd = max(float(d.std(ddof=1)), floor)
+    if sd == 0.0:
+        return 0.0 if (d.mean() > threshold if greater else d.mean() < threshold) else 1.0
+    t = (float(d.mean()) - threshold) / (sd / math.sqrt(n))
+    return float(stats.t.sf(t, n - 1) if greater else stats.t.cdf(t, n - 1))
+
+
 def noninferiority_p(d, margin: float) -> float:
     """p of the one-sided test that the mean of `d` lies above -margin (x is not worse than y by the margin)."""
     d = finite(d)
@@ -107,6 +207,11 @@ def noninferiority_p(d, margin: float) -> float:
         return 0.0 if d.mean() > -margin else 1.0
     with _quiet():
         return float(stats.ttest_1samp(d, -margin, alternative="greater").pvalue)
+
+
+def binomtest(k: int, n: int, rate: float, alternative: str) -> float:
+    """p of the exact binomial test of k successes in n against the share `rate` (scipy.stats.binomtest)."""
+    return float(stats.binomtest(k, n, rate, alternative=alternative).pvalue)
 
 
 def share_interval(k: int, n: int) -> tuple[float, float]:

@@ -17,7 +17,7 @@ from sweeper.evidence import same
 SUMMARY_METRICS = ("valid_accuracy", "test_accuracy", "train_loss", "epochs_run")
 MEASURES = ("valid_accuracy", "test_accuracy", "valid_error", "test_error", "train_loss", "train_error", "gap",
             "best_valid_error", "epochs_run", "mean_train_loss", "loss_rises", "confident_precision", "epochs_to",
-            "near_zero")
+            "near_zero", "clean_gap")
 PER_EPOCH = ("train_loss", "train_error", "valid_error")
 SHARES = ("valid_accuracy", "test_accuracy")  # their intervals are cut to [0, 1]
 
@@ -55,12 +55,15 @@ def measures(handle, trials: pd.DataFrame, epochs: pd.DataFrame, epoch: int | No
     by_trial = rows.groupby("trial")
     out["best_valid_error"] = by_trial["valid_error"].min().reindex(out["trial"]).to_numpy()
     out["epochs_run"] = done["epochs_run"].astype("float64")
+    for column in ("steps_per_epoch", "valid_images", "test_images"):  # the sizes the figures rest on
+        out[column] = done[column].astype("float64").to_numpy()
     out["mean_train_loss"] = by_trial["train_loss"].mean().reindex(out["trial"]).to_numpy()
     change = by_trial["train_loss"].diff()  # NaN at each trial's first epoch
     rises = change.gt(0).astype("float64").where(change.notna())
     out["loss_rises"] = rises.groupby(rows["trial"]).mean().reindex(out["trial"]).to_numpy()
     out["confident_precision"] = done["confident_precision"].astype("float64").to_numpy()
     out["near_zero"] = done["near_zero"].astype("float64").to_numpy()
+    out["clean_gap"] = (done["valid_error"] - done["train_error_clean"]).astype("float64").to_numpy()
     out["epochs_to"] = math.nan if below is None else _epochs_to(rows, out["trial"], out["epochs_run"], below)
     out.loc[out["diverged"], list(MEASURES)] = math.nan
     return out.reset_index(drop=True)

@@ -56,7 +56,7 @@ def write(parts: list[Part], out: str | Path, *, title: str, intro: str = "") ->
     A part with a title is a `##` section; its studies are `###` headings under it, except a part of
     one study, whose section heading stands for the study."""
     with _staged(out) as tmp:
-        studies = [(part, handle, _measure(handle)) for part in parts for handle in part.handles]
+        studies = _adjusted([(part, handle, _measure(handle)) for part in parts for handle in part.handles])
         anchors = _Anchors(["Overview"] if len(studies) > 1 else [])
         heads = {}  # id(handle) -> the heading that stands for the study, or None
         for part in parts:
@@ -143,6 +143,16 @@ def _measure(handle) -> _Data:
     return _Data(trials, epochs, measured, verdicts.claims(handle, trials, epochs, measured))
 
 
+def _adjusted(studies: list) -> list:
+    """The studies with their counted claims' verdicts decided on Holm's adjustment over the whole report."""
+    if not studies:
+        return studies
+    joined = verdicts.adjust(pd.concat([data.claims for _, _, data in studies], keys=range(len(studies))))
+    for i, (_, _, data) in enumerate(studies):
+        data.claims = joined.loc[i]
+    return studies
+
+
 def _caveats(studies) -> list[str]:
     """What the reader must know before any verdict: shortened runs, less data than the posts had."""
     lines = []
@@ -156,7 +166,8 @@ def _caveats(studies) -> list[str]:
     if smaller:
         sizes = sorted({f"{ours:,} training images against the post's {spec.post_train_images:,}"
                         for spec, ours in smaller})
-        lines.append(f"**Less data than the posts.** {len(smaller)} studies trained on {'; '.join(sizes)}. That "
+        lines.append(f"**Less data than the posts.** {len(smaller)} stud{'ies' if len(smaller) > 1 else 'y'} "
+                     f"trained on {'; '.join(sizes)}. That "
                      "shifts absolute figures: the posts' own figures are shown for reference only, claims about an "
                      "absolute figure are not counted, and the verdicts judge the differences the posts claimed.")
     return [line for text in lines for line in (text, "")]
@@ -177,9 +188,12 @@ def _overview(studies, heads: dict) -> list[str]:
                      _done(data.trials), *(str(int(counted.get(v, 0))) for v in VERDICTS), str(rest),
                      _duration(data.trials)[0]])
     rows.append(["**all**", "", "", *(f"**{int(total.get(v, 0))}**" for v in VERDICTS), f"**{other}**", ""])
+    family = int(sum(d.claims["counted"].sum() for _, _, d in studies))
     note = ("The verdict columns count the posts' own conclusions (origin *post*) measured under the posts' "
-            "conditions; *not counted*: our derived checks, untestable claims, and verdicts under conditions "
-            "that could change them (each study's conditions table says which).")
+            f"conditions, each decided on its p-value adjusted by Holm's method over these {family} claims (the "
+            "claims tables give p and, in brackets, the adjusted p); *not counted*: our derived checks, untestable "
+            "claims, and verdicts under conditions that could change them (each study's conditions table says "
+            "which), judged on their own p.")
     return ["## Overview", "", _table(["section", "study", "trials", *VERDICTS, "not counted", "wall time"], rows),
             "", note, ""]
 
@@ -240,8 +254,12 @@ def _setup(spec, trials: pd.DataFrame) -> str:
         what = f"{spec.n_trials} trials chosen by the {spec.sampler['name']} sampler"
     length = _length(spec, trials)
     wall, compute = _duration(trials)
-    return (f"**Setup.** {MODELS.get(spec.model, spec.model)} on `{spec.dataset}`: {what}, {length}. Fixed: {fixed}. "
-            f"**Time:** {_done(trials)} trials done; {wall} from the first trial's "
+    ours = verdicts.train_images(trials)
+    data = (f" **Less data than the post:** {ours:,} training images against its {spec.post_train_images:,}, so its "
+            "absolute figures are for reference and the verdicts judge differences."
+            if spec.post_train_images and ours and ours < spec.post_train_images else "")
+    return (f"**Setup.** {MODELS.get(spec.model, spec.model)} on `{spec.dataset}`: {what}, {length}. Fixed: {fixed}."
+            f"{data} **Time:** {_done(trials)} trials done; {wall} from the first trial's "
             f"start to the last one's end, {compute} of training in all.")
 
 
@@ -294,17 +312,23 @@ def conditions_table(spec) -> str:
 
 
 def _claims_table(frame: pd.DataFrame) -> str:
-    head = ["#", "the claim", "checked as", "effect [95 % CI]", "p", "verdict"]
+    head = ["#", "the claim", "checked as", "effect [95 % CI]", "P(x > y) [95 % CI]", "detectable", "p (Holm)",
+            "verdict"]
     rows = []
     for number, r in frame.iterrows():
         checked = f"{r['metric']}: " + (f"\"{r['x']}\" vs \"{r['y']}\", {r['target']}" if isinstance(r["y"], str)
                                         else f"\"{r['x']}\" {r['target']}")
         effect = (f"{_number(r['effect'])} [{_number(r['effect_low'])}, {_number(r['effect_high'])}]"
                   if math.isfinite(r["effect"]) else "-")
+        better = (f"{r['prob_better']:.2f} [{r['prob_better_low']:.2f}, {r['prob_better_high']:.2f}]"
+                  if math.isfinite(r["prob_better"]) else "-")
+        p = _number(r["p_value"], ".2g") + (f" ({_number(r['p_adjusted'], '.2g')})"
+                                             if math.isfinite(r["p_adjusted"]) else "")
         verdict = f"**{r['verdict']}**" + (f" ({r['note']})" if r["note"] else "")
         if r["origin"] == "post" and not r["counted"] and r["verdict"] != verdicts.UNTESTABLE:
             verdict += " *(not counted)*"
-        rows.append([str(number + 1), r["claim"], checked, effect, _number(r["p_value"], ".2g"), verdict])
+        rows.append([str(number + 1), r["claim"], checked, effect, better, _number(r["detectable"], ".2g"), p,
+                     verdict])
     return _table(head, rows)
 
 
@@ -364,7 +388,7 @@ def _seconds(s: float) -> str:
 
 def _caption(name: str) -> str:
     kind = name.rsplit(".", 2)[-2]
-    return {"curves": "learning curves", "accuracy": "accuracy per configuration",
+    return {"curves": "learning curves", "loss": "training loss", "accuracy": "accuracy per configuration",
             "importance": "parameter importances", "slice": "slice plot"}.get(kind, kind)
 
 

@@ -15,8 +15,10 @@ from workers.nn.init import initial_values
 
 # Graph-shaping parameters; all others are symbolic inputs of the compiled step.
 ARCHITECTURE = {
-    "mlp": ("width", "depth", "width2", "activation", "leaky_slope", "loss", "mse_reduction", "optimizer"),
-    "lenet": ("width", "conv1_maps", "conv2_maps", "activation", "leaky_slope", "loss", "mse_reduction", "optimizer"),
+    "mlp": ("width", "depth", "width2", "activation", "leaky_slope", "loss", "mse_reduction", "logged_loss",
+            "optimizer"),
+    "lenet": ("width", "conv1_maps", "conv2_maps", "activation", "leaky_slope", "loss", "mse_reduction",
+              "logged_loss", "optimizer"),
 }
 # Symbolic parameters that still change the graph: a drop rate of 0 or more, a moving average or none.
 SWITCHES = ("dropout", "input_dropout", "ema")
@@ -166,7 +168,8 @@ def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
         state.append(ema_state)
 
     mode = _mode()
-    train_step = pytensor.function([x, y, hyper_vector], [loss, losses.error_rate(logits, y)],
+    logged = cost if config["logged_loss"] == "objective" else loss
+    train_step = pytensor.function([x, y, hyper_vector], [logged, losses.error_rate(logits, y)],
                                    updates=step_updates, mode=mode, on_unused_input="ignore")
     eval_logits, _ = forward(shadows or params, x, act)
     predict = pytensor.function([x], pt.special.softmax(eval_logits, axis=1), mode=mode)

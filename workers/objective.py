@@ -151,7 +151,9 @@ class Objective:
                 "test_error": result.test_error, "report": result.report,
                 "outcome": dict(epochs_run=result.epochs_run, steps_run=result.steps_run,
                                 steps_per_epoch=result.steps_per_epoch, train_images=result.train_images,
-                                near_zero=result.near_zero,
+                                near_zero=result.near_zero, valid_images=result.valid_images,
+                                test_images=result.test_images,
+                                train_error_clean=_json_number(result.train_error_clean),
                                 seconds=round(log.train_seconds, 3),
                                 stopped_early=result.stopped_early, confident_n=result.confident["n"],
                                 confident_precision=_json_number(result.confident["precision"]))})

@@ -51,7 +51,10 @@ class Result:
     steps_run: int = 0  # optimizer steps (minibatch updates) in all
     steps_per_epoch: int = 0  # minibatch updates of a whole epoch
     train_images: int = 0  # the training set's size
+    valid_images: int = 0  # the validation set's size
+    test_images: int = 0  # the test set's size
     near_zero: float = 0.0  # share of the evaluated weights (not biases) with |w| < NEAR_ZERO
+    train_error_clean: float = float("nan")  # the kept network's error on the whole training set (no dropout)
     weights: object = field(default=None, repr=False, compare=False)  # workers.weights.Weights evaluated
 
     def to_dict(self) -> dict:
@@ -136,12 +139,14 @@ def train(model: str, params: dict, data, *, epochs: int | None = None, steps: i
         best = valid_error
     probs = net.probabilities(data.x_test)
     test_error = metrics.error(probs, data.y_test)
+    train_error_clean = metrics.error(net.probabilities(data.x_train), data.y_train)
     figures = dict(dataset=data.name, valid_error=best, test_error=test_error, epochs_run=epoch, seed=seed)
     return Result(valid_error=best, test_error=test_error, epochs_run=epoch,
                   stopped_early=stopped_early, seconds=time.perf_counter() - start,
                   report=metrics.report(probs, data.y_test), confident=metrics.confident_precision(probs, data.y_test),
                   steps_run=min(epoch * per_epoch, steps), steps_per_epoch=per_epoch, train_images=n,
-                  near_zero=_near_zero(net),
+                  valid_images=len(data.y_valid), test_images=len(data.y_test),
+                  near_zero=_near_zero(net), train_error_clean=train_error_clean,
                   weights=weights.of(net, model, config, data.n_classes, figures))
 
 

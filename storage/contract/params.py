@@ -11,6 +11,7 @@ ACTIVATIONS = ("tanh", "relu", "leaky_relu", "sigmoid", "elu", "selu", "softplus
 INITS = ("glorot", "uniform01", "uniform_pm1", "truncated_normal")
 LOSSES = ("cross_entropy", "mse", "positive_ce")
 REDUCTIONS = ("sum", "mean")
+LOGGED_LOSSES = ("data", "objective")
 L2_FORMS = ("sum", "half")
 SPLITS = ("random", "first", "last", "tensorflow", "theano")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
@@ -61,6 +62,8 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
     Param("init", str, "weight initialisation", choices=INITS),
     Param("loss", str, "training loss on the softmax output (positive_ce: -mean(y log clip(p1, 1e-10, 1)), "
           "two classes)", choices=LOSSES),
+    Param("logged_loss", str, "the training loss recorded per epoch: the data loss alone, or the objective "
+          "(with the penalties, as TensorFlow's programs print it)", choices=LOGGED_LOSSES),
     Param("mse_reduction", str, "the squared error over the outputs: summed, or averaged over them", choices=REDUCTIONS),
     Param("dropout", float, "drop rate of hidden layers (0 = off)", low=0, high=1, high_open=True),
     Param("input_dropout", float, "drop rate of the input (0 = off)", low=0, high=1, high_open=True),
@@ -104,7 +107,7 @@ _COMMON = dict(activation="relu", init="glorot", loss="cross_entropy", dropout=0
                l1=0.0, l2=1e-4, momentum=0.9, rho=0.9, beta1=0.9, beta2=0.999, eps=1e-8,
                lr_end=None, batch_size=100, ema=0.99, patience=0, improvement_threshold=0.995, valid_size=VALID_SIZE,
                width2=None, mse_reduction="sum", l2_form="sum", decay_steps=None, staircase=False, lr_horizon=None,
-               split="random", leaky_slope=0.01)
+               split="random", leaky_slope=0.01, logged_loss="data")
 DEFAULTS: dict[str, dict] = {
     "mlp": dict(_COMMON, width=500, depth=1, optimizer="sgd", lr=0.8, schedule="exponential", decay=0.99),
     "lenet": dict(_COMMON, width=500, conv1_maps=20, conv2_maps=50, optimizer="adam", lr=1e-3,

@@ -192,5 +192,7 @@ def label(params: dict) -> str:
 
 def short(value) -> str:
     """A parameter value for people: floats with 4 significant digits."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 

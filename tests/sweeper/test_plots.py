@@ -82,3 +82,28 @@ def test_learning_curve_bands_are_t_intervals_per_epoch():
     low, high = _t_interval(rows.loc[rows["epoch"] == 1, "valid_error"])
     assert top == pytest.approx(high)
     assert valid_ax.get_xlabel() == "epoch" and fig.axes[0].get_ylabel().startswith("error")
+
+
+def test_the_loss_plot_is_the_mean_training_loss_per_epoch_on_a_log_axis():
+    spec = parse(POINTS)
+    rng = np.random.default_rng(3)
+    measured = _measured(spec, rng)
+    epochs = pd.DataFrame([dict(trial=t, epoch=e, train_loss=2.0 / e ** 2 * rng.uniform(0.8, 1.2))
+                           for t in measured["trial"] for e in (1, 2, 3, 4)])
+    fig = plots.loss(spec, epochs, measured)
+    ax = fig.axes[0]
+    line = next(li for li in ax.get_lines() if li.get_label() == "sgd")
+    rows = epochs[epochs["trial"].isin(measured.loc[measured["config"] == "sgd", "trial"])]
+    assert line.get_ydata() == pytest.approx(rows.groupby("epoch")["train_loss"].mean().to_numpy())
+    band = [c for c in ax.collections if isinstance(c, PolyCollection)][0]
+    first = rows.loc[rows["epoch"] == 1, "train_loss"]
+    assert band.get_paths()[0].vertices[:, 1].max() == pytest.approx(_t_interval(first)[1])
+    assert ax.get_yscale() == "log" and ax.get_ylabel().startswith("training loss")
+
+
+def test_a_figure_from_the_middle_of_the_posts_run_is_not_drawn_as_its_end():
+    data = {**L2, "reference": L2["reference"] + [{"params": {"l2": 1e-3}, "valid_accuracy": 0.5, "step": 10}]}
+    spec = parse(data)
+    ax = plots.accuracy(spec, _measured(spec, np.random.default_rng(0))).axes[0]
+    posts = [c for c in ax.collections if c.get_label() == "the post: valid accuracy"]
+    assert [y for _, y in posts[0].get_offsets().tolist()] == [0.97]

@@ -194,3 +194,25 @@ def test_leaky_relus_slope_is_a_parameter():
 def test_first_and_last_splits_hold_out_valid_size_images(split, valid):
     v, t = split_indices(1000, 300, split)
     assert np.array_equal(v, np.arange(1000)[valid]) and len(t) == 700
+
+
+def test_the_objective_logged_is_the_loss_plus_the_penalty(digits):
+    """logged_loss = "objective": the recorded loss is the data loss plus l2 * sum(w^2) of the weights the
+    step started from, as TensorFlow's programs print it; the update is the same either way."""
+    params = dict(width=8, batch_size=50, lr=1e-30, schedule="constant", l2=0.5, ema=0.0)  # weights stay put
+    data_rec, objective_rec = [], []
+    train("mlp", params, digits, steps=1, seed=4, on_epoch=data_rec.append)
+    train("mlp", dict(params, logged_loss="objective"), digits, steps=1, seed=4, on_epoch=objective_rec.append)
+    layout = mlp_layout(64, 8, 1, 10)
+    penalty = sum((w.astype(np.float64) ** 2).sum() for w, spec in
+                  zip(initial_values(layout, "glorot", np.random.default_rng(4)), layout) if spec.is_weight)
+    assert objective_rec[0].train_loss - data_rec[0].train_loss == pytest.approx(0.5 * penalty, rel=1e-5)
+
+
+def test_the_clean_training_error_is_the_kept_networks_on_the_whole_training_set(digits):
+    from workers import metrics
+
+    params = dict(width=16, batch_size=50, dropout=0.5, ema=0.0, schedule="constant", lr=0.3)
+    result = train("mlp", params, digits, epochs=3)
+    net = compiled.network("mlp", resolve("mlp", params), digits.image_shape, digits.n_classes)
+    assert result.train_error_clean == metrics.error(net.probabilities(digits.x_train), digits.y_train)
