@@ -36,6 +36,8 @@ def write(handle, trials: pd.DataFrame, epochs: pd.DataFrame, measured: pd.DataF
         written.append(_save(curves(spec, epochs, measured), out / f"{spec.name}.curves.png"))
         written.append(_save(loss(spec, epochs, measured), out / f"{spec.name}.loss.png"))
         written.append(_save(accuracy(spec, measured), out / f"{spec.name}.accuracy.png"))
+        if spec.dataset == "xor":  # a toy problem is solved or not: how often, per configuration
+            written.append(_save(success(spec, measured), out / f"{spec.name}.success.png"))
         return written
     best = best_trials(trials)
     if not best.empty:
@@ -129,6 +131,32 @@ def loss(spec, epochs: pd.DataFrame, measured: pd.DataFrame) -> Figure:
     ax.grid(True, which="both", alpha=0.3)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize="small", title="configuration")
     _title(fig, f"{spec.heading}: training loss (mean and 95 % t band over {_seeds(measured)})")
+    return fig
+
+
+SOLVED = 0.9  # a toy run that classifies this share of the test points has found the XOR-like boundary
+
+
+def success(spec, measured: pd.DataFrame) -> Figure:
+    """Per configuration, the share of seeds whose run solved the toy problem (test accuracy >= SOLVED;
+    a diverged seed did not) with its 95 % Clopper-Pearson interval."""
+    order = list(dict.fromkeys([c["label"] for c in spec.configs()] + list(measured["config"])))
+    fig = Figure(figsize=(10, max(4.0, 0.32 * len(order) + 1.5)), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    for i, config in enumerate(order):
+        runs = measured[measured["config"] == config]
+        k, n = int((runs["test_accuracy"] >= SOLVED).sum()), len(runs)
+        if not n:
+            continue
+        low, high = stats.share_interval(k, n)
+        ax.errorbar([k / n], [i], xerr=[[k / n - low], [high - k / n]], fmt="o", color="tab:blue", capsize=4)
+        ax.text(1.02, i, f"{k}/{n}", va="center", fontsize="small", transform=ax.get_yaxis_transform())
+    ax.set_yticks(range(len(order)), order)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(f"share of seeds that solved it (test accuracy >= {SOLVED:g}), 95 % Clopper-Pearson interval")
+    ax.grid(True, axis="x", alpha=0.3)
+    _title(fig, f"{spec.heading}: how often each configuration solves the problem")
     return fig
 
 

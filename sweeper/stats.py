@@ -209,6 +209,17 @@ def noninferiority_p(d, margin: float) -> float:
         return float(stats.ttest_1samp(d, -margin, alternative="greater").pvalue)
 
 
+def prediction_interval(values) -> tuple[float, float]:
+    """The 95 % interval in which one more run's figure falls: mean +- t(0.975, n - 1) s sqrt(1 + 1/n)
+    (what a single run of a post is compared with), cut to [0, 1] like a share."""
+    x = finite(values)
+    n = len(x)
+    if n < 2:
+        return math.nan, math.nan
+    half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * float(x.std(ddof=1)) * math.sqrt(1 + 1 / n)
+    return max(float(x.mean()) - half, 0.0), min(float(x.mean()) + half, 1.0)
+
+
 def binomtest(k: int, n: int, rate: float, alternative: str) -> float:
     """p of the exact binomial test of k successes in n against the share `rate` (scipy.stats.binomtest)."""
     return float(stats.binomtest(k, n, rate, alternative=alternative).pvalue)

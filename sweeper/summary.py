@@ -104,9 +104,12 @@ def summary(handle, measured: pd.DataFrame, by: list[str] | None = None) -> pd.D
             est = (stats.mean_share if metric in SHARES else stats.mean_interval)(group[metric])
             row.update({f"{metric}_mean": est.mean, f"{metric}_std": est.std, f"{metric}_low": est.low,
                         f"{metric}_high": est.high})
+        for metric in SHARES:  # where one more run would fall: what a post's single run is held against
+            row[f"{metric}_pred_low"], row[f"{metric}_pred_high"] = stats.prediction_interval(group[metric])
         rows.append(row)
     columns = [*keys, *([k for k in spec.varied if k not in keys] if not by else []), "n", "diverged",
-               *(f"{m}_{s}" for m in SUMMARY_METRICS for s in ("mean", "std", "low", "high"))]
+               *(f"{m}_{s}" for m in SUMMARY_METRICS for s in ("mean", "std", "low", "high")),
+               *(f"{m}_pred_{s}" for m in SHARES for s in ("low", "high"))]
     frame = pd.DataFrame(rows, columns=columns)
     if order is not None:
         frame = frame.set_index("config").reindex([c for c in order if c in set(frame["config"])]).reset_index()
@@ -116,7 +119,8 @@ def summary(handle, measured: pd.DataFrame, by: list[str] | None = None) -> pd.D
 
 
 def references(handle, measured: pd.DataFrame, at=None) -> pd.DataFrame:
-    """One row per [[reference]] of the study: the post's figure beside our mean and interval. A figure
+    """One row per [[reference]] of the study: the post's figure beside our mean and interval, and whether
+    it lies in the 95 % prediction interval of one run of ours (a post's figure is one run). A figure
     from the middle of the post's run (its `step` or `epoch`) is set beside ours at the same point:
     `at(epoch=, step=)` gives the measures there (without it, such rows have none of ours)."""
     final = summary(handle, measured).set_index("config")
@@ -127,16 +131,18 @@ def references(handle, measured: pd.DataFrame, at=None) -> pd.DataFrame:
             ours = final
         else:
             ours = summary(handle, at(**point)).set_index("config") if at is not None else final.iloc[:0]
-            ours = ours.assign(test_accuracy_mean=math.nan, test_accuracy_low=math.nan, test_accuracy_high=math.nan)
+            ours = ours.assign(test_accuracy_mean=math.nan, test_accuracy_low=math.nan, test_accuracy_high=math.nan,
+                               test_accuracy_pred_low=math.nan, test_accuracy_pred_high=math.nan)
         row = dict(section=ref["section"], config=ref["config"], at=ref["at"], **point, outcome=ref["outcome"],
                    note=ref["note"])
         for metric in ("valid_accuracy", "test_accuracy"):
             post = ref.get(metric, math.nan)
-            low, high = (ours.at[ref["config"], f"{metric}_{s}"] if ref["config"] in ours.index else math.nan
-                         for s in ("low", "high"))
+            low, high, pred_low, pred_high = (ours.at[ref["config"], f"{metric}_{s}"] if ref["config"] in ours.index
+                                              else math.nan for s in ("low", "high", "pred_low", "pred_high"))
             row.update({f"post_{metric}": post,
                         f"{metric}_mean": ours[f"{metric}_mean"].get(ref["config"], math.nan),
-                        f"{metric}_low": low, f"{metric}_high": high, f"{metric}_inside": _inside(post, low, high)})
+                        f"{metric}_low": low, f"{metric}_high": high,
+                        f"{metric}_inside": _inside(post, pred_low, pred_high)})
         rows.append(row)
     columns = ["section", "config", "at", "epoch", "step", *(f"{p}{m}{s}" for m in ("valid_accuracy", "test_accuracy")
                                           for p, s in (("post_", ""), ("", "_mean"), ("", "_low"), ("", "_high"),
@@ -155,7 +161,7 @@ def _posts(spec, frame: pd.DataFrame) -> pd.DataFrame:
         out.at[i, "post_runs"] = len([r for r in ends if "valid_accuracy" in r or "test_accuracy" in r])
         for metric, short in (("valid_accuracy", "valid"), ("test_accuracy", "test")):
             values = [r[metric] for r in ends if metric in r]
-            low, high = frame.at[i, f"{metric}_low"], frame.at[i, f"{metric}_high"]
+            low, high = frame.at[i, f"{metric}_pred_low"], frame.at[i, f"{metric}_pred_high"]
             out.at[i, f"post_{metric}"] = float(np.mean(values)) if values else math.nan
             out.at[i, f"post_{short}_inside"] = (all(_inside(v, low, high) for v in values) if values
                                                  and math.isfinite(low) else pd.NA)

@@ -220,9 +220,13 @@ def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -
     name = f"Study `{spec.name}`" + ("." if titled or not spec.title else f": *{spec.title}*.")
     lines = [name + (f" {spec.about}" if spec.about else ""), "", _setup(spec, data.trials), ""]
     if spec.is_grid:
-        lines += [f"{level}# Our figures beside the post's", "", _summary_table(handle, data), "",
-                  "Intervals: 95 % Student t over seeds. *inside*/*outside*: whether the post's figure lies in "
-                  "our interval.", ""]
+        matched = _matched(spec, data.trials)
+        lines += [f"{level}# Our figures beside the post's", "", _summary_table(handle, data, matched), "",
+                  "Intervals: 95 % Student t over seeds. " + (
+                      "*inside*/*outside*: whether the post's figure (one run) lies in the 95 % prediction "
+                      "interval of one run of ours." if matched else
+                      "The post's figures are for reference: they come from other conditions (more data or "
+                      "another length), so no *inside*/*outside* is shown."), ""]
         if spec.conditions:
             lines += [f"{level}# Conditions: the post's and ours", "", conditions_table(spec), ""]
         if not data.claims.empty:
@@ -275,15 +279,22 @@ def _length(spec, trials: pd.DataFrame) -> str:
     return text + (f"; the post: {spec.post_length}" if spec.post_length else "")
 
 
-def _summary_table(handle, data: _Data) -> str:
+def _matched(spec, trials: pd.DataFrame) -> bool:
+    """Whether the study ran at the post's length on as much training data: only then is one of our runs
+    comparable with the post's figure."""
+    ours = verdicts.train_images(trials)
+    return spec.post_length is None and not (spec.post_train_images and ours and ours < spec.post_train_images)
+
+
+def _summary_table(handle, data: _Data, matched: bool = True) -> str:
     frame = summary(handle, data.measured)
     head = ["configuration", "n", "validation accuracy [95 % CI]", "the post", "test accuracy [95 % CI]",
             "the post", "final train loss", "epochs", "the post says"]
     rows = []
     for _, r in frame.iterrows():
         rows.append([r["config"], f"{r['n']}" + (f" (+{r['diverged']} diverged)" if r["diverged"] else ""),
-                     _interval(r, "valid_accuracy"), _post(r, "valid"), _interval(r, "test_accuracy"),
-                     _post(r, "test"), _number(r["train_loss_mean"]), _number(r["epochs_run_mean"], ".3g"),
+                     _interval(r, "valid_accuracy"), _post(r, "valid", matched), _interval(r, "test_accuracy"),
+                     _post(r, "test", matched), _number(r["train_loss_mean"]), _number(r["epochs_run_mean"], ".3g"),
                      _says(handle.spec, r["config"])])
     return _table(head, rows)
 
@@ -347,11 +358,11 @@ def _interval(row, metric: str) -> str:
     return f"{mean:.4f}" + (f" [{low:.4f}, {high:.4f}]" if math.isfinite(low) else "")
 
 
-def _post(row, short_metric: str) -> str:
+def _post(row, short_metric: str, matched: bool = True) -> str:
     value = row[f"post_{short_metric}_accuracy"]
     if not math.isfinite(value):
         return ""
-    inside = row[f"post_{short_metric}_inside"]
+    inside = row[f"post_{short_metric}_inside"] if matched else pd.NA
     where = "" if pd.isna(inside) else " *inside*" if inside else " *outside*"
     return f"{value:.4f}{where}"
 
@@ -389,6 +400,7 @@ def _seconds(s: float) -> str:
 def _caption(name: str) -> str:
     kind = name.rsplit(".", 2)[-2]
     return {"curves": "learning curves", "loss": "training loss", "accuracy": "accuracy per configuration",
+            "success": "success rate per configuration",
             "importance": "parameter importances", "slice": "slice plot"}.get(kind, kind)
 
 

@@ -107,3 +107,20 @@ def test_a_figure_from_the_middle_of_the_posts_run_is_not_drawn_as_its_end():
     ax = plots.accuracy(spec, _measured(spec, np.random.default_rng(0))).axes[0]
     posts = [c for c in ax.collections if c.get_label() == "the post: valid accuracy"]
     assert [y for _, y in posts[0].get_offsets().tolist()] == [0.97]
+
+
+def test_the_toy_problem_gets_success_rates_with_clopper_pearson_intervals():
+    spec = parse({"study": {"name": "toy", "dataset": "xor", "epochs": 3, "repeats": 4},
+                  "point": [{"name": "gd", "lr": 0.5}, {"name": "adam", "optimizer": "adam", "lr": 0.5}]})
+    measured = pd.DataFrame([dict(trial=i, config=c, seed=s, diverged=False, test_accuracy=a)
+                             for i, (c, s, a) in enumerate([("gd", 0, 0.95), ("gd", 1, 0.6), ("gd", 2, 0.91),
+                                                            ("gd", 3, 0.5), ("adam", 0, 0.99), ("adam", 1, 0.97),
+                                                            ("adam", 2, 0.98), ("adam", 3, 0.92)])])
+    ax = plots.success(spec, measured).axes[0]
+    bars = ax.containers
+    (x_gd,), (x_adam,) = (b.lines[0].get_xdata() for b in bars)
+    assert (x_gd, x_adam) == (0.5, 1.0)
+    low, high = stats.binomtest(2, 4).proportion_ci(0.95)
+    segment = bars[0].lines[2][0].get_segments()[0]
+    assert sorted(segment[:, 0]) == pytest.approx([low, high])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["gd", "adam"]

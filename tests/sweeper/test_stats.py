@@ -322,3 +322,15 @@ def test_a_report_adjusts_the_counted_claims_only():
     assert out["verdict"].tolist() == ["supported", "contradicted", "supported", "supported"]
     out = claims.adjust(frame.assign(p_value=[0.01, 0.04, 0.03, 0.001]))
     assert out["verdict"].tolist() == ["supported", "inconclusive", "inconclusive", "supported"]
+
+
+def test_a_posts_single_run_is_held_against_the_prediction_interval_of_one_run():
+    low, high = stats.prediction_interval(X)
+    half = sp.t.ppf(0.975, len(X) - 1) * X.std(ddof=1) * math.sqrt(1 + 1 / len(X))  # one new draw
+    assert (low, high) == pytest.approx((X.mean() - half, X.mean() + half))
+    ci = stats.mean_interval(X)
+    assert low < ci.low and high > ci.high  # wider than the mean's interval
+    rng = np.random.default_rng(2)  # by simulation: a new run falls inside about 95 % of the time
+    runs = rng.normal(0.98, 0.001, size=(4000, 4))
+    inside = [lo <= new <= hi for (lo, hi), new in zip(map(stats.prediction_interval, runs[:, :3]), runs[:, 3])]
+    assert np.mean(inside) == pytest.approx(0.95, abs=0.015)
