@@ -381,11 +381,12 @@ def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeat
     started = time.monotonic()
     code, done = rep.run(planned, url, n_workers=n_workers, options=WorkerOptions(threads=threads))
     if done:
-        intro = (f"Every exploration below was re-run with several training seeds per configuration. Our "
-                 f"figures are means with 95 % Student t intervals over seeds; each claim of the posts is "
-                 f"checked seed by seed and gets a verdict (supported, contradicted, inconclusive). This "
-                 f"invocation took {time.monotonic() - started:.0f} s with {n_workers} worker(s); studies that "
-                 f"were done already were reused (each study's own time is in its setup).")
+        intro = (f"Every exploration below was re-run under the posts' conditions (each study's conditions table "
+                 f"says where ours differ) with several training seeds per configuration. Our figures are means "
+                 f"with 95 % Student t intervals over seeds; each conclusion of the posts is checked seed by seed "
+                 f"and gets a verdict (supported, contradicted, inconclusive, or untestable with the reason). The "
+                 f"studies' wall times are in the overview and in each setup; this invocation took "
+                 f"{time.monotonic() - started:.0f} s with {n_workers} worker(s), reusing the studies done before.")
         path = writeup.write(rep.report_parts(done), out, title="Hand-run explorations, re-run with seeds",
                              intro=intro)
         click.echo(str(path))

@@ -205,7 +205,8 @@ def _superseded(studies, heads: dict) -> list[str]:
     lines = []
     for _, handle, _ in studies:
         for entry in superseded(handle.study):
-            rows = [[r["claim"], f"{r['metric']}: {r['x']}" + (f" vs {r['y']}" if r["y"] else "") + f", {r['target']}",
+            rows = [[r["claim"], "-" if r["verdict"] == verdicts.UNTESTABLE else
+                     f"{r['metric']}: {r['x']}" + (f" vs {r['y']}" if r["y"] else "") + f", {r['target']}",
                      _number(r["effect"]), f"**{r['verdict']}**"] for r in entry["claims"]]
             lines += [f"### {handle.spec.heading}: claims `{entry['digest']}`, replaced {entry['replaced']}", "",
                       f"Replaced by claims `{entry['by']}`.", "",
@@ -327,8 +328,8 @@ def _claims_table(frame: pd.DataFrame) -> str:
             "verdict"]
     rows = []
     for number, r in frame.iterrows():
-        checked = f"{r['metric']}: " + (f"\"{r['x']}\" vs \"{r['y']}\", {r['target']}" if isinstance(r["y"], str)
-                                        else f"\"{r['x']}\" {r['target']}")
+        checked = ("-" if r["kind"] == verdicts.UNTESTABLE else f"{r['metric']}: " + (
+            f"\"{r['x']}\" vs \"{r['y']}\", {r['target']}" if isinstance(r["y"], str) else f"\"{r['x']}\" {r['target']}"))
         effect = (f"{_number(r['effect'])} [{_number(r['effect_low'])}, {_number(r['effect_high'])}]"
                   if math.isfinite(r["effect"]) else "-")
         better = (f"{r['prob_better']:.2f} [{r['prob_better_low']:.2f}, {r['prob_better_high']:.2f}]"
@@ -336,7 +337,8 @@ def _claims_table(frame: pd.DataFrame) -> str:
         p = _number(r["p_value"], ".2g") + (f" ({_number(r['p_adjusted'], '.2g')})"
                                              if math.isfinite(r["p_adjusted"]) else "")
         verdict = f"**{r['verdict']}**" + (f" ({r['note']})" if r["note"] else "")
-        if r["origin"] == "post" and not r["counted"] and r["verdict"] != verdicts.UNTESTABLE:
+        if r["origin"] == "post" and not r["counted"] and r["verdict"] != verdicts.UNTESTABLE \
+                and "not counted" not in r["note"]:
             verdict += " *(not counted)*"
         rows.append([str(number + 1), r["claim"], checked, effect, better, _number(r["detectable"], ".2g"), p,
                      verdict])
