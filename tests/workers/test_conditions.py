@@ -131,9 +131,14 @@ def test_the_posts_splits_keep_their_validation_size(n, split, valid, train):
     assert (v[0], v[-1]) == ((0, valid - 1) if split == "tensorflow" else (n - valid, n - 1))
 
 
-def test_a_split_larger_than_the_file_is_one_line():
-    with pytest.raises(BadInput, match="holds out 10,000 validation images but the training file has 1,438"):
-        split_indices(1438, 0.2, "theano")
+@pytest.mark.parametrize("split,size,valid", [("tensorflow", 0.2, 120), ("theano", 0.2, 240), ("first", 10_000, 240),
+                                             ("last", 5_000, 120), ("first", 0.25, 360)])
+def test_a_file_too_small_for_the_posts_split_keeps_its_share(split, size, valid):
+    """The bundled digits (1,438 training images) cannot hold 5,000 or 10,000 validation images: they get
+    the share MNIST's 60,000 would (a twelfth, a sixth); a share stays a share."""
+    v, t = split_indices(1438, size, split)
+    assert (len(v), len(t)) == (valid, 1438 - valid)
+    assert v[0] == (0 if split in ("tensorflow", "first") else 1438 - valid)
 
 
 def test_the_posts_split_of_the_real_mnist_files(mnist_dir):

@@ -78,7 +78,9 @@ def load(spec: str, valid_size: float | int = VALID_SIZE, split: str = "random")
         of the training file validate, the rest train (TensorFlow's 55,000 / 5,000 of MNIST's 60,000);
         ``"theano"``: the last 10,000 validate, the first ones train (the Theano tutorial's 50,000 /
         10,000). A smaller file keeps the validation size and trains on what is left (19,000 and 14,000
-        of a 24,000-image file); ``valid_size`` is then not used.
+        of a 24,000-image file); ``valid_size`` is then not used. A file of fewer than twice the
+        validation count (the bundled digits) validates on the share a 60,000-image file would (a
+        twelfth, a sixth; ``first``/``last`` with a count N: N / 60,000).
 
     Returns
     -------
@@ -133,6 +135,7 @@ def _scale(images: np.ndarray) -> np.ndarray:
 
 
 FIXED_SPLITS = {"tensorflow": ("first", 5_000), "theano": ("last", 10_000)}  # which images validate, how many
+MNIST_TRAIN = 60_000  # the training file the posts' split counts are of
 
 
 def split_indices(n: int, valid_size: float | int, split: str = "random") -> tuple[np.ndarray, np.ndarray]:
@@ -141,15 +144,15 @@ def split_indices(n: int, valid_size: float | int, split: str = "random") -> tup
         n_valid = _n_valid(valid_size, n)
         order = np.random.default_rng(SPLIT_SEED).permutation(n)
         return np.sort(order[:n_valid]), np.sort(order[n_valid:])
-    if split in ("first", "last"):
+    if split in ("first", "last") and valid_size < 1:
         where, n_valid = split, _n_valid(valid_size, n)
-    elif split in FIXED_SPLITS:
-        where, n_valid = FIXED_SPLITS[split]
+    elif split in ("first", "last") or split in FIXED_SPLITS:
+        where, n_valid = (split, valid_size) if split in ("first", "last") else FIXED_SPLITS[split]
+        if n < 2 * n_valid:  # a small file (digits, a subset): the share MNIST's 60,000 would give
+            n_valid = max(1, round(n * n_valid / MNIST_TRAIN))
+        n_valid = _n_valid(n_valid, n)
     else:
         raise BadInput(f"split={split!r} is invalid: use random, first, last, tensorflow or theano")
-    if n <= n_valid:
-        raise BadInput(f"split={split!r} holds out {n_valid:,} validation images but the training file has "
-                       f"{n:,}: use split = \"random\" with a valid_size")
     index = np.arange(n)
     return (index[:n_valid], index[n_valid:]) if where == "first" else (index[n - n_valid:], index[:n - n_valid])
 
