@@ -19,7 +19,8 @@ from storage.contract.spec import SEED
 TRIAL_COLUMNS = ("valid_error", "test_error", "epochs_run", "steps_run", "steps_per_epoch", "train_images",
                  "valid_images", "test_images", "near_zero", "train_error_clean",
                  "seconds",
-                 "stopped_early", "confident_n", "confident_precision", "reason", "retry_of", "worker", "started", "finished")
+                 "stopped_early", "confident_n", "confident_precision", "reason", "retry_of", "worker", "started",
+                 "finished")
 EPOCH_COLUMNS = ("trial", "epoch") + epoch_table.COLUMNS
 # The `outcome` user attr the objective writes (workers/objective.py), with the column types here.
 _OUTCOME = {"epochs_run": "Int64", "steps_run": "Int64", "steps_per_epoch": "Int64", "train_images": "Int64",

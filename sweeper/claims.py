@@ -11,7 +11,8 @@ when none did in a run shorter than the post's). An untestable claim gets no ver
 
 A claim counts in a report's headline only when the post concludes it (origin "post") and nothing in
 the study's conditions could change its verdict: a condition that differs from the post's with
-changes = "verdicts", a run of another length than the post's, or, for a claim about an absolute figure, a condition with
+changes = "verdicts", a run of another length than the post's, or, for a claim about an absolute figure, a
+condition with
 changes = "figures" or less training data than the post had.
 """
 
@@ -131,7 +132,8 @@ def evaluate(claim: dict, measured: pd.DataFrame, epochs: int | None, shortened:
     else:
         floor = _binomial(x, metric)
         d = x[metric].dropna() - claim["value"]
-        est = stats.floored(d, floor) if len(d) >= 2 and d.std(ddof=1) < floor else stats.shifted(x[metric], claim["value"])
+        est = (stats.floored(d, floor) if len(d) >= 2 and d.std(ddof=1) < floor
+               else stats.shifted(x[metric], claim["value"]))
         row["x_mean"] = x[metric].mean()
     p_for, p_against = _tests(kind, claim, d, est, floor)
     row["detectable"] = _detectable(measured, metric, est.n, paired=claim["y"] is not None, floor=floor)

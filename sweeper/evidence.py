@@ -63,7 +63,8 @@ CLAIM_KEYS = ("text", "kind", "metric", "x", "y", "value", "margin", "margin_why
 REFERENCE_KEYS = ("config", "params", "valid_accuracy", "test_accuracy", "outcome", "note", "at", "section", "epoch",
                   "step")
 CONDITION_KEYS = ("setting", "post", "ours", "match", "changes", "why", "claims")
-UNSET = dict(tolerance=None, tolerance_why="", below=None, step=None, margin_why="", untestable="")  # a claim's optional keys
+# a claim's optional keys, unset
+UNSET = dict(tolerance=None, tolerance_why="", below=None, step=None, margin_why="", untestable="")
 DEFAULT_MARGIN = 0.002  # "about the same": within 0.2 points of accuracy, twice the posts' run-to-run spread
 
 
@@ -302,13 +303,20 @@ def _number(value, where: str, *, missing: str, positive: bool = False) -> float
 
 
 def same(a, b) -> bool:
-    """Whether two parameter values are the same (floats to 1e-9)."""
+    """Whether two parameter values are the same (floats to 1e-9; an unset value, None, is the NaN a
+    table of trials holds for it)."""
+    if _unset(a) or _unset(b):
+        return _unset(a) and _unset(b)
     if isinstance(a, float) or isinstance(b, float):
         try:
             return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
         except (TypeError, ValueError):
             return False
     return a == b
+
+
+def _unset(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _show(params: dict) -> str:

@@ -145,11 +145,12 @@ def _measure(handle) -> _Data:
 
 def _adjusted(studies: list) -> list:
     """The studies with their counted claims' verdicts decided on Holm's adjustment over the whole report."""
-    if not studies:
+    if all(data.claims.empty for _, _, data in studies):  # sampled studies, or none with claims
         return studies
     joined = verdicts.adjust(pd.concat([data.claims for _, _, data in studies], keys=range(len(studies))))
     for i, (_, _, data) in enumerate(studies):
-        data.claims = joined.loc[i]
+        if not data.claims.empty:
+            data.claims = joined.loc[i]
     return studies
 
 
@@ -158,9 +159,9 @@ def _caveats(studies) -> list[str]:
     lines = []
     short = [h.spec for _, h, _ in studies if h.spec.post_length]
     if short:
-        lines.append(f"**Not the posts' lengths.** {len(short)} of {len(studies)} studies trained another length "
-                     f"than the post (e.g. {short[0].length} instead of {short[0].post_length}): their verdicts are "
-                     "shown but not counted, since the post's length could change them.")
+        lines.append(f"**Not the posts' lengths.** Studies that trained another length than the post: {len(short)} "
+                     f"of {len(studies)} (e.g. {short[0].length} instead of {short[0].post_length}). Their verdicts "
+                     "are shown but not counted, since the post's length could change them.")
     smaller = [(h.spec, verdicts.train_images(d.trials)) for _, h, d in studies if h.spec.post_train_images]
     smaller = [(spec, ours) for spec, ours in smaller if ours and ours < spec.post_train_images]
     if smaller:
@@ -317,7 +318,8 @@ def _says(spec, config: str) -> str:
 def conditions_table(spec) -> str:
     """The study's conditions as a Markdown table: setting, the post's value, ours, whether they match."""
     rows = [[c["setting"], c["post"], c["ours"],
-             "yes" if c["match"] else f"**no**: {'could change verdicts' if c['changes'] == 'verdicts' else 'shifts absolute figures'}"
+             "yes" if c["match"] else
+             f"**no**: {'could change verdicts' if c['changes'] == 'verdicts' else 'shifts absolute figures'}"
              + (f" of claims {', '.join(map(str, c['claims']))}" if c.get("claims") else "")
              + (f" ({c['why']})" if c["why"] else "")] for c in spec.conditions]
     return _table(["setting", "the post", "ours", "match"], rows)
@@ -329,7 +331,8 @@ def _claims_table(frame: pd.DataFrame) -> str:
     rows = []
     for number, r in frame.iterrows():
         checked = ("-" if r["kind"] == verdicts.UNTESTABLE else f"{r['metric']}: " + (
-            f"\"{r['x']}\" vs \"{r['y']}\", {r['target']}" if isinstance(r["y"], str) else f"\"{r['x']}\" {r['target']}"))
+            f"\"{r['x']}\" vs \"{r['y']}\", {r['target']}" if isinstance(r["y"], str)
+            else f"\"{r['x']}\" {r['target']}"))
         effect = (f"{_number(r['effect'])} [{_number(r['effect_low'])}, {_number(r['effect_high'])}]"
                   if math.isfinite(r["effect"]) else "-")
         better = (f"{r['prob_better']:.2f} [{r['prob_better_low']:.2f}, {r['prob_better_high']:.2f}]"

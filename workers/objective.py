@@ -133,7 +133,7 @@ class Objective:
         seed = params.pop(SEED, self.spec.seed)  # a replicate's training seed ([study] repeats)
         on_epoch = self._on_epoch(trial, log, writes, seen)
         data = self._load(self.spec.dataset, valid_size=params.get("valid_size", VALID_SIZE),
-                                  split=params.get("split", "random"))
+                          split=params.get("split", "random"))
         start = time.perf_counter()
         mine, theirs = self._checkpoint_paths(trial)
         try:
@@ -142,8 +142,7 @@ class Objective:
                 saving = dict(every=self.spec.checkpoint_every, resume=resume,
                               on_checkpoint=self._on_checkpoint(mine, log, writes)) if mine is not None else {}
                 result = self._train(self.spec.model, params, data, epochs=self.spec.epochs, steps=self.spec.steps,
-                                     seed=seed,
-                                     on_epoch=on_epoch, **saving)
+                                     seed=seed, on_epoch=on_epoch, **saving)
             finally:
                 self._wait(log, writes)
             _timed(log, start)

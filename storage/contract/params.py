@@ -64,7 +64,8 @@ PARAMS: dict[str, Param] = {p.name: p for p in [
           "two classes)", choices=LOSSES),
     Param("logged_loss", str, "the training loss recorded per epoch: the data loss alone, or the objective "
           "(with the penalties, as TensorFlow's programs print it)", choices=LOGGED_LOSSES),
-    Param("mse_reduction", str, "the squared error over the outputs: summed, or averaged over them", choices=REDUCTIONS),
+    Param("mse_reduction", str, "the squared error over the outputs: summed, or averaged over them",
+          choices=REDUCTIONS),
     Param("dropout", float, "drop rate of hidden layers (0 = off)", low=0, high=1, high_open=True),
     Param("input_dropout", float, "drop rate of the input (0 = off)", low=0, high=1, high_open=True),
     Param("l1", float, "L1 penalty on weights (not biases)", low=0),

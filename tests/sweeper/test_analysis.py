@@ -120,3 +120,15 @@ def test_an_accuracy_study_shows_both_errors_and_its_metric(sqlite_url):
     frame = analysis.trials(sqlite_url, "tiny")
     assert frame.loc[0, "valid_accuracy"] == 0.9 and frame.loc[0, "valid_error"] == pytest.approx(0.1)
     assert list(frame.columns).index("valid_accuracy") == list(frame.columns).index("valid_error") + 1
+
+
+def test_a_point_that_leaves_a_parameter_unset_is_found_among_the_trials():
+    """A parameter that some points set and others leave at its default None (width2) comes back from the
+    trials table as NaN: the trial still belongs to its configuration."""
+    from sweeper.summary import config_of
+    from sweeper.toml_spec import parse
+
+    spec = parse({"study": {"name": "w2", "dataset": "xor", "epochs": 2, "repeats": 2},
+                  "point": [{"name": "one layer", "depth": 1}, {"name": "3-2", "depth": 2, "width2": 2}]})
+    assert [config_of(spec.configs(), dict(depth=d, width2=w)) for d, w in ((1, float("nan")), (2, 2.0))] == \
+        ["one layer", "3-2"]
