@@ -17,6 +17,31 @@ def _bad(text: str, old: str, new: str) -> str:
     return text.replace(old, new, 1)
 
 
+GRID = """
+[study]
+name = "posts"
+dataset = "digits"
+epochs = 2
+repeats = 2
+
+[params]
+width = 16
+init = {grid = ["glorot", "uniform01"]}
+
+[[reference]]
+params = {init = "glorot"}
+valid_accuracy = 0.9
+
+[[claim]]
+text = "Glorot's range learns, [0, 1) does not."
+post = "forum-init"
+origin = "post"
+kind = "higher"
+metric = "valid_accuracy"
+x = {init = "glorot"}
+y = {init = "uniform01"}
+"""
+
 CASES = {
     "toml syntax": (_bad(GOOD, "[params]", "[params"), "invalid TOML"),
     "unknown top-level table": (GOOD + "\n[paramz]\n", "did you mean 'params'?"),
@@ -31,6 +56,12 @@ CASES = {
     "unknown model": (_bad(GOOD, 'model = "mlp"', 'model = "mpl"'), "unknown model 'mpl'"),
     "unknown dataset": (_bad(GOOD, 'dataset = "digits"', 'dataset = "digit"'), "did you mean 'digits'?"),
     "test metric": (_bad(GOOD, "[params]", 'metric = "test_error"\n[params]', ), "test set"),
+    "decay steps of 0": (_bad(GOOD, "batch_size = 64", "batch_size = 64\ndecay_steps = 0"),
+                         "decay_steps=0 is invalid: use an integer >= 1"),
+    "epochs and steps": (_bad(GOOD, "epochs =", "steps = 100\nepochs ="), "gives both epochs and steps"),
+    "claim without its post": (_bad(GRID, 'post = "forum-init"\n', ""), "post is missing"),
+    "claim without its origin": (_bad(GRID, 'origin = "post"\n', ""), "write origin = \"post\""),
+    "unknown post": (_bad(GRID, '"forum-init"', '"forum"'), "unknown post 'forum': did you mean 'forum-init'?"),
 }
 
 
