@@ -195,7 +195,9 @@ def test_on_a_terminal_the_run_draws_a_bar_with_the_time_left(write_spec, tmp_pa
     import struct
     import termios
 
-    spec = write_spec(tiny_spec(n_trials=3, epochs=60))  # about a second a trial: polls see them running
+    # about a second a trial, so that polls see them running (60 epochs were, until warm caches made a
+    # trial of this tiny network 0.2 s and the whole run could fall between two polls)
+    spec = write_spec(tiny_spec(n_trials=3, epochs=400))
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))  # a 200-column terminal
     env = {k: v for k, v in os.environ.items() if k != "SWEEPER_STORAGE"}
@@ -217,5 +219,5 @@ def test_on_a_terminal_the_run_draws_a_bar_with_the_time_left(write_spec, tmp_pa
     frames = [f for f in screen.split("\r") if f.startswith("tiny: ")]
     assert frames, screen[-2000:]
     assert "| 3/3 [" in frames[-1] and "best: trial" in frames[-1], frames[-1]
-    assert any(re.search(r"<\d\d:\d\d, .*running: #\d+ \d+/60", f) for f in frames), frames  # time left, epochs
+    assert any(re.search(r"<\d\d:\d\d, .*running: #\d+ \d+/400", f) for f in frames), frames  # time left, epochs
     assert " s] " not in screen  # no log lines on a terminal
