@@ -11,9 +11,8 @@ when none did in a run shorter than the post's). An untestable claim gets no ver
 
 A claim counts in a report's headline only when the post concludes it (origin "post") and nothing in
 the study's conditions could change its verdict: a condition that differs from the post's with
-changes = "verdicts", a run of another length than the post's, or, for a claim about an absolute figure, a
-condition with
-changes = "figures" or less training data than the post had.
+changes = "verdicts", a run of another length than the post's, or, for a claim about an absolute figure,
+a condition with changes = "figures" or less training data than the post had.
 """
 
 from __future__ import annotations
@@ -76,16 +75,18 @@ def conditions(spec, trials: pd.DataFrame, claim: int | None = None) -> dict[str
             out["all" if c["changes"] == "verdicts" else "absolute"].append(f"{c['setting']} differs from the post's")
     if spec.post_length is not None:
         out["all"].append(f"another length ({spec.length}, the post's {spec.post_length})")
-    ours = train_images(trials)
-    if spec.post_train_images and ours and ours < spec.post_train_images:
+    ours = fewer_images(spec, trials)
+    if ours:
         out["absolute"].append(f"{ours:,} training images against the post's {spec.post_train_images:,}")
     return out
 
 
-def train_images(trials: pd.DataFrame) -> int | None:
-    """The training set's size the study's trials saw (None before any finished)."""
+def fewer_images(spec, trials: pd.DataFrame) -> int | None:
+    """The training images the study's trials saw when they are fewer than the post's, else None (also
+    before any trial finished, or when the study gives no post's size)."""
     sizes = trials["train_images"].dropna() if "train_images" in trials else pd.Series(dtype="Int64")
-    return int(sizes.max()) if len(sizes) else None
+    ours = int(sizes.max()) if len(sizes) else None
+    return ours if spec.post_train_images and ours and ours < spec.post_train_images else None
 
 
 def evaluate(claim: dict, measured: pd.DataFrame, epochs: int | None, shortened: bool = False) -> dict:
@@ -132,8 +133,7 @@ def evaluate(claim: dict, measured: pd.DataFrame, epochs: int | None, shortened:
     else:
         floor = _binomial(x, metric)
         d = x[metric].dropna() - claim["value"]
-        est = (stats.floored(d, floor) if len(d) >= 2 and d.std(ddof=1) < floor
-               else stats.shifted(x[metric], claim["value"]))
+        est = stats.shifted(x[metric], claim["value"], floor=floor)
         row["x_mean"] = x[metric].mean()
     p_for, p_against = _tests(kind, claim, d, est, floor)
     row["detectable"] = _detectable(measured, metric, est.n, paired=claim["y"] is not None, floor=floor)
@@ -158,11 +158,10 @@ def _tests(kind: str, claim: dict, d, est: stats.Estimate, floor: float) -> tupl
         return (est.p, 1.0) if on_side else (1.0, est.p)
     margin = claim["tolerance"] if kind == "near" else claim["margin"]
     if kind in ("similar", "near"):  # inside (-margin, margin): TOST; outside: the interval past one end
-        inside = max(stats.one_sided(d, -margin, True, floor), stats.one_sided(d, margin, False, floor))
         outside = 2 * min(stats.one_sided(d, margin, True, floor), stats.one_sided(d, -margin, False, floor))
-        return inside, min(outside, 1.0)
+        return stats.equivalence_p(d, margin, floor), min(outside, 1.0)
     sign = +1 if kind == "not_lower" else -1  # not worse by the margin; against: worse by more than it
-    return (stats.one_sided(sign * d, -margin, True, floor),
+    return (stats.noninferiority_p(sign * d, margin, floor),
             min(2 * stats.one_sided(sign * d, -margin, False, floor), 1.0))
 
 

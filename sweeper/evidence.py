@@ -83,6 +83,11 @@ def attach(spec: Spec, references: list[dict], claims: list[dict], conditions: l
                    post_length=post_length if post_length != spec.length else None)
 
 
+def at_end(reference: dict) -> bool:
+    """Whether a [[reference]]'s figures are from the end of the post's run (not at a `step` or `epoch`)."""
+    return reference.get("step") is None and reference.get("epoch") is None
+
+
 def digest(claims: list[dict]) -> str:
     """A short fingerprint of a study's claims as stored (text, origin, metric, configurations, thresholds,
     margins): it changes when any of them does."""
@@ -159,10 +164,7 @@ def _reference(i: int, table: dict, spec: Spec, configs: list[dict]) -> dict:
             out[key] = _share(table[key], f"{where}: {key}")
     for key in ("outcome", "note", "at"):
         out[key] = _text(table, key, where)
-    if "epoch" in table and "step" in table:
-        raise BadInput(f"{where}: give the point of training as epoch or as step, not both")
-    for key in ("epoch", "step"):
-        out[key] = _count(table[key], f"{where}: {key}") if key in table else None
+    out.update(_point(table, where))
     if "valid_accuracy" not in out and "test_accuracy" not in out and not out["outcome"]:
         raise BadInput(f"{where}: give the post's valid_accuracy, test_accuracy or outcome (e.g. \"diverged\")")
     return out
@@ -234,14 +236,11 @@ def _claim(i: int, table: dict, spec: Spec, configs: list[dict], shortened: bool
                                         else "below is for the epochs_to metric: remove it"))
     if "below" in table:
         out["below"] = _number(table["below"], f"{where}: below", missing="", positive=True)
-    if "epoch" in table and "step" in table:
-        raise BadInput(f"{where}: give the point of training as epoch or as step, not both")
-    for key in ("epoch", "step"):
-        if key not in table:
-            continue
+    point = _point(table, where)
+    for key in (k for k, v in point.items() if v is not None):
         if metric not in AT_EPOCH:
             raise BadInput(f"{where}: {metric} has no value per epoch: use one of {', '.join(AT_EPOCH)} with {key}")
-        out[key] = _count(table[key], f"{where}: {key}")
+    out.update(point)
     unit = "epoch" if "epoch" in table else "step"
     limit = spec.epochs if unit == "epoch" else spec.steps
     if unit in table and limit is not None and out[unit] > limit and not shortened:
@@ -262,6 +261,13 @@ def _source(table: dict, where: str, cited: bool) -> dict:
         raise BadInput(f"{where}: origin = {origin!r}: write origin = \"post\" (the post concludes it) or "
                        "\"derived\" (our own check)")
     return dict(post=post, origin=origin)
+
+
+def _point(table: dict, where: str) -> dict:
+    """{"epoch": k or None, "step": s or None}: the point of training an entry's figure is at, at most one."""
+    if "epoch" in table and "step" in table:
+        raise BadInput(f"{where}: give the point of training as epoch or as step, not both")
+    return {key: _count(table[key], f"{where}: {key}") if key in table else None for key in ("epoch", "step")}
 
 
 def _count(value, where: str) -> int:

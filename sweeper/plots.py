@@ -15,6 +15,7 @@ from matplotlib.ticker import MaxNLocator
 from storage.contract.errors import optuna_experimental
 from storage.contract.spec import SEED, label
 from sweeper import stats
+from sweeper.evidence import at_end
 
 # Parameters whose values span orders of magnitude: their axis is logarithmic.
 LOG_PARAMS = ("l1", "l2", "lr", "lr_end", "eps")
@@ -54,11 +55,7 @@ def curves(spec, epochs: pd.DataFrame, measured: pd.DataFrame, top: bool = False
     fig = Figure(figsize=(12, 4.8), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, 2)
     n_diverged = int(measured["diverged"].sum())
-    measured = measured[~measured["diverged"]]  # as in the tables: a diverged seed has no figures
-    trial_config = measured.set_index("trial")["config"]
-    rows = epochs[epochs["trial"].isin(trial_config.index)].copy()
-    rows["config"] = rows["trial"].map(trial_config)
-    order = list(dict.fromkeys(measured["config"]))
+    measured, rows, order = _by_config(epochs, measured)
     styles = _styles(len(order))
     bands = {(column, config): _band(rows[rows["config"] == config], column)
              for column, _ in CURVES for config in order}
@@ -94,6 +91,16 @@ def curves(spec, epochs: pd.DataFrame, measured: pd.DataFrame, top: bool = False
     return fig
 
 
+def _by_config(epochs: pd.DataFrame, measured: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """(the trials that did not diverge, their epoch rows with a `config` column, the configurations in
+    order): as in the tables, a diverged seed has no figures."""
+    measured = measured[~measured["diverged"]]
+    trial_config = measured.set_index("trial")["config"]
+    rows = epochs[epochs["trial"].isin(trial_config.index)].copy()
+    rows["config"] = rows["trial"].map(trial_config)
+    return measured, rows, list(dict.fromkeys(measured["config"]))
+
+
 def _zoom(bands: list[pd.DataFrame]) -> tuple[float, float]:
     """Limits that show the bands after their first tenth of epochs (where claims about the end are read);
     the first epochs may lie above."""
@@ -111,11 +118,7 @@ def loss(spec, epochs: pd.DataFrame, measured: pd.DataFrame) -> Figure:
     oscillates, read this curve): per configuration the mean over seeds and its 95 % t band."""
     fig = Figure(figsize=(10, 5.2), dpi=DPI, layout="constrained")
     ax = fig.subplots()
-    measured = measured[~measured["diverged"]]
-    trial_config = measured.set_index("trial")["config"]
-    rows = epochs[epochs["trial"].isin(trial_config.index)].copy()
-    rows["config"] = rows["trial"].map(trial_config)
-    order = list(dict.fromkeys(measured["config"]))
+    measured, rows, order = _by_config(epochs, measured)
     for (color, dashes), config in zip(_styles(len(order)), order):
         band = _band(rows[rows["config"] == config], "train_loss", share=False)
         band = band[band["mean"] > 0]
@@ -188,8 +191,7 @@ def accuracy(spec, measured: pd.DataFrame) -> Figure:
             mean, low, high = np.array(mean), np.array(low), np.array(high)
             ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt=marker, color=color, capsize=4, ms=5,
                         label=f"ours: {metric.replace('_', ' ')} (mean, 95 % interval)")
-        posts = [r for r in spec.references if metric in r and r["config"] in order
-                 and r.get("step") is None and r.get("epoch") is None]  # the figures at the end of a run
+        posts = [r for r in spec.references if metric in r and r["config"] in order and at_end(r)]
         if posts:
             ax.scatter([position(r["config"], sign) for r in posts], [r[metric] for r in posts], marker=post_marker,
                        s=70, color=post_color, zorder=5, label=f"the post: {metric.replace('_', ' ')}")

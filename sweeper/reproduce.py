@@ -20,6 +20,7 @@ from storage.budget import Step
 from storage.contract import datasets
 from storage.contract.options import WorkerOptions
 from storage.contract.errors import BadInput, did_you_mean
+from storage.contract.spec import length_words
 
 # The sections of the posts, by topic, in the order the report shows them.
 SECTIONS = {
@@ -113,10 +114,11 @@ def plan(sections: list[str], *, dataset: str | None = None, repeats: int | None
 
 
 def _length(study: dict) -> str:
-    """A [study] table's length in words, as Spec.length writes it."""
-    if isinstance(study.get("steps"), int):
-        return f"{study['steps']:,} steps"
-    return f"{study.get('epochs'):,} epochs" if isinstance(study.get("epochs"), int) else str(study.get("epochs"))
+    """A [study] table's length in words, as Spec.length writes it (what the table holds is checked later)."""
+    steps, epochs = study.get("steps"), study.get("epochs")
+    if isinstance(steps, int):
+        return length_words(None, steps)
+    return length_words(epochs, None) if isinstance(epochs, int) else str(epochs)
 
 
 def listing() -> str:

@@ -35,11 +35,13 @@ def finite(values) -> np.ndarray:
     return x[np.isfinite(x)]
 
 
-def mean_interval(values, popmean: float = 0.0) -> Estimate:
+def mean_interval(values, popmean: float = 0.0, floor: float = 0.0) -> Estimate:
     """The mean of the finite `values` with Student's t interval; p of a one-sample t-test against `popmean`.
 
-    n < 2: no interval (nan). All values equal: the interval is the value itself, and p is 1 when it
-    equals `popmean`, else 0 (no spread to test against: every seed says the same).
+    n < 2: no interval (nan). `floor`: the least standard deviation the values are taken to have (the
+    sampling error of the figures themselves), so that seeds agreeing more closely than that do not make
+    the interval narrower. All values equal with no floor: the interval is the value itself, and p is 1
+    when it equals `popmean`, else 0 (no spread to test against: every seed says the same).
     """
     x = finite(values)
     n = len(x)
@@ -49,6 +51,8 @@ def mean_interval(values, popmean: float = 0.0) -> Estimate:
     if n < 2:
         return Estimate(1, mean, math.nan, math.nan, math.nan)
     std = float(x.std(ddof=1))
+    if std < floor:
+        return floored(x, floor, popmean)
     if std == 0.0:
         return Estimate(n, mean, 0.0, mean, mean, 1.0 if mean == popmean else 0.0)
     with _quiet():
@@ -66,9 +70,9 @@ def mean_share(values) -> Estimate:
     return replace(est, low=max(est.low, 0.0), high=min(est.high, 1.0))
 
 
-def shifted(values, by: float) -> Estimate:
+def shifted(values, by: float, floor: float = 0.0) -> Estimate:
     """`mean_interval` of values - by (the effect against a threshold), p against 0."""
-    return mean_interval(finite(values) - by)
+    return mean_interval(finite(values) - by, floor=floor)
 
 
 def paired(x, y, floor: float = 0.0) -> Estimate:
@@ -80,28 +84,18 @@ def paired(x, y, floor: float = 0.0) -> Estimate:
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     d = x - y
-    if len(d) >= 2 and d.std(ddof=1) < floor:
-        return floored(d, floor)
-    if len(d) >= 2 and d.std(ddof=1) > 0:
+    if len(d) >= 2 and d.std(ddof=1) > 0 and d.std(ddof=1) >= floor:
         with _quiet():
             test = stats.ttest_rel(x, y)
             ci = test.confidence_interval(CONFIDENCE)
         return Estimate(len(d), float(d.mean()), float(d.std(ddof=1)), float(ci.low), float(ci.high),
                         float(test.pvalue))
-    return mean_interval(d)
+    return mean_interval(d, floor=floor)
 
 
-def equivalence_p(d, margin: float) -> float:
+def equivalence_p(d, margin: float, floor: float = 0.0) -> float:
     """p of the two one-sided tests (TOST) that the mean of `d` lies inside (-margin, margin)."""
-    d = finite(d)
-    if len(d) < 2:
-        return math.nan
-    if d.std(ddof=1) == 0.0:
-        return 0.0 if abs(d.mean()) < margin else 1.0
-    with _quiet():
-        above = stats.ttest_1samp(d, -margin, alternative="greater").pvalue
-        below = stats.ttest_1samp(d, margin, alternative="less").pvalue
-    return float(max(above, below))
+    return max(one_sided(d, -margin, True, floor), one_sided(d, margin, False, floor))
 
 
 def floored(d, sd: float, popmean: float = 0.0) -> Estimate:
@@ -198,15 +192,9 @@ def one_sided(d, threshold: float, greater: bool, floor: float = 0.0) -> float:
     return float(stats.t.sf(t, n - 1) if greater else stats.t.cdf(t, n - 1))
 
 
-def noninferiority_p(d, margin: float) -> float:
+def noninferiority_p(d, margin: float, floor: float = 0.0) -> float:
     """p of the one-sided test that the mean of `d` lies above -margin (x is not worse than y by the margin)."""
-    d = finite(d)
-    if len(d) < 2:
-        return math.nan
-    if d.std(ddof=1) == 0.0:
-        return 0.0 if d.mean() > -margin else 1.0
-    with _quiet():
-        return float(stats.ttest_1samp(d, -margin, alternative="greater").pvalue)
+    return one_sided(d, -margin, True, floor)
 
 
 def prediction_interval(values) -> tuple[float, float]:

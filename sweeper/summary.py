@@ -11,7 +11,7 @@ import pandas as pd
 from storage.contract.errors import BadInput
 from storage.contract.spec import SEED, label
 from sweeper import stats
-from sweeper.evidence import same
+from sweeper.evidence import at_end, same
 
 # The figures `summary` gives per configuration, each as _mean, _std, _low, _high.
 SUMMARY_METRICS = ("valid_accuracy", "test_accuracy", "train_loss", "epochs_run")
@@ -127,7 +127,7 @@ def references(handle, measured: pd.DataFrame, at=None) -> pd.DataFrame:
     rows = []
     for ref in handle.spec.references:
         point = dict(epoch=ref.get("epoch"), step=ref.get("step"))
-        if point["epoch"] is None and point["step"] is None:
+        if at_end(ref):
             ours = final
         else:
             ours = summary(handle, at(**point)).set_index("config") if at is not None else final.iloc[:0]
@@ -157,7 +157,7 @@ def _posts(spec, frame: pd.DataFrame) -> pd.DataFrame:
                                                    "post_test_accuracy", "post_test_inside", "post_outcome"])
     for i, config in frame["config"].items():
         refs = [r for r in spec.references if r["config"] == config]
-        ends = [r for r in refs if r.get("step") is None and r.get("epoch") is None]  # figures at the run's end
+        ends = [r for r in refs if at_end(r)]
         out.at[i, "post_runs"] = len([r for r in ends if "valid_accuracy" in r or "test_accuracy" in r])
         for metric, short in (("valid_accuracy", "valid"), ("test_accuracy", "test")):
             values = [r[metric] for r in ends if metric in r]

@@ -17,6 +17,7 @@ from storage.contract.errors import BadInput
 from storage.contract.spec import SEED, short
 from sweeper import claims as verdicts
 from sweeper import plots
+from sweeper.evidence import at_end, digest
 from sweeper.summary import measures, summary
 
 VERDICTS = (verdicts.SUPPORTED, verdicts.CONTRADICTED, verdicts.INCONCLUSIVE)
@@ -162,8 +163,7 @@ def _caveats(studies) -> list[str]:
         lines.append(f"**Not the posts' lengths.** Studies that trained another length than the post: {len(short)} "
                      f"of {len(studies)} (e.g. {short[0].length} instead of {short[0].post_length}). Their verdicts "
                      "are shown but not counted, since the post's length could change them.")
-    smaller = [(h.spec, verdicts.train_images(d.trials)) for _, h, d in studies if h.spec.post_train_images]
-    smaller = [(spec, ours) for spec, ours in smaller if ours and ours < spec.post_train_images]
+    smaller = [(h.spec, ours) for _, h, d in studies if (ours := verdicts.fewer_images(h.spec, d.trials))]
     if smaller:
         sizes = sorted({f"{ours:,} training images against the post's {spec.post_train_images:,}"
                         for spec, ours in smaller})
@@ -232,8 +232,6 @@ def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -
         if spec.conditions:
             lines += [f"{level}# Conditions: the post's and ours", "", conditions_table(spec), ""]
         if not data.claims.empty:
-            from sweeper.evidence import digest
-
             own = data.claims["origin"].fillna("post") == "post"
             lines += [f"{level}# Claims and verdicts", "", f"Claims digest `{digest(spec.claims)}`.", ""]
             if own.any():
@@ -260,10 +258,9 @@ def _setup(spec, trials: pd.DataFrame) -> str:
         what = f"{spec.n_trials} trials chosen by the {spec.sampler['name']} sampler"
     length = _length(spec, trials)
     wall, compute = _duration(trials)
-    ours = verdicts.train_images(trials)
+    ours = verdicts.fewer_images(spec, trials)
     data = (f" **Less data than the post:** {ours:,} training images against its {spec.post_train_images:,}, so its "
-            "absolute figures are for reference and the verdicts judge differences."
-            if spec.post_train_images and ours and ours < spec.post_train_images else "")
+            "absolute figures are for reference and the verdicts judge differences." if ours else "")
     return (f"**Setup.** {MODELS.get(spec.model, spec.model)} on `{spec.dataset}`: {what}, {length}. Fixed: {fixed}."
             f"{data} **Time:** {_done(trials)} trials done; {wall} from the first trial's "
             f"start to the last one's end, {compute} of training in all.")
@@ -284,8 +281,7 @@ def _length(spec, trials: pd.DataFrame) -> str:
 def _matched(spec, trials: pd.DataFrame) -> bool:
     """Whether the study ran at the post's length on as much training data: only then is one of our runs
     comparable with the post's figure."""
-    ours = verdicts.train_images(trials)
-    return spec.post_length is None and not (spec.post_train_images and ours and ours < spec.post_train_images)
+    return spec.post_length is None and not verdicts.fewer_images(spec, trials)
 
 
 def _summary_table(handle, data: _Data, matched: bool = True) -> str:
@@ -307,8 +303,7 @@ def _says(spec, config: str) -> str:
     for ref in (r for r in spec.references if r["config"] == config):
         figures = [f"{name} {ref[key]:.4f}" for key, name in (("valid_accuracy", "validation"),
                                                                ("test_accuracy", "test")) if key in ref]
-        middle = ref.get("step") is not None or ref.get("epoch") is not None
-        text = "; ".join(t for t in (", ".join(figures) if middle else "", ref["outcome"], ref["note"]) if t)
+        text = "; ".join(t for t in ("" if at_end(ref) else ", ".join(figures), ref["outcome"], ref["note"]) if t)
         text = f"at {ref['at']}" + (f": {text}" if text else "") if ref["at"] else text
         if text and text not in said:
             said.append(text)

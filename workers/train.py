@@ -8,6 +8,7 @@ workers.runtime.configure() first, before this module (and PyTensor) is imported
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -107,14 +108,11 @@ def train(model: str, params: dict, data, *, epochs: int | None = None, steps: i
         hyper = _hyper(config, lr)
         order = shuffle.permutation(n)
         starts = range(0, batch * min(per_epoch, steps - done), batch)
+        hypers = ((_hyper(config, learning_rate(config, epoch - 1, epochs, done + k)) for k in range(len(starts)))
+                  if stepwise else itertools.repeat(hyper))  # a decay counted in steps: the rate of each step
         # gather minibatch by minibatch: a shuffled copy of the whole set costs page faults every epoch
-        if stepwise:  # the rate changes from step to step
-            outs = [net.step(data.x_train[order[i:i + batch]], data.y_train[order[i:i + batch]],
-                             _hyper(config, learning_rate(config, epoch - 1, epochs, done + k)))
-                    for k, i in enumerate(starts)]
-        else:
-            outs = [net.step(data.x_train[idx], data.y_train[idx], hyper)
-                    for idx in (order[i:i + batch] for i in starts)]
+        outs = [net.step(data.x_train[idx], data.y_train[idx], h)
+                for idx, h in zip((order[i:i + batch] for i in starts), hypers)]
         loss, err = np.asarray([[np.asarray(o) for o in out] for out in outs], dtype=np.float64).mean(axis=0)
         if not np.isfinite(loss):
             raise Diverged(epoch)

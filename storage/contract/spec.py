@@ -61,7 +61,7 @@ class Spec:
     @property
     def length(self) -> str:
         """The training length in words: "20 epochs", "30,000 steps"."""
-        return f"{self.steps:,} steps" if self.steps is not None else f"{self.epochs:,} epochs"
+        return length_words(self.epochs, self.steps)
 
     @property
     def heading(self) -> str:
@@ -183,6 +183,11 @@ def _range(dist) -> str:
     if hasattr(dist, "choices"):
         return "one of " + ", ".join(map(short, dist.choices))
     return f"{short(dist.low)} to {short(dist.high)}" + (", log" if dist.log else "")
+
+
+def length_words(epochs, steps) -> str:
+    """A training length in words: "30,000 steps" when given in steps, else "20 epochs"."""
+    return f"{steps:,} steps" if steps is not None else f"{epochs:,} epochs"
 
 
 def label(params: dict) -> str:
