@@ -73,6 +73,20 @@ def trials(storage, study) -> pd.DataFrame:
     return out[columns].reset_index(drop=True)
 
 
+def test_flags(storage, study) -> dict:
+    """{trial number: bool per test image, right or not} of the trials that stored them (workers since the
+    `test_correct` attr): what a paired bootstrap over test images needs."""
+    from storage.contract import flags
+
+    handle = _handle(storage, study)
+    out = {}
+    for t in handle.study.get_trials(deepcopy=False):
+        got = flags.unpack(t.user_attrs.get("test_correct"))
+        if got is not None:
+            out[t.number] = got
+    return out
+
+
 def epochs(storage, study) -> pd.DataFrame:
     """The long table of per-epoch metrics: trial, epoch, train_loss, train_error, valid_error, lr, seconds."""
     handle = _handle(storage, study)

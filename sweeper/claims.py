@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from sweeper import stats
@@ -36,15 +37,18 @@ def claims(handle, trials: pd.DataFrame, epochs: pd.DataFrame,
            measured: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per [[claim]] of the study (COLUMNS), in the order of the spec. `measured`: the study's
     measures (sweeper.summary.measures) when the caller has them already."""
+    from sweeper import analysis
+
     spec = handle.spec
     at = {} if measured is None else {(None, None, None): measured}
+    flags = analysis.test_flags(None, handle)
     rows = []
     for number, claim in enumerate(spec.claims, 1):
         caveats = conditions(spec, trials, number)
         point = (claim.get("epoch"), claim.get("step"), claim.get("below"))
         if point not in at:
             at[point] = measures(handle, trials, epochs, epoch=point[0], step=point[1], below=point[2])
-        row = evaluate(claim, at[point], spec.epochs, shortened=spec.post_length is not None)
+        row = evaluate(claim, at[point], spec.epochs, shortened=spec.post_length is not None, flags=flags)
         why = caveats["all"] + (caveats["absolute"] if claim["kind"] in ALONE else [])
         row["counted"] = claim.get("origin") == "post" and row["verdict"] != UNTESTABLE and not why
         if why:
@@ -89,9 +93,12 @@ def fewer_images(spec, trials: pd.DataFrame) -> int | None:
     return ours if spec.post_train_images and ours and ours < spec.post_train_images else None
 
 
-def evaluate(claim: dict, measured: pd.DataFrame, epochs: int | None, shortened: bool = False) -> dict:
+def evaluate(claim: dict, measured: pd.DataFrame, epochs: int | None, shortened: bool = False,
+             flags: dict | None = None) -> dict:
     """The row of one claim, from the per-trial measures (sweeper.summary.measures). `shortened`: the run
-    is shorter than the post's, so one that did not diverge says nothing of divergence later."""
+    is shorter than the post's, so one that did not diverge says nothing of divergence later. `flags`:
+    {trial: right/wrong per test image} (analysis.test_flags); with them a claim about a test figure takes
+    its least spread from a paired bootstrap over seeds and test images, else from the binomial error."""
     kind, metric = claim["kind"], claim["metric"]
     row = dict(section=claim["section"], post=claim.get("post"), origin=claim.get("origin"), claim=claim["text"],
                kind=kind, metric=_metric(claim), x=claim["x"], y=claim["y"], target=_target(claim), n=0,
@@ -120,18 +127,28 @@ def evaluate(claim: dict, measured: pd.DataFrame, epochs: int | None, shortened:
         row["note"] = "not reached: no trial trained that long"
         return row
     notes = [f"{int(x['diverged'].sum())} seed(s) of x diverged (left out)"] if x["diverged"].any() else []
+    if _mixes_best_and_last(claim, measured):
+        measured = _at_last_epoch(measured)
+        x = measured[measured["config"] == claim["x"]].set_index("seed")
+        notes.append("both at their last epoch (one side keeps its best epoch, picked on this validation set)")
     if claim["y"] is not None:
         y = measured[measured["config"] == claim["y"]].set_index("seed")
         if y["diverged"].any():
             notes.append(f"{int(y['diverged'].sum())} seed(s) of y diverged (left out)")
-        both = x[[metric]].add_suffix("_x").join(y[[metric]].add_suffix("_y"), how="inner").dropna()
-        floor = math.hypot(_binomial(x, metric), _binomial(y, metric))
+        keep = [metric, *(["trial"] if "trial" in measured else [])]
+        both = x[keep].add_suffix("_x").join(y[keep].add_suffix("_y"), how="inner")
+        both = both.dropna(subset=[f"{metric}_x", f"{metric}_y"])
+        floor = _images_sd(both.get("trial_x"), both.get("trial_y"), metric, flags)
+        if floor is None:
+            floor = math.hypot(_binomial(x, metric), _binomial(y, metric))
         est = stats.paired(both[f"{metric}_x"], both[f"{metric}_y"], floor=floor)
         d = both[f"{metric}_x"] - both[f"{metric}_y"]
         row.update(x_mean=both[f"{metric}_x"].mean(), y_mean=both[f"{metric}_y"].mean())
         row["prob_better"], row["prob_better_low"], row["prob_better_high"] = stats.prob_better(d)
     else:
-        floor = _binomial(x, metric)
+        floor = _images_sd(x.loc[x[metric].notna()].get("trial"), None, metric, flags)
+        if floor is None:
+            floor = _binomial(x, metric)
         d = x[metric].dropna() - claim["value"]
         est = stats.shifted(x[metric], claim["value"], floor=floor)
         row["x_mean"] = x[metric].mean()
@@ -145,6 +162,23 @@ def evaluate(claim: dict, measured: pd.DataFrame, epochs: int | None, shortened:
         row.update(verdict=INCONCLUSIVE, p_value=math.nan)
     row["note"] = "; ".join(notes)
     return row
+
+
+def _mixes_best_and_last(claim: dict, measured: pd.DataFrame) -> bool:
+    """Whether a paired claim on the final validation figure sets a run that keeps its best epoch (early
+    stopping) against one that keeps its last: the best of many epochs, chosen on that very validation set,
+    is biased low against a single last epoch."""
+    if (claim["y"] is None or claim["metric"] not in ("valid_error", "valid_accuracy") or "kept_best" not in measured
+            or claim.get("epoch") is not None or claim.get("step") is not None):
+        return False
+    kept = measured[measured["config"].isin([claim["x"], claim["y"]])].groupby("config")["kept_best"].any()
+    return kept.nunique() > 1
+
+
+def _at_last_epoch(measured: pd.DataFrame) -> pd.DataFrame:
+    """`measured` with each run's validation figures read at its last epoch."""
+    last = measured["last_valid_error"].where(~measured["diverged"])
+    return measured.assign(valid_error=last, valid_accuracy=1.0 - last)
 
 
 def _tests(kind: str, claim: dict, d, est: stats.Estimate, floor: float) -> tuple[float, float]:
@@ -183,6 +217,21 @@ def _detectable(measured: pd.DataFrame, metric: str, n: int, paired: bool, floor
 def _verdict(p: float, leans: str) -> str:
     """supported or contradicted when `p` (of the side the claim leans to) is below ALPHA, else inconclusive."""
     return leans if math.isfinite(p) and p < stats.ALPHA else INCONCLUSIVE
+
+
+def _images_sd(x_trials, y_trials, metric: str, flags: dict | None) -> float | None:
+    """For a claim on a test figure: sqrt(n) times the paired bootstrap's standard error of the mean (of x,
+    or of x - y seed by seed) over seeds and test images (stats.bootstrap_se), the spread a t-test on n
+    seeds then divides by sqrt(n); None when the claim is on another figure or a trial has no flags."""
+    if metric not in ("test_accuracy", "test_error") or not flags or x_trials is None or len(x_trials) == 0:
+        return None
+    pairs = list(zip(x_trials, y_trials if y_trials is not None else [None] * len(x_trials)))
+    if any(int(a) not in flags or (b is not None and int(b) not in flags) for a, b in pairs):
+        return None
+    rows = [flags[int(a)].astype(np.float64) - (flags[int(b)] if b is not None else 0.0) for a, b in pairs]
+    if len({r.shape for r in rows}) != 1:
+        return None
+    return stats.bootstrap_se(np.vstack(rows)) * math.sqrt(len(rows))
 
 
 def _binomial(frame: pd.DataFrame, metric: str) -> float:

@@ -1,4 +1,5 @@
-"""A study's plots as PNG files: learning curves with bands over seeds, accuracy, Optuna's importances."""
+"""A study's plots as PNG files: learning curves with bands over seeds, accuracy, the claims' forest plot,
+Optuna's importances."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from storage.contract.errors import optuna_experimental
 from storage.contract.spec import SEED, label
 from sweeper import stats
-from sweeper.evidence import at_end
+from sweeper.claims import DIVERGE_RATE
+from sweeper.evidence import ALONE, at_end
 
 # Parameters whose values span orders of magnitude: their axis is logarithmic.
 LOG_PARAMS = ("l1", "l2", "lr", "lr_end", "eps")
@@ -23,10 +26,12 @@ DPI = 110
 CURVES = (("train_error", "training error (during the epoch)"), ("valid_error", "validation error"))
 
 
-def write(handle, trials: pd.DataFrame, epochs: pd.DataFrame, measured: pd.DataFrame, out: Path) -> list[Path]:
+def write(handle, trials: pd.DataFrame, epochs: pd.DataFrame, measured: pd.DataFrame, out: Path,
+          claims: pd.DataFrame | None = None) -> list[Path]:
     """Write every plot of the study into folder `out`; the paths written, in reading order.
 
-    Grid studies (configurations, maybe with seeds): learning curves and accuracy per configuration.
+    Grid studies (configurations, maybe with seeds): the claims' forest plot (when `claims`, the frame of
+    sweeper.claims.claims(), has a measured effect), learning curves and accuracy per configuration.
     Sampled studies: learning curves of the best trials, Optuna's parameter importances and slices.
     """
     spec = handle.spec
@@ -34,6 +39,8 @@ def write(handle, trials: pd.DataFrame, epochs: pd.DataFrame, measured: pd.DataF
     if spec.is_grid:
         if measured.empty:
             return written
+        if claims is not None and claims["effect"].notna().any():
+            written.append(_save(forest(spec, claims), out / f"{spec.name}.forest.png"))
         written.append(_save(curves(spec, epochs, measured), out / f"{spec.name}.curves.png"))
         written.append(_save(loss(spec, epochs, measured), out / f"{spec.name}.loss.png"))
         written.append(_save(accuracy(spec, measured), out / f"{spec.name}.accuracy.png"))
@@ -135,6 +142,149 @@ def loss(spec, epochs: pd.DataFrame, measured: pd.DataFrame) -> Figure:
     fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize="small", title="configuration")
     _title(fig, f"{spec.heading}: training loss (mean and 95 % t band over {_seeds(measured)})")
     return fig
+
+
+# Metrics in one unit share a panel of the forest plot: their differences lie on one scale.
+UNITS = {"share of examples": ("valid_accuracy", "test_accuracy", "valid_error", "test_error", "best_valid_error",
+                               "train_error", "gap", "clean_gap", "confident_precision"),
+         "training loss": ("train_loss", "mean_train_loss"), "epochs": ("epochs_run", "epochs_to"),
+         "share of epochs": ("loss_rises",), "share of weights": ("near_zero",), "share of seeds": (None,)}
+VERDICT_COLORS = {"supported": "tab:green", "contradicted": "tab:red", "inconclusive": "tab:orange",
+                  "not counted": "tab:gray"}
+EQUIVALENCE = ("similar", "near")  # a margin on both sides; not_lower / not_higher have it on one
+ROW_INCHES, PANEL_INCHES = 0.55, 1.0  # a row of two label lines; a panel's ticks and axis label
+EFFECT, MARGIN, POST = ("effect: mean over seeds, 95 % interval (colour: the verdict)",
+                        "the claim's margin (or rate)", "the post's own difference")
+
+
+def forest(spec, frame: pd.DataFrame) -> Figure:
+    """The claims as a forest plot: per claim a row with its effect (x - y, or x - the claim's value) and
+    95 % interval, the claim's margin, the post's own difference (an open diamond) and the verdict at the
+    right; one panel per unit (shares, losses, epochs), rows in the order of the claims. Claims with no
+    measured effect (untestable, not reached) are left out and named at the bottom. `frame`: the rows of
+    sweeper.claims.claims(), indexed by the claim's position in spec.claims; at least one with an effect."""
+    drawn = frame[frame["effect"].notna()]
+    panels = {}
+    for number in drawn.index:
+        panels.setdefault(_unit(spec.claims[number]["metric"]), []).append(number)
+    heights = [ROW_INCHES * len(rows) + PANEL_INCHES for rows in panels.values()]
+    fig = Figure(figsize=(12, sum(heights) + 1.6), dpi=DPI, layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw=dict(height_ratios=heights))[:, 0]
+    for ax, (unit, numbers) in zip(axes, panels.items()):
+        _forest_panel(ax, spec, drawn.loc[numbers], unit)
+    _title(fig, f"{spec.heading}: each claim's effect with its 95 % interval over seeds, and its verdict")
+    shown = dict.fromkeys(label for ax in axes for label in ax.get_legend_handles_labels()[1])
+    keys = {EFFECT: Line2D([], [], color="0.3", marker="o", lw=2.2), MARGIN: Line2D([], [], color="0.25", ls="--"),
+            POST: Line2D([], [], color="black", marker="D", mfc="none", ls="none")}
+    axes[0].legend([keys[label] for label in shown], list(shown), loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                   ncols=min(len(shown), 2), fontsize="small", frameon=False)
+    left = [f"{n + 1} ({r['verdict'] if r['verdict'] == 'untestable' else r['note'] or 'no figure'})"
+            for n, r in frame[frame["effect"].isna()].iterrows()]
+    if left:
+        fig.supxlabel(textwrap.fill("Left out, no measured effect: claim " + "; ".join(left), 150),
+                      fontsize="small", ha="left", x=0.01)
+    return fig
+
+
+def _forest_panel(ax, spec, rows: pd.DataFrame, unit: str) -> None:
+    """One unit's rows of the forest plot on `ax`, top to bottom."""
+    ys = np.arange(len(rows), dtype=float)
+    colors = np.array([VERDICT_COLORS[_shown_verdict(r)] for _, r in rows.iterrows()])
+    ax.axvline(0, color="black", lw=0.8)
+    spans = rows["effect_low"].notna().to_numpy() & rows["effect_high"].notna().to_numpy()
+    ax.hlines(ys[spans], rows["effect_low"][spans], rows["effect_high"][spans], colors=colors[spans], lw=2.2,
+              label=EFFECT)
+    ax.scatter(rows["effect"], ys, c=colors, s=40, zorder=3, gid="effect")
+    bounds, posts = [], []
+    for y, (number, r) in zip(ys, rows.iterrows()):
+        claim = spec.claims[number]
+        for x in _bounds(claim):
+            bounds.append((x, y))
+        if claim["kind"] in EQUIVALENCE:
+            ax.fill_betweenx([y - 0.4, y + 0.4], -_margin(claim), _margin(claim), color="0.88", lw=0, zorder=0)
+        post = _posts_difference(spec, claim)
+        if math.isfinite(post):
+            posts.append((post, y))
+        shown = _shown_verdict(r)
+        ax.text(1.01, y, r["verdict"] + (", not counted" if shown == "not counted" else ""), va="center",
+                transform=ax.get_yaxis_transform(), fontsize="small", color=VERDICT_COLORS[shown])
+    if bounds:
+        xs, at = np.array(bounds).T
+        ax.vlines(xs, at - 0.4, at + 0.4, colors="0.25", linestyles="--", lw=1.2, label=MARGIN)
+    if posts:
+        xs, at = np.array(posts).T
+        ax.scatter(xs, at, marker="D", s=55, facecolors="none", edgecolors="black", lw=1.3, zorder=4,
+                   label=POST)
+    ax.set_yticks(ys, [_row_label(spec, number, r) for number, r in rows.iterrows()], fontsize="small")
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    if unit == "share of seeds":
+        ax.set_xlim(-0.03, 1.03)
+    ax.set_xlabel(textwrap.fill(_forest_axis(spec, rows, unit), 120), fontsize="small")
+    ax.grid(True, axis="x", alpha=0.3)
+
+
+def _unit(metric: str | None) -> str:
+    return next((unit for unit, metrics in UNITS.items() if metric in metrics), metric)
+
+
+def _margin(claim: dict) -> float:
+    return claim["tolerance"] if claim["kind"] == "near" else claim["margin"]
+
+
+def _bounds(claim: dict) -> list[float]:
+    """Where the claim's margin (or a 'diverges' claim's rate) lies on its row's axis."""
+    kind = claim["kind"]
+    if kind == "diverges":
+        return [claim.get("rate", DIVERGE_RATE)]
+    if kind in EQUIVALENCE:
+        return [-_margin(claim), _margin(claim)]
+    if kind in ("not_lower", "not_higher"):
+        return [-claim["margin"] if kind == "not_lower" else claim["margin"]]
+    return []
+
+
+def _posts_difference(spec, claim: dict) -> float:
+    """The claim's effect in the post's own figures ([[reference]] at the claim's point of training): x's
+    minus y's (or minus the claim's value); nan when the post gives no such figure."""
+    metric, sign = {"valid_accuracy": ("valid_accuracy", 1), "test_accuracy": ("test_accuracy", 1),
+                    "valid_error": ("valid_accuracy", -1), "test_error": ("test_accuracy", -1)}.get(
+        claim["metric"], (None, 0))
+    if metric is None or claim["kind"] == "diverges":
+        return math.nan
+
+    def figure(config) -> float:
+        values = [r[metric] for r in spec.references if r["config"] == config and metric in r
+                  and r.get("epoch") == claim.get("epoch") and r.get("step") == claim.get("step")]
+        return (1 - sign) / 2 + sign * float(np.mean(values)) if values else math.nan  # an error is 1 - accuracy
+
+    return figure(claim["x"]) - (figure(claim["y"]) if claim["y"] is not None else claim["value"])
+
+
+def _shown_verdict(row) -> str:
+    """The row's verdict, or 'not counted' for the posts' claims (and our derived ones) kept out of the headline."""
+    return "not counted" if row["origin"] in ("post", "derived") and not row["counted"] else row["verdict"]
+
+
+def _row_label(spec, number: int, row) -> str:
+    """Two lines: the claim's number and text (shortened; the claims table has it whole), what is compared."""
+    claim = spec.claims[number]
+    if claim["kind"] == "diverges":
+        what = f"share of {row['x']}'s seeds that diverged"
+    else:
+        what = f"{row['metric']}: {row['x']} − " + (row["y"] if claim["kind"] not in ALONE else f"{claim['value']:g}")
+    return (f"{number + 1}. {textwrap.shorten(row['claim'], 60, placeholder=' …')}\n"
+            f"{textwrap.shorten(what, 60, placeholder=' …')}")
+
+
+def _forest_axis(spec, rows: pd.DataFrame, unit: str) -> str:
+    """The panel's axis label: its metrics, their unit and the sign of the effect."""
+    kinds = {spec.claims[n]["kind"] for n in rows.index}
+    if unit == "share of seeds":
+        return "share of x's seeds that diverged (dashed: the claim's rate, which the share should exceed)"
+    metrics = ", ".join(dict.fromkeys(spec.claims[n]["metric"] for n in rows.index))
+    signs = (["x − y, the claim's first configuration minus its second"] if kinds - set(ALONE) else []) + \
+        (["x − the claim's value (claims of a threshold)"] if kinds & set(ALONE) else [])
+    return f"{metrics} ({unit}), effect: " + "; ".join(signs)
 
 
 SOLVED = 0.9  # a toy run that classifies this share of the test points has found the XOR-like boundary

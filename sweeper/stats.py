@@ -139,6 +139,28 @@ def holm(p) -> np.ndarray:
     return out
 
 
+RESAMPLES = 1000  # the standard error to about 2 % of itself
+
+
+def bootstrap_se(per_image, resamples: int = RESAMPLES, seed: int = 0) -> float:
+    """The standard error of the mean of a seeds x images table (each seed's figure on each test image:
+    right 1 / wrong 0, or a pair's difference of them), by a bootstrap that redraws both the seeds and the
+    images: what the mean would vary by over other seeds and another test set of the same size. The
+    images are redrawn once per resample for every seed alike (the seeds share one test set)."""
+    d = np.asarray(per_image, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] < 1 or d.shape[1] < 1:
+        return math.nan
+    n, m = d.shape
+    rng = np.random.default_rng(seed)
+    out = []
+    for size in [500] * (resamples // 500) + ([resamples % 500] if resamples % 500 else []):
+        images = rng.multinomial(m, np.full(m, 1.0 / m), size=size)  # how often each image is drawn
+        seeds = rng.multinomial(n, np.full(n, 1.0 / n), size=size)
+        per_seed = d @ images.T / m  # (n, size): each seed's mean over the redrawn images
+        out.append((seeds * per_seed.T).sum(axis=1) / n)
+    return float(np.std(np.concatenate(out), ddof=1))
+
+
 POWER = 0.8
 
 

@@ -17,7 +17,7 @@ from sweeper.evidence import at_end, same
 SUMMARY_METRICS = ("valid_accuracy", "test_accuracy", "train_loss", "epochs_run")
 MEASURES = ("valid_accuracy", "test_accuracy", "valid_error", "test_error", "train_loss", "train_error", "gap",
             "best_valid_error", "epochs_run", "mean_train_loss", "loss_rises", "confident_precision", "epochs_to",
-            "near_zero", "clean_gap")
+            "near_zero", "clean_gap", "last_valid_error")
 PER_EPOCH = ("train_loss", "train_error", "valid_error")
 SHARES = ("valid_accuracy", "test_accuracy")  # their intervals are cut to [0, 1]
 
@@ -54,6 +54,9 @@ def measures(handle, trials: pd.DataFrame, epochs: pd.DataFrame, epoch: int | No
     out["gap"] = per_epoch["valid_error"] - per_epoch["train_error"]
     by_trial = rows.groupby("trial")
     out["best_valid_error"] = by_trial["valid_error"].min().reindex(out["trial"]).to_numpy()
+    out["last_valid_error"] = by_trial["valid_error"].last().reindex(out["trial"]).to_numpy()
+    patience = done["patience"] if "patience" in done else pd.Series(spec.fixed.get("patience", 0), index=done.index)
+    out["kept_best"] = (patience.fillna(0).astype("float64") > 0).to_numpy()  # its figures are its best epoch's
     out["epochs_run"] = done["epochs_run"].astype("float64")
     for column in ("steps_per_epoch", "valid_images", "test_images"):  # the sizes the figures rest on
         out[column] = done[column].astype("float64").to_numpy()

@@ -13,14 +13,14 @@ from storage import artifacts
 from storage.contract import datasets, samplers
 from storage.contract.errors import BadInput, did_you_mean
 from storage.contract.params import PARAMS, check, check_model, resolve, training_bytes, unknown
-from storage.contract.spec import METRICS, SEED, Spec
+from storage.contract.spec import DEFAULT_DRAWS, DRAWS, METRICS, SEED, Spec
 from storage.contract.spec import label as label_of
 from sweeper import evidence
 
 TABLES = ("study", "params", "point", "enqueue", "reference", "claim", "condition")
 STUDY_KEYS = ("name", "model", "dataset", "metric", "direction", "n_trials", "epochs", "steps", "seed", "repeats",
               "sampler", "pruner", "heartbeat", "grace", "max_retry", "title", "about", "section",
-              "post_train_images", "keep", "checkpoint_every")
+              "post_train_images", "keep", "checkpoint_every", "seed_draws")
 KINDS = ("float", "int", "choice", "grid")
 DIST_KEYS = KINDS + ("log", "step")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -84,6 +84,7 @@ def parse(data: dict, name: str | None = None, *, post_length: str | None = None
     if seed + repeats > SEED_LIMIT:
         raise BadInput(f"[study] seed + repeats = {seed + repeats} exceeds 2**32: lower the seed")
     words = {key: _str(study, key, "") for key in ("title", "about", "section")}
+    draws = _draws(study.get("seed_draws", list(DEFAULT_DRAWS)))
     keep = _str(study, "keep", "best")
     if keep not in artifacts.KEEP:
         raise _unknown_key(keep, artifacts.KEEP, "[study] keep")
@@ -143,7 +144,7 @@ def parse(data: dict, name: str | None = None, *, post_length: str | None = None
     spec = Spec(name=name, model=model, dataset=dataset, n_trials=n_trials, epochs=epochs, metric=metric,
                 seed=seed, sampler=sampler, pruner=pruner, heartbeat=heartbeat, grace=grace,
                 max_retry=max_retry, fixed=fixed, space=space, repeats=repeats, points=points,
-                steps=steps, post_train_images=post_images, keep=keep, **words,
+                steps=steps, post_train_images=post_images, keep=keep, seed_draws=draws, **words,
                 checkpoint_every=_int(study, "checkpoint_every", 5, low=0, high=MAX_EPOCHS,
                                       why="epochs between a running trial's checkpoints (0: none)"))
     spec = replace(spec, enqueue=_enqueue(_tables(data, "enqueue"), spec))
@@ -151,6 +152,19 @@ def parse(data: dict, name: str | None = None, *, post_length: str | None = None
     _check_memory(spec)
     return evidence.attach(spec, _tables(data, "reference"), _tables(data, "claim"), _tables(data, "condition"),
                            post_length=post_length)
+
+
+def _draws(value) -> list[str]:
+    """[study] seed_draws: the parts of a run a replicate's seed draws, checked, in DRAWS' order."""
+    fix = f"list some of {', '.join(DRAWS)}, e.g. seed_draws = {_toml(list(DRAWS))}"
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadInput(f"[study] seed_draws = {value!r} is not a list of names: {fix}")
+    for v in value:
+        if v not in DRAWS:
+            raise _unknown_key(v, DRAWS, "[study] seed_draws entry")
+    if len(set(value)) != len(value):
+        raise BadInput(f"[study] seed_draws = {_toml(value)} names a part twice: {fix}")
+    return [d for d in DRAWS if d in value]
 
 
 def _enqueue(tables: list[dict], spec: Spec) -> list[dict]:

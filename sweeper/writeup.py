@@ -104,7 +104,7 @@ def plots_only(handle, out: str | Path) -> list[Path]:
     """Write the study's PNGs into folder `out`; their paths."""
     with _staged(out) as tmp:
         data = _measure(handle)
-        names = [p.name for p in plots.write(handle, data.trials, data.epochs, data.measured, tmp)]
+        names = [p.name for p in plots.write(handle, data.trials, data.epochs, data.measured, tmp, data.claims)]
     return [Path(out) / name for name in names]
 
 
@@ -241,7 +241,7 @@ def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -
                           _claims_table(data.claims[~own]), ""]
     else:
         lines += [f"{level}# The best trials", "", _best_table(spec, data.trials), ""]
-    paths = plots.write(handle, data.trials, data.epochs, data.measured, folder)
+    paths = plots.write(handle, data.trials, data.epochs, data.measured, folder, data.claims)
     lines += [f"{level}# Plots", ""]
     lines += [f"![{_caption(p.name)}]({p.name})\n" for p in paths] or ["(none yet: no finished trial)", ""]
     return lines
@@ -399,7 +399,9 @@ def _seconds(s: float) -> str:
 
 def _caption(name: str) -> str:
     kind = name.rsplit(".", 2)[-2]
-    return {"curves": "learning curves", "loss": "training loss", "accuracy": "accuracy per configuration",
+    return {"forest": "the claims: each one's effect with its 95 % interval, margin, the post's own difference "
+                      "and verdict (claims without a measured effect are left out)",
+            "curves": "learning curves", "loss": "training loss", "accuracy": "accuracy per configuration",
             "success": "success rate per configuration",
             "importance": "parameter importances", "slice": "slice plot"}.get(kind, kind)
 

@@ -41,8 +41,9 @@ class Network:
     train_step: object = field(repr=False)
     predict: object = field(repr=False)
 
-    def reset(self, init: str, seed: int) -> None:
-        """Fresh weights from `seed`, zeroed optimizer state, reseeded dropout generator."""
+    def reset(self, init: str, seed: int, dropout_seed: int | None = None) -> None:
+        """Fresh weights from `seed`, zeroed optimizer state, the dropout generator reseeded from
+        `dropout_seed` (`seed` when None)."""
         values = initial_values(self.layout, init, np.random.default_rng(seed), pytensor.config.floatX)
         for p, v in zip(self.params, values):
             p.set_value(v)
@@ -51,7 +52,7 @@ class Network:
         for s in self.state:
             s.set_value(np.zeros_like(s.get_value()))
         if self.rng is not None:
-            _reseed(self.train_step, self.rng, np.random.default_rng([seed, 1]))
+            _reseed(self.train_step, self.rng, np.random.default_rng([seed if dropout_seed is None else dropout_seed, 1]))
 
     def step(self, x: np.ndarray, y: np.ndarray, hyper: np.ndarray) -> tuple:
         """One minibatch update with hyperparameters `hyper` (float32, ordered as HYPER); returns

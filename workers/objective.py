@@ -2,8 +2,8 @@
 
 Per trial: sample the searched parameters from the stored distributions, train with the core,
 write one epoch row and report the metric after each epoch (pruning when the pruner says so), and
-record the outcome as user attrs: `worker` (host:pid, set first), `test_error`, `report` (the
-per-class report), and `outcome` (epochs_run, seconds in training, stopped_early, confident_n,
+record the outcome as user attrs: `worker` (host:pid, set first), `test_error`, `test_correct` (each
+test image right or wrong, storage.contract.flags), `report` (the per-class report), and `outcome` (epochs_run, seconds in training, stopped_early, confident_n,
 confident_precision); a trial that fails or is pruned gets `fail_reason` or `prune_reason` and an
 `outcome` with the epochs it ran and its last validation error. The attrs are written together, in one
 transaction each time: every storage call costs a worker milliseconds of SQLAlchemy.
@@ -25,6 +25,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 
 from storage import epochs
+from storage.contract import flags
 from storage.contract.errors import BadInput
 from storage.contract.params import VALID_SIZE
 from storage.contract.samplers import suggest
@@ -132,8 +133,9 @@ class Objective:
         params = {**self.spec.fixed, **log.params}
         seed = params.pop(SEED, self.spec.seed)  # a replicate's training seed ([study] repeats)
         on_epoch = self._on_epoch(trial, log, writes, seen)
+        draws = self.spec.seed_draws
         data = self._load(self.spec.dataset, valid_size=params.get("valid_size", VALID_SIZE),
-                          split=params.get("split", "random"))
+                          split=params.get("split", "random"), split_seed=seed if "split" in draws else None)
         start = time.perf_counter()
         mine, theirs = self._checkpoint_paths(trial)
         try:
@@ -142,12 +144,14 @@ class Objective:
                 saving = dict(every=self.spec.checkpoint_every, resume=resume,
                               on_checkpoint=self._on_checkpoint(mine, log, writes)) if mine is not None else {}
                 result = self._train(self.spec.model, params, data, epochs=self.spec.epochs, steps=self.spec.steps,
-                                     seed=seed, on_epoch=on_epoch, **saving)
+                                     seed=seed, on_epoch=on_epoch, draws=draws, fixed_seed=self.spec.seed,
+                                     **saving)
             finally:
                 self._wait(log, writes)
             _timed(log, start)
             self._set_attrs(trial, {
                 "test_error": result.test_error, "report": result.report,
+                **({"test_correct": flags.pack(result.test_correct)} if result.test_correct is not None else {}),
                 "outcome": dict(epochs_run=result.epochs_run, steps_run=result.steps_run,
                                 steps_per_epoch=result.steps_per_epoch, train_images=result.train_images,
                                 near_zero=result.near_zero, valid_images=result.valid_images,

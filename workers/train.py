@@ -18,6 +18,7 @@ import numpy as np
 
 from storage.contract.errors import BadInput
 from storage.contract.params import resolve
+from storage.contract.spec import DEFAULT_DRAWS
 from workers import compiled, metrics, weights
 from workers.compiled import HYPER
 from workers.schedules import learning_rate, per_step
@@ -56,11 +57,12 @@ class Result:
     test_images: int = 0  # the test set's size
     near_zero: float = 0.0  # share of the evaluated weights (not biases) with |w| < NEAR_ZERO
     train_error_clean: float = float("nan")  # the kept network's error on the whole training set (no dropout)
+    test_correct: object = field(default=None, repr=False, compare=False)  # bool per test image: right or not
     weights: object = field(default=None, repr=False, compare=False)  # workers.weights.Weights evaluated
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (the figures, not the weights)."""
-        return {k: v for k, v in asdict(self).items() if k != "weights"}
+        return {k: v for k, v in asdict(self).items() if k not in ("weights", "test_correct")}
 
 
 class Diverged(Exception):
@@ -73,14 +75,16 @@ class Diverged(Exception):
 
 def train(model: str, params: dict, data, *, epochs: int | None = None, steps: int | None = None,
           seed: int = 0, on_epoch: Callable[[EpochRecord], None] | None = None, every: int = 0,
-          on_checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None) -> Result:
+          on_checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None,
+          draws=DEFAULT_DRAWS, fixed_seed: int = 0) -> Result:
     """Train `model` with parameter overrides `params` on `data` (a workers.data.Dataset).
 
     The length is `epochs` passes over the training set, or `steps` minibatch updates: as many epochs
     as they take, the last one cut short after the `steps`-th update. `on_checkpoint(state)` is given the whole training state after every `every`-th epoch but the
     last; `resume=state` goes on from it (its next epoch first), as the run that saved it would have,
-    to the last bit. Raises storage.contract.errors.BadInput for bad parameters, Diverged when the
-    loss is not finite.
+    to the last bit. `draws`: the parts of the run `seed` draws (of "init", "order", "dropout"); the
+    others come from `fixed_seed` (which images validate is the data set's: workers.data.load). Raises
+    storage.contract.errors.BadInput for bad parameters, Diverged when the loss is not finite.
     """
     config = resolve(model, params)
     if config["loss"] == "positive_ce" and data.n_classes != 2:
@@ -90,8 +94,11 @@ def train(model: str, params: dict, data, *, epochs: int | None = None, steps: i
     per_epoch = (n - batch) // batch + 1  # whole minibatches; the remainder of a shuffle is left out
     epochs, steps = length(epochs, steps, per_epoch)
     net = compiled.network(model, config, data.image_shape, data.n_classes)
-    net.reset(config["init"], seed)
-    shuffle = np.random.default_rng(seed)
+    def drawn(part: str) -> int:
+        return seed if part in draws else fixed_seed
+
+    net.reset(config["init"], drawn("init"), drawn("dropout"))
+    shuffle = np.random.default_rng(drawn("order"))
     stepwise = per_step(config)
     start = time.perf_counter()
     best, limit, kept, stopped_early = math.inf, config["patience"], None, False
@@ -137,6 +144,7 @@ def train(model: str, params: dict, data, *, epochs: int | None = None, steps: i
         best = valid_error
     probs = net.probabilities(data.x_test)
     test_error = metrics.error(probs, data.y_test)
+    test_correct = np.argmax(probs, axis=1) == data.y_test
     train_error_clean = metrics.error(net.probabilities(data.x_train), data.y_train)
     figures = dict(dataset=data.name, valid_error=best, test_error=test_error, epochs_run=epoch, seed=seed)
     return Result(valid_error=best, test_error=test_error, epochs_run=epoch,
@@ -144,7 +152,7 @@ def train(model: str, params: dict, data, *, epochs: int | None = None, steps: i
                   report=metrics.report(probs, data.y_test), confident=metrics.confident_precision(probs, data.y_test),
                   steps_run=min(epoch * per_epoch, steps), steps_per_epoch=per_epoch, train_images=n,
                   valid_images=len(data.y_valid), test_images=len(data.y_test),
-                  near_zero=_near_zero(net), train_error_clean=train_error_clean,
+                  near_zero=_near_zero(net), train_error_clean=train_error_clean, test_correct=test_correct,
                   weights=weights.of(net, model, config, data.n_classes, figures))
 
 

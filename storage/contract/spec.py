@@ -14,6 +14,10 @@ READS = (1, 2, 3)
 # choosing hyperparameters on it would leak it into the selection (it is recorded per trial instead).
 METRICS = {"valid_error": "minimize", "valid_accuracy": "maximize"}
 SEED = "seed"  # the searched "parameter" that carries a replicate's training seed (`[study] repeats`)
+# What a training seed can draw: the initial weights, the minibatch order, the dropout masks, and which
+# images of the training file validate. Parts a study does not let it draw come from `[study] seed`.
+DRAWS = ("init", "order", "dropout", "split")
+DEFAULT_DRAWS = ("init", "order", "dropout")
 # The fields that describe a study without changing its trials (a stored study takes their new values),
 # with their empty values.
 DESCRIPTIVE = dict(references=[], claims=[], conditions=[], title="", about="", section="", post_train_images=None,
@@ -52,6 +56,7 @@ class Spec:
     post_length: str | None = None  # the post's length, in words, when this run was cut shorter (sweeper reproduce)
     keep: str = "best"  # whose weights are kept as artifacts: best (each trial best when it finished), all, none
     checkpoint_every: int = 5  # a running trial saves its training state every this many epochs (0: never)
+    seed_draws: list = field(default_factory=lambda: list(DEFAULT_DRAWS))  # what a replicate's seed varies (DRAWS)
 
     @property
     def direction(self) -> str:

@@ -124,3 +124,83 @@ def test_the_toy_problem_gets_success_rates_with_clopper_pearson_intervals():
     segment = bars[0].lines[2][0].get_segments()[0]
     assert sorted(segment[:, 0]) == pytest.approx([low, high])
     assert [t.get_text() for t in ax.get_yticklabels()] == ["gd", "adam"]
+
+
+CLAIMS = {"study": {"name": "forest", "dataset": "digits", "epochs": 3, "repeats": 4},
+          "point": [{"name": "a", "lr": 0.1}, {"name": "b", "lr": 0.01}, {"name": "c", "lr": 0.001}],
+          "reference": [{"config": "a", "test_accuracy": 0.97}, {"config": "b", "test_accuracy": 0.96}],
+          "claim": [dict(post="tf-hyperparameters", origin="post", **c) for c in (
+              {"text": "a beats b", "kind": "higher", "metric": "test_accuracy", "x": "a", "y": "b"},
+              {"text": "a and c are about the same", "kind": "similar", "metric": "test_accuracy", "x": "a",
+               "y": "c", "margin": 0.01},
+              {"text": "b is not worse than c", "kind": "not_lower", "metric": "test_accuracy", "x": "b", "y": "c",
+               "margin": 0.005},
+              {"text": "a's loss is lower than b's", "kind": "lower", "metric": "train_loss", "x": "a", "y": "b"},
+              {"text": "the post gives no figure for this", "untestable": "no figure", "x": "a"},
+              {"text": "a's error is about 5 %", "kind": "near", "metric": "test_error", "x": "a", "value": 0.05,
+               "tolerance": 0.02})]}
+
+
+def _forest_frame():
+    """The claims frame of CLAIMS on planted per-seed figures as sweeper.claims.claims() builds it for a study
+    without conditions (each claim evaluated, then Holm's adjustment), and those figures."""
+    from sweeper import claims
+
+    spec = parse(CLAIMS)
+    rng = np.random.default_rng(4)
+    planted = {"a": (0.95, 0.10), "b": (0.93, 0.20), "c": (0.947, 0.11)}
+    measured = pd.DataFrame([dict(trial=i, config=c, seed=s, diverged=False, test_accuracy=acc, test_error=1 - acc,
+                                  train_loss=loss * rng.uniform(0.9, 1.1))
+                             for i, (c, s) in enumerate((c, s) for c in planted for s in range(4))
+                             for acc in [planted[c][0] + rng.normal(0, 0.003)] for loss in [planted[c][1]]])
+    rows = [claims.evaluate(claim, measured, spec.epochs) for claim in spec.claims]
+    rows = [dict(row, counted=row["verdict"] != claims.UNTESTABLE) for row in rows]  # all the post's
+    frame = claims.adjust(pd.DataFrame(rows, columns=list(claims.COLUMNS)))
+    return spec, frame, measured.set_index(["config", "seed"])
+
+
+def _rows(ax) -> dict[int, float]:
+    """{claim number: the row's y} from the panel's tick labels ("3. the claim ...")."""
+    return {int(t.get_text().split(".")[0]): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks())}
+
+
+def test_the_forest_plot_draws_each_claims_effect_interval_margin_and_the_posts_difference():
+    spec, frame, m = _forest_frame()
+    fig = plots.forest(spec, frame)
+    shares, losses = fig.axes  # one panel per unit: shares of examples, training loss
+    assert set(_rows(shares)) == {1, 2, 3, 6} and set(_rows(losses)) == {4}
+    label = " ".join(shares.get_xlabel().split())
+    assert "x − y, the claim's first configuration minus its second" in label and "x − the claim's value" in label
+    assert losses.get_xlabel().startswith("train_loss")
+    assert "claim 5 (untestable)" in fig._supxlabel.get_text()
+    d = m.loc["a", "test_accuracy"] - m.loc["b", "test_accuracy"]  # claim 1, independently of sweeper.stats
+    ci = stats.ttest_1samp(d, 0).confidence_interval(0.95)
+    effects = {y: x for ax in (shares,) for x, y in next(c for c in ax.collections if c.get_gid() == "effect")
+               .get_offsets().tolist()}
+    rows = _rows(shares)
+    assert effects[rows[1]] == pytest.approx(d.mean())
+    assert effects[rows[6]] == pytest.approx(m.loc["a", "test_error"].mean() - 0.05)
+    spans = next(c for c in shares.collections if c.get_label() == plots.EFFECT)
+    spans = {seg[0, 1]: sorted(seg[:, 0]) for seg in spans.get_segments()}
+    assert spans[rows[1]] == pytest.approx([ci.low, ci.high])
+    for number, y in rows.items():
+        assert spans[y] == pytest.approx([frame.at[number - 1, "effect_low"], frame.at[number - 1, "effect_high"]])
+    margins = next(c for c in shares.collections if c.get_label() == plots.MARGIN)
+    at = {}
+    for seg in margins.get_segments():  # a short vertical dashed line across its row
+        at.setdefault(float(seg[:, 1].mean()), []).append(float(seg[0, 0]))
+    assert {y: sorted(xs) for y, xs in at.items()} == {rows[2]: pytest.approx([-0.01, 0.01]),
+                                                        rows[3]: pytest.approx([-0.005]),  # not_lower: -margin
+                                                        rows[6]: pytest.approx([-0.02, 0.02])}  # near: tolerance
+    posts = next(c for c in shares.collections if c.get_label() == plots.POST).get_offsets()
+    assert {y: x for x, y in posts.tolist()} == {rows[1]: pytest.approx(0.97 - 0.96),
+                                                 rows[6]: pytest.approx((1 - 0.97) - 0.05)}
+    verdicts = {round(t.get_position()[1]): t.get_text() for t in shares.texts}
+    assert verdicts[rows[1]] == frame.at[0, "verdict"] == "supported"
+
+
+def test_the_forest_plot_grows_with_its_rows():
+    spec, frame, _ = _forest_frame()
+    few = plots.forest(spec, frame.loc[[0, 1, 3]]).get_figheight()  # claims 1, 2 and 4: both panels
+    many = plots.forest(spec, frame).get_figheight()
+    assert many - few == pytest.approx(2 * plots.ROW_INCHES)  # claims 3 and 6: two more rows, no new panel

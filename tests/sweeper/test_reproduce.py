@@ -103,7 +103,7 @@ def test_report_and_plot_of_named_studies(reproduced, sweeper, tmp_path):
     plotted = sweeper("plot", names[0], "--storage", url, "--out", tmp_path / "plots")
     assert plotted.returncode == 0, plotted.stderr
     assert sorted(Path(p).name for p in plotted.stdout.split()) == sorted(
-        [f"{names[0]}.curves.png", f"{names[0]}.loss.png", f"{names[0]}.accuracy.png"])
+        [f"{names[0]}.forest.png", f"{names[0]}.curves.png", f"{names[0]}.loss.png", f"{names[0]}.accuracy.png"])
 
 
 def test_a_sampled_study_gets_optunas_importances_and_slices(sweeper, write_spec, tmp_path):

@@ -334,3 +334,64 @@ def test_a_posts_single_run_is_held_against_the_prediction_interval_of_one_run()
     runs = rng.normal(0.98, 0.001, size=(4000, 4))
     inside = [lo <= new <= hi for (lo, hi), new in zip(map(stats.prediction_interval, runs[:, :3]), runs[:, 3])]
     assert np.mean(inside) == pytest.approx(0.95, abs=0.015)
+
+
+def test_the_paired_bootstrap_is_the_direct_resampling_of_seeds_and_images():
+    """bootstrap_se against a plain loop that redraws seeds and images on a fixed sample, and against the
+    closed forms at its two ends: one seed (images only: sd / sqrt(images)) and one image per seed
+    (seeds only: the population sd / sqrt(seeds))."""
+    rng = np.random.default_rng(5)
+    d = (rng.random((4, 300)) < 0.1).astype(float) - (rng.random((4, 300)) < 0.2) + rng.normal(0, 0.05, (4, 1))
+    direct = []
+    for _ in range(4000):
+        seeds, images = rng.integers(0, 4, 4), rng.integers(0, 300, 300)
+        direct.append(d[np.ix_(seeds, images)].mean())
+    assert stats.bootstrap_se(d, resamples=4000) == pytest.approx(np.std(direct, ddof=1), rel=0.05)
+    one = d[:1]
+    assert stats.bootstrap_se(one, resamples=4000) == pytest.approx(one.std(ddof=1) / math.sqrt(300), rel=0.05)
+    column = rng.normal(0, 1, (6, 1))
+    assert stats.bootstrap_se(column, resamples=4000) == pytest.approx(column.std() / math.sqrt(6), rel=0.05)
+
+
+def test_a_test_set_claim_takes_its_spread_from_the_bootstrap_over_its_own_images():
+    """Two configurations that err on nearly the same test images: their paired difference varies far less
+    than two independent binomial errors say, and the verdict uses the bootstrap's spread; without the
+    flags it falls back to the binomial one."""
+    rng = np.random.default_rng(2)
+    hard = rng.random(10_000) < 0.02  # images both get wrong
+    flags, rows = {}, []
+    for seed in range(3):
+        x = ~hard & ~(rng.random(10_000) < 0.001)
+        y = x & ~(rng.random(10_000) < 0.003)  # y errs on x's images and on 0.3 % more
+        flags[2 * seed], flags[2 * seed + 1] = x, y
+        rows += [dict(config="x", seed=seed, trial=2 * seed, diverged=False, test_accuracy=x.mean(), test_images=10_000),
+                 dict(config="y", seed=seed, trial=2 * seed + 1, diverged=False, test_accuracy=y.mean(),
+                      test_images=10_000)]
+    measured = pd.DataFrame(rows)
+    row = claims.evaluate(_claim("higher"), measured, 10, flags=flags)
+    d = np.vstack([flags[2 * s].astype(float) - flags[2 * s + 1] for s in range(3)])
+    sd = max(stats.bootstrap_se(d) * math.sqrt(3), (d.mean(axis=1)).std(ddof=1))
+    half = sp.t.ppf(0.975, 2) * sd / math.sqrt(3)
+    assert (row["effect_low"], row["effect_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert row["verdict"] == "supported"
+    binomial = claims.evaluate(_claim("higher"), measured, 10)  # no flags: two independent binomial errors
+    assert binomial["effect_high"] - binomial["effect_low"] > 2 * (row["effect_high"] - row["effect_low"])
+
+
+def test_a_best_epoch_is_never_set_against_a_last_epoch():
+    """Early stopping keeps its best validation epoch; a fixed run its last. A claim on the final validation
+    figure between the two reads both at their last epoch; between two fixed runs it reads the kept figure."""
+    rows = []
+    for seed in range(4):
+        rows += [dict(config="x", seed=seed, diverged=False, kept_best=True, valid_error=0.020 + seed * 1e-4,
+                      last_valid_error=0.026 + seed * 1e-4, valid_images=5000),
+                 dict(config="y", seed=seed, diverged=False, kept_best=False, valid_error=0.025 + seed * 2e-4,
+                      last_valid_error=0.025 + seed * 2e-4, valid_images=5000)]
+    measured = pd.DataFrame(rows).assign(valid_accuracy=lambda f: 1 - f["valid_error"])
+    claim = dict(_claim("lower"), metric="valid_error")
+    row = claims.evaluate(claim, measured, 10)
+    assert row["effect"] == pytest.approx(np.mean([0.026 - 0.025 - s * 1e-4 for s in range(4)]))
+    assert "last epoch" in row["note"]
+    fixed = claims.evaluate(claim, measured.assign(kept_best=False), 10)
+    assert fixed["effect"] == pytest.approx(np.mean([0.020 - 0.025 - s * 1e-4 for s in range(4)]))
+    assert "last epoch" not in fixed["note"]

@@ -30,6 +30,12 @@ def test_defaults():
     assert spec.fixed == {} and spec.space == {}
 
 
+def test_seed_draws_default_to_all_but_the_split_and_keep_their_order():
+    assert parse(BASE).seed_draws == ["init", "order", "dropout"]
+    assert parse(BASE + 'seed_draws = ["split", "init"]').seed_draws == ["init", "split"]
+    assert parse(BASE + "seed_draws = []").seed_draws == []
+
+
 def test_distributions_and_fixed_values():
     spec = parse(BASE + """
         [params]
@@ -63,6 +69,9 @@ def test_name_override_and_metric_accuracy():
 @pytest.mark.parametrize("text, message", [
     ('[stduy]\nname = "s"', "unknown top-level table 'stduy': did you mean 'study'?"),
     (BASE + "n_trails = 3", "unknown key in [study] 'n_trails': did you mean 'n_trials'?"),
+    (BASE + 'seed_draws = ["init", "splt"]', "unknown [study] seed_draws entry 'splt': did you mean 'split'?"),
+    (BASE + 'seed_draws = "split"', "[study] seed_draws = 'split' is not a list of names: list some of init,"),
+    (BASE + 'seed_draws = ["init", "init"]', 'seed_draws = ["init", "init"] names a part twice'),
     ('[study]\nname = "s"\nepochs = 2', "[study] n_trials is missing"),
     ('[study]\nname = "s"\nn_trials = 2', "[study] epochs is missing"),
     ('[study]\nn_trials = 2\nepochs = 2', "the study has no name"),

@@ -246,6 +246,26 @@ def test_valid_size_edges():
     assert len(load("digits", 5.0).y_valid) == 5
 
 
+@pytest.mark.parametrize("split,n_valid", [("random", 0.2), ("tensorflow", None), ("theano", None), ("last", 100)])
+def test_a_seed_draws_which_images_validate_keeping_how_many(mnist_dir, split, n_valid):
+    from workers.data import split_indices
+
+    fixed_valid, fixed_train = split_indices(24_000, n_valid, split)
+    draws = [split_indices(24_000, n_valid, split, seed) for seed in (0, 1, 0)]
+    for valid, train in draws:
+        assert len(valid) == len(fixed_valid) and len(train) == len(fixed_train)
+        assert np.array_equal(np.sort(np.concatenate([valid, train])), np.arange(24_000))  # a partition
+        assert np.all(np.diff(valid) > 0) and np.all(np.diff(train) > 0)  # each in file order
+    assert np.array_equal(draws[0][0], draws[2][0])  # the same seed, the same split
+    assert len(np.intersect1d(draws[0][0], draws[1][0])) < 0.5 * len(fixed_valid)  # another seed, another split
+    assert not np.array_equal(draws[0][0], fixed_valid)  # not the study's fixed split
+    size = n_valid if n_valid is not None else 0.2
+    data = load(f"idx:{mnist_dir}", size, split, split_seed=1)
+    y_file = mnist.read(mnist_dir)[1]
+    valid, train = split_indices(len(y_file), size, split, 1)
+    assert np.array_equal(data.y_valid, y_file[valid]) and np.array_equal(data.y_train, y_file[train])
+
+
 # --- downloads from a real HTTP server on 127.0.0.1 --------------------------------------------
 
 

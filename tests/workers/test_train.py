@@ -50,6 +50,20 @@ def test_dropout_masks_depend_on_seed(digits):
     assert a[0].train_loss != b[0].train_loss
 
 
+def test_a_seed_draws_only_the_parts_it_is_given(digits):
+    params = dict(SMALL, dropout=0.5)
+
+    def figures(seed, draws):
+        records, result = _run(digits, params, epochs=2, seed=seed) if draws is None else \
+            (lambda r: (None, r))(train("mlp", params, digits, epochs=2, seed=seed, draws=draws, fixed_seed=7))
+        return result.valid_error, result.test_error, result.report["accuracy"]
+
+    assert figures(1, ()) == figures(2, ()) == figures(7, None)  # nothing drawn: every seed runs as seed 7
+    for part in ("init", "order", "dropout"):  # each part alone makes two seeds differ
+        assert figures(1, (part,)) != figures(2, (part,)), part
+    assert figures(3, ("init", "order", "dropout")) == figures(3, None)  # the default draws all three
+
+
 def test_compile_once_per_architecture(digits):
     _run(digits, dict(SMALL, lr=0.1), epochs=1)
     before = compiled.compiles
@@ -150,6 +164,8 @@ def test_result_figures(digits):
     records, result = _run(digits, dict(SMALL, lr=0.3), epochs=3)
     assert all(isinstance(r, EpochRecord) for r in records) and [r.epoch for r in records] == [1, 2, 3]
     assert result.report["accuracy"] == pytest.approx(1 - result.test_error)
+    assert result.test_correct.shape == digits.y_test.shape and result.test_correct.dtype == bool
+    assert result.test_correct.mean() == pytest.approx(1 - result.test_error)
     assert 0 < result.confident["n"] <= len(digits.y_test)
     assert 0.5 < result.confident["precision"] <= 1.0
 

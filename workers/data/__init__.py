@@ -60,7 +60,7 @@ class Dataset:
         return f"Dataset({self.name!r}, {sizes}, image_shape={self.image_shape})"
 
 
-def load(spec: str, valid_size: float | int = VALID_SIZE, split: str = "random") -> Dataset:
+def load(spec: str, valid_size: float | int = VALID_SIZE, split: str = "random", split_seed: int | None = None) -> Dataset:
     """Load a data set once per process (later calls with the same arguments return the cache).
 
     Parameters
@@ -81,6 +81,9 @@ def load(spec: str, valid_size: float | int = VALID_SIZE, split: str = "random")
         of a 24,000-image file); ``valid_size`` is then not used. A file of fewer than twice the
         validation count (the bundled digits) validates on the share a 60,000-image file would (a
         twelfth, a sixth; ``first``/``last`` with a count N: N / 60,000).
+    split_seed : int or None
+        None: the split above. A seed: as many images validate as the split gives, but which ones the
+        seed draws (a replicate that varies its split; ``[study] seed_draws`` with ``"split"``).
 
     Returns
     -------
@@ -94,11 +97,11 @@ def load(spec: str, valid_size: float | int = VALID_SIZE, split: str = "random")
     """
     if not isinstance(spec, str):
         raise BadInput(f"dataset spec must be a string, got {spec!r}: use digits, mnist, xor or idx:DIR")
-    return _load(spec, valid_size, split)
+    return _load(spec, valid_size, split, split_seed)
 
 
-@functools.lru_cache(maxsize=4)
-def _load(spec: str, valid_size: float | int, split: str = "random") -> Dataset:
+def _files(spec: str) -> tuple:
+    """(x_train, y_train, x_test, y_test, scale, n_classes) of a data set, read from its files (or made)."""
     scale = _scale
     n_classes = 10
     if spec == "digits":
@@ -115,7 +118,13 @@ def _load(spec: str, valid_size: float | int, split: str = "random") -> Dataset:
         x_train, y_train, x_test, y_test = mnist.read(Path(spec[4:].strip()).expanduser())
     else:
         raise BadInput(f"unknown dataset {spec!r}: use digits, mnist, xor or idx:DIR")
-    valid, train = split_indices(len(y_train), valid_size, split)
+    return x_train, y_train, x_test, y_test, scale, n_classes
+
+
+@functools.lru_cache(maxsize=4)
+def _load(spec: str, valid_size: float | int, split: str = "random", split_seed: int | None = None) -> Dataset:
+    x_train, y_train, x_test, y_test, scale, n_classes = _files(spec)
+    valid, train = split_indices(len(y_train), valid_size, split, split_seed)
     arrays = [x_train[train], y_train[train], x_train[valid], y_train[valid], x_test, y_test]
     if scale is not None:  # split the uint8 images first: a quarter of the bytes to gather
         arrays[0::2] = [scale(x) for x in arrays[0::2]]
@@ -138,11 +147,13 @@ FIXED_SPLITS = {"tensorflow": ("first", 5_000), "theano": ("last", 10_000)}  # w
 MNIST_TRAIN = 60_000  # the training file the posts' split counts are of
 
 
-def split_indices(n: int, valid_size: float | int, split: str = "random") -> tuple[np.ndarray, np.ndarray]:
-    """(validation, training) indices into a training file of `n` images, each in file order."""
+def split_indices(n: int, valid_size: float | int, split: str = "random",
+                  seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(validation, training) indices into a training file of `n` images, each in file order. `seed`: as
+    many validate as `split` says, drawn at random by that seed (a stream of its own: [seed, 2])."""
     if split == "random":
         n_valid = _n_valid(valid_size, n)
-        order = np.random.default_rng(SPLIT_SEED).permutation(n)
+        order = np.random.default_rng(SPLIT_SEED if seed is None else [seed, 2]).permutation(n)
         return np.sort(order[:n_valid]), np.sort(order[n_valid:])
     if split in ("first", "last") and valid_size < 1:
         where, n_valid = split, _n_valid(valid_size, n)
@@ -153,6 +164,8 @@ def split_indices(n: int, valid_size: float | int, split: str = "random") -> tup
         n_valid = _n_valid(n_valid, n)
     else:
         raise BadInput(f"split={split!r} is invalid: use random, first, last, tensorflow or theano")
+    if seed is not None:
+        return split_indices(n, n_valid, "random", seed)
     index = np.arange(n)
     return (index[:n_valid], index[n_valid:]) if where == "first" else (index[n - n_valid:], index[:n - n_valid])
 
