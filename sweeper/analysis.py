@@ -19,15 +19,15 @@ from storage.contract.spec import SEED
 TRIAL_COLUMNS = ("valid_error", "test_error", "epochs_run", "steps_run", "steps_per_epoch", "train_images",
                  "valid_images", "test_images", "near_zero", "train_error_clean",
                  "seconds",
-                 "stopped_early", "confident_n", "confident_precision", "reason", "retry_of", "worker", "started",
-                 "finished")
+                 "stopped_early", "confident_n", "confident_precision", "reason", "retry_of", "shared_from", "worker",
+                 "started", "finished")
 EPOCH_COLUMNS = ("trial", "epoch") + epoch_table.COLUMNS
 # The `outcome` user attr the objective writes (workers/objective.py), with the column types here.
 _OUTCOME = {"epochs_run": "Int64", "steps_run": "Int64", "steps_per_epoch": "Int64", "train_images": "Int64",
             "valid_images": "Int64", "test_images": "Int64", "near_zero": "float64", "train_error_clean": "float64",
             "seconds": "float64", "stopped_early": "boolean", "confident_n": "Int64",
             "confident_precision": "float64", "valid_error": "float64"}
-_USER_ATTRS = ["worker", "test_error", "outcome", "fail_reason", "prune_reason", "report"]
+_USER_ATTRS = ["worker", "test_error", "outcome", "fail_reason", "prune_reason", "report", "shared_from"]
 _ATTRS = ("number", "state", "value", "datetime_start", "datetime_complete", "params", "user_attrs",
           "system_attrs")
 
@@ -65,6 +65,9 @@ def trials(storage, study) -> pd.DataFrame:
     out["reason"] = _reasons(out, attrs, system, spec)
     out["retry_of"] = (pd.to_numeric(system["failed_trial"]).astype("Int64") if "failed_trial" in system
                        else pd.Series(pd.NA, index=out.index, dtype="Int64"))
+    # A trial that took another study's run instead of training it (workers/objective.py): "study#trial".
+    out["shared_from"] = pd.Series([f"{d['study']}#{d['trial']}" if isinstance(d, dict) else pd.NA
+                                    for d in attrs["shared_from"]], index=out.index, dtype="object")
     out["started"], out["finished"] = raw.get("datetime_start"), raw.get("datetime_complete")
     columns = ["trial", "state", *params, *TRIAL_COLUMNS]
     if spec.metric != "valid_error":

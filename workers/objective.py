@@ -5,8 +5,11 @@ write one epoch row and report the metric after each epoch (pruning when the pru
 record the outcome as user attrs: `worker` (host:pid, set first), `test_error`, `test_correct` (each
 test image right or wrong, storage.contract.flags), `report` (the per-class report), and `outcome` (epochs_run, seconds in training, stopped_early, confident_n,
 confident_precision); a trial that fails or is pruned gets `fail_reason` or `prune_reason` and an
-`outcome` with the epochs it ran and its last validation error. The attrs are written together, in one
-transaction each time: every storage call costs a worker milliseconds of SQLAlchemy.
+`outcome` with the epochs it ran and its last validation error. Each trial stores its `run_key`
+(storage.contract.runkey); one whose run another study has already trained takes that trial's epochs
+and results instead of training (`shared_from`: {"study", "trial"}), unless $SWEEPER_REUSE is 0.
+The attrs are written together, in one transaction each time: every storage call costs a worker
+milliseconds of SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 
-from storage import epochs
-from storage.contract import flags
+from storage import epochs, shared
+from storage.contract import flags, runkey
 from storage.contract.errors import BadInput
 from storage.contract.params import VALID_SIZE
 from storage.contract.samplers import suggest
@@ -104,6 +107,7 @@ class Objective:
         self._on_start, self._stop_now = on_start, stop_now
         self.last: TrialLog | None = None
         self._pruning = spec.pruner["name"] != "none"
+        self._reuse = _reuse_on()
         # Writes that no decision waits for (epoch rows; reports when nothing prunes) go to one
         # background thread, in order, while the network trains; a trial ends only when all are done.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweeper-writes")
@@ -125,14 +129,18 @@ class Objective:
                 self._finish(trial, log, time.perf_counter(), seen, **self._why(exc))
                 raise
         log.params = suggest(trial, self.spec.space)
-        first = {"worker": WORKER}
-        if trial.user_attrs.get("fail_reason"):  # a retry inherits its predecessor's attrs
-            first["fail_reason"] = None
-        writes = Writes(self._writer)  # after the params (on SQLite two writers at once wait on its file lock)
-        writes.submit(self._set_attrs, trial, first)
         params = {**self.spec.fixed, **log.params}
         seed = params.pop(SEED, self.spec.seed)  # a replicate's training seed ([study] repeats)
+        key, source = self._shared(params, seed)
+        first = {"worker": WORKER, runkey.ATTR: key, **({"shared_from": source.origin} if source else {})}
+        for inherited in ("fail_reason", "shared_from"):  # a retry inherits its predecessor's attrs
+            if trial.user_attrs.get(inherited) and inherited not in first:
+                first[inherited] = None
+        writes = Writes(self._writer)  # after the params (on SQLite two writers at once wait on its file lock)
+        writes.submit(self._set_attrs, trial, first)
         on_epoch = self._on_epoch(trial, log, writes, seen)
+        if source is not None:
+            return self._copy(trial, log, source, writes, on_epoch, seen)
         draws = self.spec.seed_draws
         data = self._load(self.spec.dataset, valid_size=params.get("valid_size", VALID_SIZE),
                           split=params.get("split", "random"), split_seed=seed if "split" in draws else None)
@@ -174,6 +182,39 @@ class Objective:
         _remove(mine, *(path for _, path in theirs))  # the last thing before Optuna stores the result
         log.state, log.epochs = "COMPLETE", result.epochs_run
         log.what = f"value {value:.4f} test_error {result.test_error:.4f}"
+        return value
+
+    def _shared(self, params: dict, seed: int) -> tuple:
+        """(the trial's training key, the COMPLETE trial of another study that trained the same run or
+        None); the key is None for parameters that train() refuses (it fails the trial with the reason)."""
+        try:
+            key = runkey.key(self.spec, params, seed)
+        except BadInput:
+            return None, None
+        return key, shared.find(self.storage.engine, key, self.study_id) if self._reuse else None
+
+    def _copy(self, trial: optuna.Trial, log: TrialLog, source: shared.Source, writes: Writes, on_epoch,
+              seen: dict) -> float:
+        """Take `source`'s run instead of training it again: its epochs go through `on_epoch` as if they
+        were trained now (rows, reports, the pruner), then its result's attrs are this trial's."""
+        start = time.perf_counter()
+        try:
+            try:
+                for record in source.epochs:
+                    on_epoch(record)
+            finally:
+                self._wait(log, writes)
+            self._set_attrs(trial, source.attrs)
+        except (Exception, KeyboardInterrupt) as exc:
+            exc = _lost(exc)
+            self._finish(trial, log, start, seen, **self._why(exc))
+            if isinstance(exc, TrialLost):
+                raise exc from None
+            raise
+        value = self.spec.metric_value(source.valid_error)
+        log.state, log.epochs = "COMPLETE", seen["epoch"]
+        log.what = (f"reused trial {source.number} of study {source.study}: value {value:.4f} "
+                    f"test_error {source.attrs.get('test_error', math.nan):.4f}")
         return value
 
     def _checkpoint_paths(self, trial: optuna.Trial) -> tuple:
@@ -329,6 +370,15 @@ class Objective:
             return
         self._set_attrs(trial, {**reason, "outcome": dict(epochs_run=seen["epoch"], seconds=round(log.train_seconds, 3),
                                                           valid_error=_json_number(seen["valid_error"]))})
+
+
+def _reuse_on() -> bool:
+    """$SWEEPER_REUSE: 1 (or unset) copies a run another study trained; 0 trains every trial."""
+    text = os.environ.get("SWEEPER_REUSE", "1").strip()
+    if text not in ("0", "1"):
+        raise BadInput(f"SWEEPER_REUSE={text!r} is not 0 or 1: set 0 to train every trial, or unset it to reuse "
+                       "runs that other studies trained")
+    return text == "1"
 
 
 def _lost(exc: BaseException) -> BaseException:
