@@ -28,7 +28,8 @@ from sweeper.summary import measures
 
 COLUMNS = ("section", "post", "origin", "claim", "kind", "metric", "x", "y", "target", "n", "x_mean", "y_mean",
            "effect", "effect_low", "effect_high", "prob_better", "prob_better_low", "prob_better_high", "detectable",
-           "p_value", "p_adjusted", "leans", "verdict", "counted", "note")
+           "post_effect", "claimed", "spread", "levels", "p_value", "p_adjusted", "leans", "verdict", "counted", "note",
+           "why")
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, UNTESTABLE = "supported", "contradicted", "inconclusive", "untestable"
 DIVERGE_RATE = 0.5  # a 'diverges' claim says: more often than not, unless it states its own rate
 
@@ -49,12 +50,15 @@ def claims(handle, trials: pd.DataFrame, epochs: pd.DataFrame,
         if point not in at:
             at[point] = measures(handle, trials, epochs, epoch=point[0], step=point[1], below=point[2])
         row = evaluate(claim, at[point], spec.epochs, shortened=spec.post_length is not None, flags=flags)
+        row["post_effect"] = posts_effect(spec, claim)
+        row["claimed"] = claimed(claim, row["post_effect"])
         why = caveats["all"] + (caveats["absolute"] if claim["kind"] in ALONE else [])
         row["counted"] = claim.get("origin") == "post" and row["verdict"] != UNTESTABLE and not why
         if why:
             row["note"] = "; ".join([*([row["note"]] if row["note"] else []), "not counted: " + ", ".join(why)])
         rows.append(row)
-    return adjust(pd.DataFrame(rows, columns=list(COLUMNS)).astype({"n": "int64", "counted": "bool"}))
+    return adjust(pd.DataFrame(rows, columns=list(COLUMNS)).astype({"n": "int64", "counted": "bool",
+                                                                     "levels": "int64"}))
 
 
 def adjust(frame: pd.DataFrame) -> pd.DataFrame:
@@ -66,7 +70,52 @@ def adjust(frame: pd.DataFrame) -> pd.DataFrame:
     frame.loc[family, "p_adjusted"] = stats.holm(frame.loc[family, "p_value"])
     frame.loc[family, "verdict"] = [_verdict(p, lean) for p, lean in frame.loc[family, ["p_adjusted", "leans"]]
                                     .itertuples(index=False)]
+    frame["why"] = [why_inconclusive(row) for _, row in frame.iterrows()]
     return frame
+
+
+def why_inconclusive(row) -> str:
+    """Why an inconclusive verdict is one: "underpowered" when the seeds could not have found the effect
+    the post claims (the detectable effect is larger), else "effect inside the noise" or, for a margin,
+    "interval past the margin"; empty for other verdicts or when the claim states no size."""
+    if row["verdict"] != INCONCLUSIVE or not math.isfinite(row.get("claimed", math.nan)) \
+            or not math.isfinite(row.get("detectable", math.nan)):
+        return ""
+    if row["detectable"] > row["claimed"]:
+        return (f"underpowered: {row['n']} seeds find {row['detectable']:.2g} at 80 % power, "
+                f"the claimed effect is {row['claimed']:.2g}")
+    if row["kind"] in ("similar", "near", "not_lower", "not_higher"):
+        return "interval reaches past the margin"
+    return f"effect inside the noise: smaller than the {row['detectable']:.2g} these seeds resolve"
+
+
+def posts_effect(spec, claim: dict) -> float:
+    """The claim's effect in the post's own figures ([[reference]] at the claim's point of training): x's
+    minus y's (or minus the claim's value); nan when the post gives no such figure."""
+    metric, sign = {"valid_accuracy": ("valid_accuracy", 1), "test_accuracy": ("test_accuracy", 1),
+                    "valid_error": ("valid_accuracy", -1), "test_error": ("test_accuracy", -1)}.get(
+        claim["metric"], (None, 0))
+    if metric is None or claim["kind"] in ("diverges", UNTESTABLE):
+        return math.nan
+
+    def figure(config) -> float:
+        values = [r[metric] for r in spec.references if r["config"] == config and metric in r
+                  and r.get("epoch") == claim.get("epoch") and r.get("step") == claim.get("step")]
+        return (1 - sign) / 2 + sign * float(np.mean(values)) if values else math.nan  # an error is 1 - accuracy
+
+    return figure(claim["x"]) - (figure(claim["y"]) if claim["y"] is not None else claim["value"])
+
+
+def claimed(claim: dict, post_effect: float) -> float:
+    """The size of effect the claim is about: its margin (or tolerance) for equivalence and
+    non-inferiority, else the post's own difference; nan when the post gives none."""
+    if claim["kind"] in ("similar", "not_lower", "not_higher"):
+        return float(claim["margin"])
+    if claim["kind"] == "near":
+        return float(claim["tolerance"])
+    if claim["kind"] in ("higher", "lower") and math.isfinite(post_effect):
+        return abs(post_effect)
+    return math.nan
 
 
 def conditions(spec, trials: pd.DataFrame, claim: int | None = None) -> dict[str, list[str]]:
@@ -104,6 +153,7 @@ def evaluate(claim: dict, measured: pd.DataFrame, epochs: int | None, shortened:
                kind=kind, metric=_metric(claim), x=claim["x"], y=claim["y"], target=_target(claim), n=0,
                x_mean=math.nan, y_mean=math.nan, effect=math.nan, effect_low=math.nan, effect_high=math.nan,
                prob_better=math.nan, prob_better_low=math.nan, prob_better_high=math.nan, detectable=math.nan,
+               post_effect=math.nan, claimed=math.nan, spread=math.nan, levels=0, why="",
                p_value=math.nan, p_adjusted=math.nan, leans="", verdict=INCONCLUSIVE, counted=False, note="")
     if kind == UNTESTABLE:
         return dict(row, verdict=UNTESTABLE, note=claim["untestable"])
@@ -153,7 +203,9 @@ def evaluate(claim: dict, measured: pd.DataFrame, epochs: int | None, shortened:
         est = stats.shifted(x[metric], claim["value"], floor=floor)
         row["x_mean"] = x[metric].mean()
     p_for, p_against = _tests(kind, claim, d, est, floor)
-    row["detectable"] = _detectable(measured, metric, est.n, paired=claim["y"] is not None, floor=floor)
+    sd, levels, df = spread(measured, metric, paired=claim["y"] is not None, floor=floor)
+    row.update(spread=sd, levels=levels,
+               detectable=stats.detectable(sd, est.n, df) if df > 0 and est.n >= 1 else math.nan)
     row.update(n=est.n, effect=est.mean, effect_low=est.low, effect_high=est.high,
                p_value=min(p_for, p_against), leans=SUPPORTED if p_for <= p_against else CONTRADICTED)
     row["verdict"] = _verdict(row["p_value"], row["leans"])
@@ -199,19 +251,22 @@ def _tests(kind: str, claim: dict, d, est: stats.Estimate, floor: float) -> tupl
             min(2 * stats.one_sided(sign * d, -margin, False, floor), 1.0))
 
 
-def _detectable(measured: pd.DataFrame, metric: str, n: int, paired: bool, floor: float) -> float:
-    """The smallest true effect this claim's test would find at 80 % power with `n` seeds, from the spread
-    pooled over all the study's configurations (a configurations x seeds model): paired claims have
-    sqrt(2) times the residual spread on (configurations - 1) x (seeds - 1) degrees of freedom."""
+def spread(measured: pd.DataFrame, metric: str, paired: bool, floor: float) -> tuple[float, int, int]:
+    """(standard deviation of one seed's figure, configurations, degrees of freedom) behind a claim's smallest
+    detectable effect, pooled over all the study's configurations: for paired claims sqrt(2) times the
+    residual spread of a configurations x seeds model, on (configurations - 1) x (seeds - 1) degrees of
+    freedom (configurations 0 for a claim on one configuration); never below `floor`."""
     done = measured[~measured["diverged"]]
     if paired:
         sd, df = stats.pooled_sd(done[metric], done["config"], done["seed"])
         sd *= math.sqrt(2)
+        levels = int(done["config"].nunique())
     else:
-        spread = done.groupby("config")[metric].agg(["var", "count"]).dropna()
-        df = int((spread["count"] - 1).sum())
-        sd = math.sqrt(float((spread["var"] * (spread["count"] - 1)).sum() / df)) if df > 0 else math.nan
-    return stats.detectable(max(sd, floor), n, df) if df > 0 and n >= 1 else math.nan
+        per = done.groupby("config")[metric].agg(["var", "count"]).dropna()
+        df = int((per["count"] - 1).sum())
+        sd = math.sqrt(float((per["var"] * (per["count"] - 1)).sum() / df)) if df > 0 else math.nan
+        levels = 0
+    return max(sd, floor) if math.isfinite(sd) else sd, levels, df
 
 
 def _verdict(p: float, leans: str) -> str:

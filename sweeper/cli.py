@@ -9,6 +9,7 @@ import time
 import click
 
 from storage.contract.errors import BadInput
+from sweeper.power import DEFAULT_CAP
 
 PASS_THROUGH = dict(ignore_unknown_options=True, allow_extra_args=True, help_option_names=[])
 FORMATS = ("table", "csv", "json", "parquet")
@@ -348,8 +349,11 @@ def report(names: tuple[str, ...], storage: str | None, out: str) -> None:
 @click.option("--list", "show", is_flag=True, help="list the sections with one line each, and exit")
 @click.option("--dataset", default=None, metavar="D",
               help="train the MNIST studies on D (digits, mnist or idx:DIR) [default: each study's, mnist]")
-@click.option("--repeats", type=click.IntRange(min=1), default=None,
-              help="seeds per configuration [default: each study's: 3, the toy problem 10]")
+@click.option("--repeats", default="auto", show_default=True, metavar="N|auto",
+              help="seeds per configuration; auto: each study's own (3, the toy problem 10) as a pilot, then as "
+                   "many more as the effects its post claims need to be detectable, up to --max-repeats")
+@click.option("--max-repeats", "cap", type=click.IntRange(min=2), default=DEFAULT_CAP, show_default=True,
+              help="the most seeds per configuration --repeats auto may choose")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="cap every study at N epochs: a quick look, not the posts' length [default: the posts' lengths]")
 @click.option("--fraction", type=float, default=None, metavar="F",
@@ -361,8 +365,9 @@ def report(names: tuple[str, ...], storage: str | None, out: str) -> None:
 @storage_option
 @click.option("--out", type=click.Path(file_okay=False), default="reproduction", show_default=True,
               help="folder for report.md and its PNG files (made if missing)")
-def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeats: int | None, epochs: int | None,
-              fraction: float | None, n_workers: int, threads: int | None, storage: str | None, out: str) -> None:
+def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeats: str, cap: int,
+              epochs: int | None, fraction: float | None, n_workers: int, threads: int | None, storage: str | None,
+              out: str) -> None:
     """Re-run the posts' explorations (every SECTION by default) with several seeds, then write their report.
 
     Run again with the same options, it reuses what is done. Sections: sweeper reproduce --list.
@@ -375,7 +380,8 @@ def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeat
     if show:
         click.echo(rep.listing())
         return
-    planned = rep.plan(list(sections), dataset=dataset, repeats=repeats, epochs=epochs, fraction=fraction)
+    planned = rep.plan(list(sections), dataset=dataset, repeats=_repeats(repeats), epochs=epochs,
+                       fraction=fraction, cap=cap)
     writeup.check_out(out)
     url = _url(storage)
     started = time.monotonic()
@@ -391,6 +397,15 @@ def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeat
                              intro=intro)
         click.echo(str(path))
     exit_now(code)
+
+
+def _repeats(value: str) -> int | str:
+    """--repeats: a whole number of seeds from 1, or auto."""
+    if value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise BadInput(f"--repeats {value} is invalid: use a whole number of seeds from 1, or auto")
+    return int(value)
 
 
 def _open(name: str, storage: str | None):

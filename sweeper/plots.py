@@ -202,7 +202,7 @@ def _forest_panel(ax, spec, rows: pd.DataFrame, unit: str) -> None:
             bounds.append((x, y))
         if claim["kind"] in EQUIVALENCE:
             ax.fill_betweenx([y - 0.4, y + 0.4], -_margin(claim), _margin(claim), color="0.88", lw=0, zorder=0)
-        post = _posts_difference(spec, claim)
+        post = r["post_effect"]
         if math.isfinite(post):
             posts.append((post, y))
         shown = _shown_verdict(r)
@@ -241,23 +241,6 @@ def _bounds(claim: dict) -> list[float]:
     if kind in ("not_lower", "not_higher"):
         return [-claim["margin"] if kind == "not_lower" else claim["margin"]]
     return []
-
-
-def _posts_difference(spec, claim: dict) -> float:
-    """The claim's effect in the post's own figures ([[reference]] at the claim's point of training): x's
-    minus y's (or minus the claim's value); nan when the post gives no such figure."""
-    metric, sign = {"valid_accuracy": ("valid_accuracy", 1), "test_accuracy": ("test_accuracy", 1),
-                    "valid_error": ("valid_accuracy", -1), "test_error": ("test_accuracy", -1)}.get(
-        claim["metric"], (None, 0))
-    if metric is None or claim["kind"] == "diverges":
-        return math.nan
-
-    def figure(config) -> float:
-        values = [r[metric] for r in spec.references if r["config"] == config and metric in r
-                  and r.get("epoch") == claim.get("epoch") and r.get("step") == claim.get("step")]
-        return (1 - sign) / 2 + sign * float(np.mean(values)) if values else math.nan  # an error is 1 - accuracy
-
-    return figure(claim["x"]) - (figure(claim["y"]) if claim["y"] is not None else claim["value"])
 
 
 def _shown_verdict(row) -> str:

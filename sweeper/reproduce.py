@@ -11,7 +11,7 @@ import hashlib
 import re
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -21,6 +21,10 @@ from storage.contract import datasets
 from storage.contract.options import WorkerOptions
 from storage.contract.errors import BadInput, did_you_mean
 from storage.contract.spec import length_words
+from sweeper import power
+from sweeper.power import DEFAULT_CAP
+
+SEEDS_ATTR = "sweeper_seeds"  # a study's user attr: the seeds --repeats auto chose, and why
 
 # The sections of the posts, by topic, in the order the report shows them.
 SECTIONS = {
@@ -45,6 +49,8 @@ class Planned:
     section: str
     path: Path
     spec: object  # storage.contract.spec.Spec
+    pilot: int | None = None  # --repeats auto: the seeds run first, from which power.choose decides the rest
+    cap: int | None = None  # --repeats auto: the most seeds per configuration
 
 
 def shipped(folder: Path = STUDIES) -> list[tuple[Path, dict]]:
@@ -67,12 +73,15 @@ def shipped(folder: Path = STUDIES) -> list[tuple[Path, dict]]:
     return sorted(found, key=lambda item: list(SECTIONS).index(item[1]["study"]["section"]))
 
 
-def plan(sections: list[str], *, dataset: str | None = None, repeats: int | None = None,
-         epochs: int | None = None, fraction: float | None = None, folder: Path = STUDIES) -> list[Planned]:
+def plan(sections: list[str], *, dataset: str | None = None, repeats: int | str | None = None,
+         epochs: int | None = None, fraction: float | None = None, cap: int = DEFAULT_CAP,
+         folder: Path = STUDIES) -> list[Planned]:
     """The studies of `sections` (all when empty) with the overrides applied, checked, not yet created.
 
     Each study trains the post's own length unless `epochs` caps it (N epochs each, a quick look) or
-    `fraction` scales it; such a run is another length than the post's, and its report says so."""
+    `fraction` scales it; such a run is another length than the post's, and its report says so.
+    `repeats`: seeds per configuration; None: each study's own; "auto": each study's own as a pilot,
+    then as many more, up to `cap`, as the effects its post claims need (`run` decides, sweeper.power)."""
     from sweeper import toml_spec
 
     for section in sections:
@@ -93,7 +102,11 @@ def plan(sections: list[str], *, dataset: str | None = None, repeats: int | None
             continue
         if dataset is not None and study.get("dataset", "digits") in MNIST_LIKE:
             study["dataset"] = dataset
-        if repeats is not None:
+        pilot = None
+        if repeats == "auto" and study.get("repeats", 1) < cap:
+            pilot = study.get("repeats", 1)
+            study["repeats"] = cap
+        elif repeats is not None and repeats != "auto":
             study["repeats"] = repeats
         post_length = _length(study)
         if epochs is not None and (study.get("epochs") is None or epochs < study["epochs"]):
@@ -103,13 +116,15 @@ def plan(sections: list[str], *, dataset: str | None = None, repeats: int | None
             unit = "steps" if "steps" in study else "epochs"
             if isinstance(study.get(unit), int):
                 study[unit] = max(1, round(study[unit] * fraction))
-        study["name"] = _name(study)
+        study["name"] = _name(study, pilot)
         try:
             spec = toml_spec.parse({**data, "study": study},
                                    post_length=post_length if _length(study) != post_length else None)
+            if pilot is not None:  # the grid holds every seed up to the cap; the budget runs the pilot's first
+                spec = replace(spec, n_trials=spec.n_trials // cap * pilot)
         except BadInput as exc:
             raise BadInput(f"{path.name}: {exc}") from None
-        out.append(Planned(study["section"], path, spec))
+        out.append(Planned(study["section"], path, spec, pilot, cap if pilot is not None else None))
     return out
 
 
@@ -141,7 +156,7 @@ def run(planned: list[Planned], url: str, *, n_workers: int,
     import optuna
 
     from storage import rdb, urls
-    from sweeper import manager, runner
+    from sweeper import manager
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     check(planned, url)
@@ -155,17 +170,45 @@ def run(planned: list[Planned], url: str, *, n_workers: int,
         head = f"[{i}/{len(planned)}] {item.section}: {spec.name} ({spec.n_trials} trials, {spec.length})"
         if counts.next_step(spec.n_trials) is Step.DONE:
             _echo(f"{head}: done already, {counts.done} trials")
-            done.append((item.section, handle))
-            continue
-        _echo(f"{head}: {'created' if created else f'{counts.done} done, going on'}")
-        started = time.monotonic()
-        workers = runner.start(spec, url, n_workers=n_workers, options=options)
-        code = runner.run(handle, workers, quiet=True)
-        _echo(f"{head}: finished in {time.monotonic() - started:.0f} s")
-        if code != 0:
-            return code, done
+        else:
+            _echo(f"{head}: {'created' if created else f'{counts.done} done, going on'}")
+            code = _run_workers(handle, url, n_workers, options, head)
+            if code != 0:
+                return code, done
+        if item.pilot is not None:
+            code = _more_seeds(item, handle, url, n_workers, options, head)
+            if code != 0:
+                return code, done
         done.append((item.section, handle))
     return 0, done
+
+
+def _run_workers(handle, url: str, n_workers: int, options: WorkerOptions, head: str) -> int:
+    """Run the study's workers here until its budget is done; their exit code."""
+    from sweeper import runner
+
+    started = time.monotonic()
+    workers = runner.start(handle.spec, url, n_workers=n_workers, options=options)
+    code = runner.run(handle, workers, quiet=True)
+    _echo(f"{head}: finished in {time.monotonic() - started:.0f} s")
+    return code
+
+
+def _more_seeds(item: Planned, handle, url: str, n_workers: int, options: WorkerOptions, head: str) -> int:
+    """--repeats auto: choose the study's seeds from its pilot (stored as the study's user attr SEEDS_ATTR),
+    raise its budget to them and run what that adds."""
+    from storage import budget, control
+
+    choice = power.pilot_choice(handle, item.pilot, item.cap)
+    handle.study.set_user_attr(SEEDS_ATTR, {"pilot": choice.pilot, "cap": choice.cap, "seeds": choice.seeds,
+                                            "needs": {str(k): v for k, v in choice.needs.items()}})
+    wanted = item.spec.n_trials // item.pilot * choice.seeds
+    counts = budget.counts(handle.storage.engine, handle.study_id)
+    if counts.budget(item.spec.n_trials) >= wanted and counts.next_step(wanted) is Step.DONE:
+        return 0
+    control.set_budget(handle.storage, handle.study_id, wanted)
+    _echo(f"{head}: {choice.words()}")
+    return _run_workers(handle, url, n_workers, options, head)
 
 
 def check(planned: list[Planned], url: str) -> None:
@@ -204,10 +247,12 @@ def report_parts(done: list) -> list:
     return list(parts.values())
 
 
-def _name(study: dict) -> str:
-    """`{name}.{data set}.r{seeds}.e{epochs}` (or `.s{steps}`): the options that change a study are in its name."""
+def _name(study: dict, pilot: int | None = None) -> str:
+    """`{name}.{data set}.r{seeds}.e{epochs}` (or `.s{steps}`; `.r{pilot}-{cap}` for seeds by power): the
+    options that change a study are in its name."""
     length = f"s{study['steps']}" if "steps" in study else f"e{study.get('epochs')}"
-    return f"{study['name']}.{_tag(study.get('dataset', 'digits'))}.r{study.get('repeats', 1)}.{length}"
+    seeds = f"{pilot}-{study['repeats']}" if pilot is not None else study.get("repeats", 1)
+    return f"{study['name']}.{_tag(study.get('dataset', 'digits'))}.r{seeds}.{length}"
 
 
 def _tag(dataset) -> str:

@@ -186,17 +186,54 @@ def _overview(studies, heads: dict) -> list[str]:
         total, other = total.add(counted, fill_value=0), other + rest
         link = handle.spec.heading.replace("[", "\\[").replace("]", "\\]")
         rows.append([part.title.split(":")[0] if part.title else "", f"[{link}](#{heads[id(handle)][1]})",
-                     _done(data.trials), *(str(int(counted.get(v, 0))) for v in VERDICTS), str(rest),
+                     _done(data.trials), str(len(_seeds_run(data.trials))),
+                     *(str(int(counted.get(v, 0))) for v in VERDICTS), str(rest),
                      _duration(data.trials)[0]])
-    rows.append(["**all**", "", "", *(f"**{int(total.get(v, 0))}**" for v in VERDICTS), f"**{other}**", ""])
+    rows.append(["**all**", "", "", "", *(f"**{int(total.get(v, 0))}**" for v in VERDICTS), f"**{other}**", ""])
     family = int(sum(d.claims["counted"].sum() for _, _, d in studies))
     note = ("The verdict columns count the posts' own conclusions (origin *post*) measured under the posts' "
             f"conditions, each decided on its p-value adjusted by Holm's method over these {family} claims (the "
             "claims tables give p and, in brackets, the adjusted p); *not counted*: our derived checks, untestable "
             "claims, and verdicts under conditions that could change them (each study's conditions table says "
             "which), judged on their own p.")
-    return ["## Overview", "", _table(["section", "study", "trials", *VERDICTS, "not counted", "wall time"], rows),
-            "", note, ""]
+    return ["## Overview", "", _table(["section", "study", "trials", "seeds", *VERDICTS, "not counted", "wall time"], rows),
+            "", note, "", *_shared_runs(studies)]
+
+
+def _reused(trials: pd.DataFrame) -> pd.Series:
+    """The trials that took a run another study trained ("study#trial" each), by index."""
+    return trials["shared_from"].dropna() if "shared_from" in trials else pd.Series(dtype="object")
+
+
+def _sources(trials: pd.DataFrame) -> dict[str, int]:
+    """The studies whose runs the trials reused, with how many of them each."""
+    counts = {}
+    for source in _reused(trials):
+        study = str(source).rsplit("#", 1)[0]
+        counts[study] = counts.get(study, 0) + 1
+    return counts
+
+
+def _shared_runs(studies) -> list[str]:
+    """A paragraph on the groups of studies whose trials are the same runs (trained once, reused by the
+    others): their verdicts are not independent. Nothing when no trial was reused."""
+    groups = []  # [(study names, trials reused among them)]: studies joined by a reuse, transitively
+    for _, handle, data in studies:
+        for source, n in _sources(data.trials).items():
+            pair = {handle.spec.name, source}
+            joined = [g for g in groups if g[0] & pair]
+            groups = [g for g in groups if g not in joined] + [
+                (pair.union(*(names for names, _ in joined)), n + sum(k for _, k in joined))]
+    if not groups:
+        return []
+    order = [handle.spec.name for _, handle, _ in studies]  # the report's order; studies outside it last
+    words = []
+    for names, n in groups:
+        names = [f"`{name}`" for name in sorted(names, key=lambda x: (order.index(x) if x in order else len(order), x))]
+        words.append(f"{', '.join(names[:-1])} and {names[-1]} ({n} trial{'s' if n != 1 else ''} reused)")
+    return ["**Verdicts on shared runs.** Some trials are the very same training run in several studies (the same "
+            "model, data set, configuration, length and seed: trained once, then reused), so these studies' verdicts "
+            f"rest partly on the same runs and are not independent: {'; '.join(words)}.", ""]
 
 
 def _superseded(studies, heads: dict) -> list[str]:
@@ -221,6 +258,8 @@ def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -
     spec = handle.spec
     name = f"Study `{spec.name}`" + ("." if titled or not spec.title else f": *{spec.title}*.")
     lines = [name + (f" {spec.about}" if spec.about else ""), "", _setup(spec, data.trials), ""]
+    if _seeds_chosen(handle):
+        lines += [_seeds_chosen(handle), ""]
     if spec.is_grid:
         matched = _matched(spec, data.trials)
         lines += [f"{level}# Our figures beside the post's", "", _summary_table(handle, data, matched), "",
@@ -247,22 +286,46 @@ def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -
     return lines
 
 
+def _seeds_run(trials: pd.DataFrame) -> list[int]:
+    """The training seeds of the trials that ran to an end (complete, or failed by divergence)."""
+    if SEED not in trials:
+        return []
+    return sorted(trials.loc[trials["state"].isin(["COMPLETE", "FAIL"]), SEED].dropna().astype(int).unique())
+
+
+def _seeds_chosen(handle) -> str:
+    """How --repeats auto chose the study's seeds (sweeper.power), in a sentence; empty when it did not."""
+    from sweeper.power import Choice
+
+    got = handle.study.user_attrs.get("sweeper_seeds")
+    if not isinstance(got, dict):
+        return ""
+    needs = {int(k): v for k, v in got.get("needs", {}).items()}
+    return "**Seeds by power:** " + Choice(got["pilot"], got["cap"], got["seeds"], needs).words() + "."
+
+
 def _setup(spec, trials: pd.DataFrame) -> str:
     fixed = ", ".join(f"{k} {short(v)}" for k, v in spec.fixed.items()) or "the model's defaults"
     if spec.is_grid:
         n_configs = len(spec.configs())
         seeds = spec.grid_space().get(SEED, [spec.seed])
+        ran = _seeds_run(trials)
+        seeds = [s for s in seeds if s in ran] or seeds  # seeds by power: the grid holds more than were chosen
         what = (f"{n_configs} configuration{'s' if n_configs != 1 else ''} x {len(seeds)} seed"
                 f"{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})")
     else:
         what = f"{spec.n_trials} trials chosen by the {spec.sampler['name']} sampler"
     length = _length(spec, trials)
     wall, compute = _duration(trials)
+    sources = _sources(trials)
+    shared = (f" **Shared runs:** {sum(sources.values())} of {len(trials)} trials reused runs that other studies "
+              "trained (" + ", ".join(f"{n} from `{name}`" for name, n in sources.items()) + "): not trained "
+              "here, and not in the training time below." if sources else "")
     ours = verdicts.fewer_images(spec, trials)
     data = (f" **Less data than the post:** {ours:,} training images against its {spec.post_train_images:,}, so its "
             "absolute figures are for reference and the verdicts judge differences." if ours else "")
     return (f"**Setup.** {MODELS.get(spec.model, spec.model)} on `{spec.dataset}`: {what}, {length}. Fixed: {fixed}."
-            f"{data} **Time:** {_done(trials)} trials done; {wall} from the first trial's "
+            f"{data}{shared} **Time:** {_done(trials)} trials done; {wall} from the first trial's "
             f"start to the last one's end, {compute} of training in all.")
 
 
@@ -321,8 +384,8 @@ def conditions_table(spec) -> str:
 
 
 def _claims_table(frame: pd.DataFrame) -> str:
-    head = ["#", "the claim", "checked as", "effect [95 % CI]", "P(x > y) [95 % CI]", "detectable", "p (Holm)",
-            "verdict"]
+    head = ["#", "the claim", "checked as", "effect [95 % CI]", "P(x > y) [95 % CI]", "detectable (claimed)",
+            "p (Holm)", "verdict"]
     rows = []
     for number, r in frame.iterrows():
         checked = ("-" if r["kind"] == verdicts.UNTESTABLE else f"{r['metric']}: " + (
@@ -334,12 +397,13 @@ def _claims_table(frame: pd.DataFrame) -> str:
                   if math.isfinite(r["prob_better"]) else "-")
         p = _number(r["p_value"], ".2g") + (f" ({_number(r['p_adjusted'], '.2g')})"
                                              if math.isfinite(r["p_adjusted"]) else "")
-        verdict = f"**{r['verdict']}**" + (f" ({r['note']})" if r["note"] else "")
+        verdict = f"**{r['verdict']}**" + "".join(f" ({r[k]})" for k in ("why", "note") if r.get(k))
         if r["origin"] == "post" and not r["counted"] and r["verdict"] != verdicts.UNTESTABLE \
                 and "not counted" not in r["note"]:
             verdict += " *(not counted)*"
-        rows.append([str(number + 1), r["claim"], checked, effect, better, _number(r["detectable"], ".2g"), p,
-                     verdict])
+        power = _number(r["detectable"], ".2g") + (f" ({_number(r['claimed'], '.2g')})"
+                                                    if math.isfinite(r.get("claimed", math.nan)) else "")
+        rows.append([str(number + 1), r["claim"], checked, effect, better, power, p, verdict])
     return _table(head, rows)
 
 
@@ -384,11 +448,12 @@ def _done(trials: pd.DataFrame) -> str:
 
 
 def _duration(trials: pd.DataFrame) -> tuple[str, str]:
-    """(wall time from the first start to the last end, summed training seconds), in words."""
+    """(wall time from the first start to the last end, summed training seconds), in words. A reused
+    trial's seconds are those of the trial it copied, trained in another study: not counted here."""
     if trials.empty or trials["started"].isna().all():
         return "-", "-"
     wall = (trials["finished"].max() - trials["started"].min()).total_seconds()
-    return _seconds(wall), _seconds(float(trials["seconds"].sum()))
+    return _seconds(wall), _seconds(float(trials["seconds"].drop(_reused(trials).index).sum()))
 
 
 def _seconds(s: float) -> str:

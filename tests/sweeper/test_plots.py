@@ -153,7 +153,8 @@ def _forest_frame():
                                   train_loss=loss * rng.uniform(0.9, 1.1))
                              for i, (c, s) in enumerate((c, s) for c in planted for s in range(4))
                              for acc in [planted[c][0] + rng.normal(0, 0.003)] for loss in [planted[c][1]]])
-    rows = [claims.evaluate(claim, measured, spec.epochs) for claim in spec.claims]
+    rows = [dict(claims.evaluate(claim, measured, spec.epochs), post_effect=claims.posts_effect(spec, claim))
+            for claim in spec.claims]
     rows = [dict(row, counted=row["verdict"] != claims.UNTESTABLE) for row in rows]  # all the post's
     frame = claims.adjust(pd.DataFrame(rows, columns=list(claims.COLUMNS)))
     return spec, frame, measured.set_index(["config", "seed"])
