@@ -55,7 +55,7 @@ def create(spec: Spec, url: str) -> tuple[Handle, bool]:
             return Handle(study, _same(study, spec, storage, url), storage, url), False
         with optuna_experimental():
             study.set_metric_names([spec.metric])
-        for point in spec.grid_points() if spec.is_grid else spec.enqueue:  # run first, in this order
+        for point in spec.grid_points()[:spec.n_trials] if spec.is_grid else spec.enqueue:  # first, in order
             study.enqueue_trial(point)
         studies.set_uid(storage, study._study_id)
         studies.save_spec(study, spec)
@@ -73,6 +73,21 @@ def open_study(name: str, url: str) -> Handle:
     """Load the study `name` at `url` with its spec; BadInput naming the known studies if missing."""
     study, spec, storage = studies.load(name, url)
     return Handle(study, spec, storage, url)
+
+
+def more_points(handle: Handle, n_trials: int) -> None:
+    """Raise a grid study's budget to its first `n_trials` points (seed by seed: more seeds of every
+    configuration), queueing the points it did not hold yet; nothing when it holds them already."""
+    from storage import control
+
+    points = handle.spec.grid_points()
+    with budget.lock(handle.storage.engine, handle.study_id) as held:  # no trial starts meanwhile
+        before = budget.counts(held.bind, handle.study_id).budget(handle.spec.n_trials)
+        if n_trials <= before:
+            return
+        for point in points[before:n_trials]:
+            handle.study.enqueue_trial(point)
+        control.set_budget(handle.storage, handle.study_id, n_trials)
 
 
 def extend(handle: Handle, n_trials: int) -> budget.Counts:

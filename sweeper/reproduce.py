@@ -197,7 +197,8 @@ def _run_workers(handle, url: str, n_workers: int, options: WorkerOptions, head:
 def _more_seeds(item: Planned, handle, url: str, n_workers: int, options: WorkerOptions, head: str) -> int:
     """--repeats auto: choose the study's seeds from its pilot (stored as the study's user attr SEEDS_ATTR),
     raise its budget to them and run what that adds."""
-    from storage import budget, control
+    from storage import budget
+    from sweeper import manager
 
     choice = power.pilot_choice(handle, item.pilot, item.cap)
     handle.study.set_user_attr(SEEDS_ATTR, {"pilot": choice.pilot, "cap": choice.cap, "seeds": choice.seeds,
@@ -206,7 +207,7 @@ def _more_seeds(item: Planned, handle, url: str, n_workers: int, options: Worker
     counts = budget.counts(handle.storage.engine, handle.study_id)
     if counts.budget(item.spec.n_trials) >= wanted and counts.next_step(wanted) is Step.DONE:
         return 0
-    control.set_budget(handle.storage, handle.study_id, wanted)
+    manager.more_points(handle, wanted)
     _echo(f"{head}: {choice.words()}")
     return _run_workers(handle, url, n_workers, options, head)
 

@@ -63,7 +63,7 @@ def test_repeats_auto_runs_the_pilot_then_the_seeds_it_chose_and_a_rerun_adds_no
     done = sweeper(*args, "--out", tmp_path / "out")
     assert done.returncode == 0, done.stderr
     report = (tmp_path / "out" / "report.md").read_text()
-    more = []
+    went_past = []
     for item in reproduce.plan(["penalties"], dataset="digits", repeats="auto", epochs=2, cap=4):
         assert item.spec.name.endswith(".r3-4.e2") and item.pilot == 3
         handle = manager.open_study(item.spec.name, url)
@@ -76,8 +76,10 @@ def test_repeats_auto_runs_the_pilot_then_the_seeds_it_chose_and_a_rerun_adds_no
         configs = len(item.spec.configs())
         assert len(ran) == configs * chosen["seeds"]
         assert sorted(ran["seed"].unique()) == list(range(chosen["seeds"]))
+        pilot, more = ran[ran["seed"] < 3], ran[ran["seed"] >= 3]
+        assert more.empty or more["started"].min() >= pilot["finished"].max()  # chosen after the pilot ended
         assert "**Seeds by power:** " + expected.words() in report
-        more.append(chosen["seeds"] > 3)
-    assert any(more)  # at least one study went past its pilot (2 epochs on digits: small effects, wide spread)
+        went_past.append(chosen["seeds"] > 3)
+    assert any(went_past)  # at least one study went past its pilot (2 epochs on digits: small effects, wide spread)
     again = sweeper(*args, "--out", tmp_path / "again")
     assert again.returncode == 0 and "created" not in again.stderr and "finished" not in again.stderr, again.stderr
