@@ -340,6 +340,48 @@ def accuracy(spec, measured: pd.DataFrame) -> Figure:
     return fig
 
 
+def isolation(spec, tuning: list[tuple[str, pd.DataFrame]], key: str, post, fixed: pd.DataFrame,
+              tuned: pd.DataFrame) -> Figure:
+    """The isolation plot of a study tuned per configuration (sweeper.isolation). Left: each configuration's
+    search, validation error against the tuned parameter `key` (the post's value dashed, each best ringed).
+    Right: each configuration's validation error over seeds (mean, 95 % t interval) at the post's setting
+    (the study `fixed`'s measures) and at its own best (`tuned`'s): the comparison the post made at one
+    setting, and the one each at its best."""
+    fig = Figure(figsize=(13, 5.2), layout="constrained")
+    search, compare = fig.subplots(1, 2, width_ratios=[1.1, 1])
+    styles = _styles(len(tuning))
+    for (arm, trials), (colour, _) in zip(tuning, styles):
+        done = trials[trials["state"] == "COMPLETE"].sort_values(key)
+        search.plot(done[key], done["valid_error"], "o-", color=colour, lw=1, ms=4, alpha=0.85, label=arm)
+        if not done.empty:
+            best = done.sort_values(["valid_error", "trial"]).iloc[0]
+            search.scatter([best[key]], [best["valid_error"]], s=140, facecolors="none", edgecolors=colour, lw=1.8)
+    if isinstance(post, (int, float)) and not isinstance(post, bool):
+        search.axvline(post, color="0.3", ls="--", lw=1.2, label=f"the post's {key} = {post:g}")
+    if key in LOG_PARAMS:
+        search.set_xscale("log")
+    search.set_yscale("log")
+    search.set(xlabel=key, ylabel="validation error (one seed; log)",
+               title=f"each configuration's search over {key} (ringed: its best)")
+    search.legend(fontsize="small")
+    arms = [arm for arm, _ in tuning]
+    for offset, frame, colour, what in ((-0.15, fixed, "0.45", f"at the post's {key}"),
+                                        (0.15, tuned, "tab:blue", "each at its best")):
+        rows = [stats.mean_share(frame.loc[frame["config"] == arm, "valid_error"]) for arm in arms]
+        xs = np.arange(len(arms)) + offset
+        means = np.array([r.mean for r in rows])
+        low = np.array([r.low if math.isfinite(r.low) else r.mean for r in rows])
+        high = np.array([r.high if math.isfinite(r.high) else r.mean for r in rows])
+        compare.errorbar(xs, means, yerr=[means - low, high - means], fmt="o", color=colour, capsize=4, label=what)
+    compare.set_xticks(range(len(arms)), arms, rotation=20, ha="right")
+    compare.set_yscale("log")
+    compare.set(ylabel="validation error (mean over seeds, 95 % t interval; log)",
+                title="one setting for all against each at its best")
+    compare.legend(fontsize="small")
+    _title(fig, f"{spec.heading}: isolation of the compared configurations from {key}")
+    return fig
+
+
 def _title(fig, text: str) -> None:
     """A title wrapped to the figure's width (a long study title would be cut at the edges)."""
     chars = int(fig.get_figwidth() * 11)  # about 11 characters of the default title font per inch

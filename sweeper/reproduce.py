@@ -7,6 +7,7 @@ the same options finds them and runs only what is not done yet.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
@@ -51,6 +52,8 @@ class Planned:
     spec: object  # storage.contract.spec.Spec
     pilot: int | None = None  # --repeats auto: the seeds run first, from which power.choose decides the rest
     cap: int | None = None  # --repeats auto: the most seeds per configuration
+    table: dict | None = None  # the TOML tables it was parsed from, overrides applied ([tune] builds on them)
+    post_length: str | None = None  # the post's length when the run is another one
 
 
 def shipped(folder: Path = STUDIES) -> list[tuple[Path, dict]]:
@@ -82,8 +85,6 @@ def plan(sections: list[str], *, dataset: str | None = None, repeats: int | str 
     `fraction` scales it; such a run is another length than the post's, and its report says so.
     `repeats`: seeds per configuration; None: each study's own; "auto": each study's own as a pilot,
     then as many more, up to `cap`, as the effects its post claims need (`run` decides, sweeper.power)."""
-    from sweeper import toml_spec
-
     for section in sections:
         if section not in SECTIONS:
             hint = did_you_mean(section, SECTIONS, otherwise="")
@@ -118,14 +119,23 @@ def plan(sections: list[str], *, dataset: str | None = None, repeats: int | str 
                 study[unit] = max(1, round(study[unit] * fraction))
         study["name"] = _name(study, pilot)
         try:
-            spec = toml_spec.parse({**data, "study": study},
-                                   post_length=post_length if _length(study) != post_length else None)
-            if pilot is not None:  # the grid holds every seed up to the cap; the budget runs the pilot's first
-                spec = replace(spec, n_trials=spec.n_trials // cap * pilot)
+            out.append(_planned(path, {**data, "study": study}, pilot, cap,
+                                post_length if _length(study) != post_length else None))
         except BadInput as exc:
             raise BadInput(f"{path.name}: {exc}") from None
-        out.append(Planned(study["section"], path, spec, pilot, cap if pilot is not None else None))
     return out
+
+
+def _planned(path: Path, table: dict, pilot: int | None, cap: int, post_length: str | None) -> Planned:
+    """A study parsed from its TOML tables; with a pilot, its budget is the pilot's seeds (the grid holds
+    every seed up to the cap, which power decides on later)."""
+    from sweeper import toml_spec
+
+    spec = toml_spec.parse(table, post_length=post_length)
+    if pilot is not None:
+        spec = replace(spec, n_trials=spec.n_trials // cap * pilot)
+    return Planned(table["study"]["section"], path, spec, pilot, cap if pilot is not None else None, table,
+                   post_length)
 
 
 def _length(study: dict) -> str:
@@ -156,7 +166,6 @@ def run(planned: list[Planned], url: str, *, n_workers: int,
     import optuna
 
     from storage import rdb, urls
-    from sweeper import manager
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     check(planned, url)
@@ -164,23 +173,59 @@ def run(planned: list[Planned], url: str, *, n_workers: int,
         _echo(f"warning: {rdb.SQLITE_SHARED}")
     done = []
     for i, item in enumerate(planned, 1):
-        spec = item.spec
-        handle, created = manager.create(spec, url)
-        counts = handle.counts()
-        head = f"[{i}/{len(planned)}] {item.section}: {spec.name} ({spec.n_trials} trials, {spec.length})"
-        if counts.next_step(spec.n_trials) is Step.DONE:
-            _echo(f"{head}: done already, {counts.done} trials")
-        else:
-            _echo(f"{head}: {'created' if created else f'{counts.done} done, going on'}")
-            code = _run_workers(handle, url, n_workers, options, head)
-            if code != 0:
-                return code, done
-        if item.pilot is not None:
-            code = _more_seeds(item, handle, url, n_workers, options, head)
-            if code != 0:
-                return code, done
+        run_one = functools.partial(_study, url=url, n_workers=n_workers, options=options)
+        code, handle = run_one(item, f"[{i}/{len(planned)}] {item.section}")
+        if code == 0 and item.spec.tune:
+            done.append((item.section, handle))
+            code, handle = _isolate(item, handle, run_one, f"[{i}/{len(planned)}] {item.section}")
+        if code != 0:
+            return code, done
         done.append((item.section, handle))
     return 0, done
+
+
+def _study(item: Planned, where: str, *, url: str, n_workers: int, options: WorkerOptions) -> tuple[int, object]:
+    """Create the planned study (or find it), run what it lacks, then (seeds by power) its more seeds;
+    (exit code, handle)."""
+    from sweeper import manager
+
+    spec = item.spec
+    handle, created = manager.create(spec, url)
+    counts = handle.counts()
+    head = f"{where}: {spec.name} ({spec.n_trials} trials, {spec.length})"
+    if counts.next_step(spec.n_trials) is Step.DONE:
+        _echo(f"{head}: done already, {counts.done} trials")
+    else:
+        _echo(f"{head}: {'created' if created else f'{counts.done} done, going on'}")
+        code = _run_workers(handle, url, n_workers, options, head)
+        if code != 0:
+            return code, handle
+    if item.pilot is not None:
+        return _more_seeds(item, handle, url, n_workers, options, head), handle
+    return 0, handle
+
+
+def _isolate(item: Planned, fixed, run_one, where: str) -> tuple[int, object]:
+    """[tune]: run each configuration's tuning study, then NAME.tuned, every configuration at its best
+    setting with the seeds; (exit code, the tuned study's handle). The tuned study records which studies
+    it comes from (isolation.LINK) for its report."""
+    from sweeper import analysis, isolation
+
+    keys = [k for k in item.spec.tune if k != "budget"]
+    names, best = [], []
+    for table in isolation.tuning_tables(item.table, item.spec):
+        code, handle = run_one(_planned(item.path, table, None, 0, None), where)
+        if code != 0:
+            return code, handle
+        names.append(handle.spec.name)
+        best.append(isolation.best_setting(analysis.trials(None, handle), keys))
+    tuned = _planned(item.path, isolation.tuned_table(item.table, item.spec, best), item.pilot, item.cap or 0,
+                     item.post_length)
+    code, handle = run_one(tuned, where)
+    handle.study.set_user_attr(isolation.LINK, {
+        "fixed": item.spec.name, "tuning": names, "best": best,
+        "post": {k: item.table.get("params", {}).get(k) for k in keys}})
+    return code, handle
 
 
 def _run_workers(handle, url: str, n_workers: int, options: WorkerOptions, head: str) -> int:

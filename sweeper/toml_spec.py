@@ -17,10 +17,10 @@ from storage.contract.spec import DEFAULT_DRAWS, DRAWS, METRICS, SEED, Spec
 from storage.contract.spec import label as label_of
 from sweeper import evidence
 
-TABLES = ("study", "params", "point", "enqueue", "reference", "claim", "condition")
+TABLES = ("study", "params", "point", "enqueue", "reference", "claim", "condition", "tune")
 STUDY_KEYS = ("name", "model", "dataset", "metric", "direction", "n_trials", "epochs", "steps", "seed", "repeats",
               "sampler", "pruner", "heartbeat", "grace", "max_retry", "title", "about", "section",
-              "post_train_images", "keep", "checkpoint_every", "seed_draws")
+              "post_train_images", "keep", "checkpoint_every", "seed_draws", "compare")
 KINDS = ("float", "int", "choice", "grid")
 DIST_KEYS = KINDS + ("log", "step")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -148,6 +148,7 @@ def parse(data: dict, name: str | None = None, *, post_length: str | None = None
                 checkpoint_every=_int(study, "checkpoint_every", 5, low=0, high=MAX_EPOCHS,
                                       why="epochs between a running trial's checkpoints (0: none)"))
     spec = replace(spec, enqueue=_enqueue(_tables(data, "enqueue"), spec))
+    spec = replace(spec, compare=_compare(study.get("compare", []), spec), tune=_tune(_table(data, "tune"), spec))
     samplers.rehearse(sampler, pruner, space, epochs, grid=spec.grid_space() if is_grid else None)
     _check_memory(spec)
     return evidence.attach(spec, _tables(data, "reference"), _tables(data, "claim"), _tables(data, "condition"),
@@ -165,6 +166,51 @@ def _draws(value) -> list[str]:
     if len(set(value)) != len(value):
         raise BadInput(f"[study] seed_draws = {_toml(value)} names a part twice: {fix}")
     return [d for d in DRAWS if d in value]
+
+
+MAX_TUNE = 1000
+
+
+def _compare(value, spec: Spec) -> list[str]:
+    """[study] compare: the scientific parameters, each one that the study's configurations vary."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadInput(f"[study] compare = {value!r} is not a list of parameter names: e.g. compare = [\"activation\"]")
+    for name in value:
+        if name not in spec.varied:
+            raise BadInput(f"[study] compare names {name!r}, which the configurations do not vary: name one of "
+                           f"{', '.join(spec.varied) or '(none: the study has one configuration)'}")
+    return list(value)
+
+
+def _tune(table: dict, spec: Spec) -> dict:
+    """[tune]: the nuisance parameters searched for each configuration (ranges as in [params]) and `budget`,
+    the trials of each search; checked, kept as written."""
+    if not table:
+        return {}
+    if not spec.is_grid:
+        raise BadInput("[tune] tunes each configuration of a grid: give the configurations as {grid = [...]} "
+                       "values or [[point]] entries, or remove [tune]")
+    if "budget" not in table:
+        raise BadInput("[tune] has no budget: add budget = N, the trials of each configuration's search")
+    budget = table["budget"]
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= MAX_TUNE:
+        raise BadInput(f"[tune] budget = {budget!r} is invalid: use a whole number of trials per configuration "
+                       f"from 1 to {MAX_TUNE}")
+    out = {"budget": budget}
+    for key, value in table.items():
+        if key == "budget":
+            continue
+        if key not in PARAMS:
+            raise BadInput(f"[tune] {unknown(key)}")
+        if not isinstance(value, dict) or "grid" in value or "choice" in value:
+            raise BadInput(f"[tune] {key} = {value!r} is not a range: write {key} = {{{_example(key)}}}")
+        if key in spec.varied or key == SEED:
+            raise BadInput(f"[tune] {key} is what the configurations differ in: tune another parameter")
+        _distribution(key, value, spec.model, False)
+        out[key] = value
+    if len(out) == 1:
+        raise BadInput("[tune] names no parameter to tune: add one, e.g. lr = {float = [0.01, 1.0], log = true}")
+    return out
 
 
 def _enqueue(tables: list[dict], spec: Spec) -> list[dict]:

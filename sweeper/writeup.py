@@ -281,9 +281,58 @@ def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -
     else:
         lines += [f"{level}# The best trials", "", _best_table(spec, data.trials), ""]
     paths = plots.write(handle, data.trials, data.epochs, data.measured, folder, data.claims)
+    side, drawn = _isolation(handle, data, folder)
+    if side:
+        lines += [f"{level}# One setting for all against each at its best", "", *side]
+        paths.insert(0, drawn)
     lines += [f"{level}# Plots", ""]
     lines += [f"![{_caption(p.name)}]({p.name})\n" for p in paths] or ["(none yet: no finished trial)", ""]
     return lines
+
+
+def _isolation(handle, data: _Data, folder: Path) -> tuple[list[str], Path | None]:
+    """For a study tuned per configuration (sweeper.isolation.LINK): each claim at the post's setting beside
+    each configuration at its best, the settings found, and the isolation plot; ([], None) for others."""
+    from sweeper import isolation, manager
+
+    link = handle.study.user_attrs.get(isolation.LINK)
+    if not isinstance(link, dict):
+        return [], None
+    fixed = manager.open_study(link["fixed"], handle.url)
+    at_post = _measure(fixed)
+    keys = list(link["post"])
+    arms = [c["label"] for c in handle.spec.configs()]
+    settings = _table(["configuration", *(f"the post's {k}" for k in keys), *(f"its best {k}" for k in keys)],
+                      [[arm, *(short(link["post"][k]) for k in keys), *(short(b[k]) for k in keys)]
+                       for arm, b in zip(arms, link["best"])])
+    rows = []
+    for (number, ours), (_, theirs) in zip(data.claims.iterrows(), at_post.claims.iterrows()):
+        rows.append([str(number + 1), theirs["claim"], _effect(theirs), theirs["verdict"], _effect(ours),
+                     ours["verdict"]])
+    side = _table(["#", "the claim", "at the post's setting", "verdict", "each at its best", "verdict"], rows)
+    tuning = [(arm, _trials_of(name, handle.url)) for arm, name in zip(arms, link["tuning"])]
+    drawn = plots._save(plots.isolation(handle.spec, tuning, keys[0], link["post"][keys[0]], at_post.measured,
+                                        data.measured), folder / f"{handle.spec.name}.isolation.png")
+    intro = (f"Each configuration's {', '.join(keys)} was tuned on validation error (studies "
+             f"`{link['tuning'][0]}` to `{link['tuning'][-1]}`, on a seed none of this study's uses, so that no "
+             f"figure below was chosen on), then every configuration re-ran at its best with the study's seeds. "
+             f"The post compared them at one setting: the table sets that comparison (study `{link['fixed']}`) "
+             f"beside this one.")
+    return [intro, "", settings, "", side, ""], drawn
+
+
+def _trials_of(name: str, url: str) -> pd.DataFrame:
+    """The trials table of study `name` at `url`."""
+    from sweeper import analysis
+
+    return analysis.trials(url, name)
+
+
+def _effect(row) -> str:
+    """A claim's effect with its interval, or '-'."""
+    if not math.isfinite(row["effect"]):
+        return "-"
+    return f"{_number(row['effect'])} [{_number(row['effect_low'])}, {_number(row['effect_high'])}]"
 
 
 def _seeds_run(trials: pd.DataFrame) -> list[int]:
@@ -466,6 +515,8 @@ def _caption(name: str) -> str:
     kind = name.rsplit(".", 2)[-2]
     return {"forest": "the claims: each one's effect with its 95 % interval, margin, the post's own difference "
                       "and verdict (claims without a measured effect are left out)",
+            "isolation": "each configuration's search over the tuned parameter, and the comparison at the "
+                         "post's setting beside each at its best",
             "curves": "learning curves", "loss": "training loss", "accuracy": "accuracy per configuration",
             "success": "success rate per configuration",
             "importance": "parameter importances", "slice": "slice plot"}.get(kind, kind)

@@ -21,7 +21,7 @@ DEFAULT_DRAWS = ("init", "order", "dropout")
 # The fields that describe a study without changing its trials (a stored study takes their new values),
 # with their empty values.
 DESCRIPTIVE = dict(references=[], claims=[], conditions=[], title="", about="", section="", post_train_images=None,
-                   post_length=None, keep="best", checkpoint_every=5)
+                   post_length=None, keep="best", checkpoint_every=5, compare=[], tune={})
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,8 @@ class Spec:
     keep: str = "best"  # whose weights are kept as artifacts: best (each trial best when it finished), all, none
     checkpoint_every: int = 5  # a running trial saves its training state every this many epochs (0: never)
     seed_draws: list = field(default_factory=lambda: list(DEFAULT_DRAWS))  # what a replicate's seed varies (DRAWS)
+    compare: list = field(default_factory=list)  # the scientific parameters the configurations differ in
+    tune: dict = field(default_factory=dict)  # [tune]: nuisance parameters searched per configuration, and budget
 
     @property
     def direction(self) -> str:
