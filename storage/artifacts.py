@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from storage import urls
@@ -12,6 +13,7 @@ ENV = "SWEEPER_ARTIFACTS"
 KEEP = ("best", "all", "none")  # [study] keep: each trial that was the best when it finished, every one, none
 NAME = "weights.npz"  # the artifact's file name (optuna-dashboard shows it)
 CHECKPOINTS = "checkpoints"  # the artifact folder's subfolder of running trials' states (workers/checkpoints.py)
+ARTIFACT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")  # a plain file name (Optuna writes UUIDs)
 
 
 def folder(url: str) -> Path | None:
@@ -42,7 +44,33 @@ def store(url: str, *, create: bool = False):
     elif not where.is_dir():
         raise BadInput(f"no artifact folder {where}: no weights were kept for this database (set {ENV} to "
                        "where its workers kept them)")
-    return FileSystemArtifactStore(str(where))
+    return _Checked(FileSystemArtifactStore(str(where)))
+
+
+class _Checked:
+    """An artifact store whose every artifact id (read from the database, whoever wrote it) is checked
+    first: BadInput unless it is a plain file name in the store's folder (`ARTIFACT_ID`)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def open_reader(self, artifact_id: str):
+        return self.inner.open_reader(checked_id(artifact_id))
+
+    def write(self, artifact_id: str, content_body) -> None:
+        self.inner.write(checked_id(artifact_id), content_body)
+
+    def remove(self, artifact_id: str) -> None:
+        self.inner.remove(checked_id(artifact_id))
+
+
+def checked_id(artifact_id) -> str:
+    """`artifact_id` if it is a plain file name (Optuna's are UUIDs), else BadInput: one like '../x'
+    or '' would read, replace or remove a file that is not a kept artifact."""
+    if not isinstance(artifact_id, str) or not ARTIFACT_ID.fullmatch(artifact_id):
+        raise BadInput(f"artifact id {artifact_id!r} in the database is not a plain file name (Optuna writes "
+                       "UUIDs): the database was edited; re-run the trial to keep its weights again")
+    return artifact_id
 
 
 def existing(url: str):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from storage import control, locks, retry
+from storage import control, locks, retry, studies
 from storage.contract.errors import optuna_experimental
 
 # Optuna's own tables, only the columns read here.
@@ -25,6 +25,7 @@ class Step(str, enum.Enum):
     WAIT = "wait"  # trials running elsewhere fill the budget: look again soon
     DONE = "done"  # the budget is spent
     STOPPED = "stopped"  # `sweeper stop` holds the study
+    GONE = "gone"  # the study was deleted, or replaced by a new one of its name (storage.studies.same)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Counts:
     waiting: int = 0
     stopped: bool = False  # `sweeper stop` holds the study (storage.control), read in the same statement
     extended: int | None = None  # the budget set by `sweeper extend` (storage.control), same statement
+    gone: bool = False  # deleted or replaced since its uid was the one given to counts(), same statement
 
     @property
     def failed(self) -> int:
@@ -75,15 +77,17 @@ class Counts:
         return Step.DONE if self.done >= n_trials else Step.WAIT
 
 
-def counts(engine: sa.Engine | sa.Connection, study_id: int) -> Counts:
-    """Count a study's trials by state; on an engine, tried again on transient errors (storage.retry)."""
+def counts(engine: sa.Engine | sa.Connection, study_id: int, uid: str | None = None) -> Counts:
+    """Count a study's trials by state; with `uid` (storage.studies.uid), whether the study is still
+    that one. On an engine, tried again on transient errors (storage.retry)."""
     if isinstance(engine, sa.Connection):
-        return _counts(engine, study_id)
-    return retry.call(_counts, engine, study_id, _what="budget.counts")
+        return _counts(engine, study_id, uid)
+    return retry.call(_counts, engine, study_id, uid, _what="budget.counts")
 
 
-def _counts(engine: sa.Engine | sa.Connection, study_id: int) -> Counts:
-    """Count a study's trials by state, and read its stop flag, in one query (on `engine` or a connection)."""
+def _counts(engine: sa.Engine | sa.Connection, study_id: int, uid: str | None = None) -> Counts:
+    """Count a study's trials by state, read its stop flag and budget, and (with `uid`) whether it is
+    still that study, in one query (on `engine` or a connection)."""
     by_state = (sa.select(sa.cast(_trials.c.state, sa.Text), sa.func.count())
                 .where(_trials.c.study_id == study_id).group_by(_trials.c.state))
     # Every retry (Optuna's RetryHeartbeatStaleTrialCallback, or ours for an interrupted trial) is a
@@ -97,11 +101,13 @@ def _counts(engine: sa.Engine | sa.Connection, study_id: int) -> Counts:
     budget = sa.func.max(sa.cast(_study_attrs.c.value_json, sa.BigInteger))
     extended = (sa.select(sa.literal("extended", sa.Text), budget)
                 .where(_study_attrs.c.study_id == study_id, _study_attrs.c.key == control.BUDGET))
+    same = [sa.select(sa.literal("same", sa.Text), studies.same(study_id, uid).scalar_subquery())] if uid else []
     with _connection(engine) as conn:
-        found = {str(name).lower(): n for name, n in conn.execute(sa.union_all(by_state, retries, stop, extended))}
+        found = {str(name).lower(): n for name, n in conn.execute(sa.union_all(by_state, retries, stop, extended,
+                                                                               *same))}
     return Counts(complete=found.get("complete", 0), pruned=found.get("pruned", 0), fail=found.get("fail", 0),
                   retried=found["retried"], running=found.get("running", 0), waiting=found.get("waiting", 0),
-                  stopped=found["stopped"] > 0, extended=found["extended"])
+                  stopped=found["stopped"] > 0, extended=found["extended"], gone=found.get("same", 1) == 0)
 
 
 @contextlib.contextmanager
@@ -125,10 +131,12 @@ def lock(engine: sa.Engine, study_id: int) -> locks.Lock:
 
 class Gate:
     """One worker's way through its study's budget: `reserve()` holds the budget lock from the count
-    until the trial exists, which the objective says by calling `confirm()`."""
+    until the trial exists, which the objective says by calling `confirm()`. With the study's `uid`
+    (storage.studies.uid, read when the worker started), a study deleted or replaced is Step.GONE."""
 
-    def __init__(self, study, storage, study_id: int, n_trials: int):
+    def __init__(self, study, storage, study_id: int, n_trials: int, uid: str | None = None):
         self._study, self._engine, self._study_id, self._n_trials = study, storage.engine, study_id, n_trials
+        self._uid = uid
         self._held = None  # the lock while a reservation waits for its trial
 
     @contextlib.contextmanager
@@ -158,13 +166,20 @@ class Gate:
             raise Overshoot(f"not run: the budget lock was lost in a database restart and the study's "
                             f"{now.budget(self._n_trials)} trials were already taken")
 
+    def gone(self) -> bool:
+        """Whether the study was deleted or replaced since the worker started (never without a `uid`)."""
+        return self._uid is not None and studies.gone(self._engine, self._study_id, self._uid)
+
     def step(self, bind) -> Step:
-        """STOPPED (sweeper stop), else RUN, WAIT or DONE (Counts.next_step); call it under the lock.
+        """GONE (deleted or replaced), STOPPED (sweeper stop), else RUN, WAIT or DONE (Counts.next_step);
+        call it under the lock.
 
         Before waiting on running trials, fail the stale ones (their worker died): each is retried as
         a WAITING trial, which this worker then runs.
         """
-        now = counts(bind, self._study_id)
+        now = counts(bind, self._study_id, self._uid)
+        if now.gone:
+            return Step.GONE
         if now.stopped:
             return Step.STOPPED
         step = now.next_step(self._n_trials)

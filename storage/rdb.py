@@ -11,6 +11,7 @@ from storage import epochs, locks, retry, urls
 from storage.contract.errors import BadInput, first_line, optuna_experimental
 
 SQLITE_BUSY_TIMEOUT_S = 60  # how long an SQLite writer waits for another process's write lock
+SQLITE_PROBE_WAIT_S = 5  # how long opening an SQLite file waits for another process's lock before saying so
 # Said once (by `sweeper run` and by a worker that finds others running) when workers share a file.
 SQLITE_SHARED = ("several workers share one SQLite file: writes queue behind its lock; for more than a few "
                  "workers (or several machines) use PostgreSQL: --storage postgresql://USER@HOST/DB")
@@ -74,6 +75,7 @@ def check(url: str, *, create: bool = False) -> None:
 def _probe(url: str, *, create: bool, patient: bool = False) -> bool:
     """`check`, answering whether the whole schema (Optuna's tables and the epochs table) is there.
     `patient`: transient errors (a server restarting) are tried again (storage.retry) before failing."""
+    urls.refuse_memory(url)
     path = urls.sqlite_path(url)
     shown = urls.mask(url)
     if path is not None:
@@ -85,7 +87,7 @@ def _probe(url: str, *, create: bool, patient: bool = False) -> bool:
                 return False
         elif not path.exists():
             raise BadInput(f"no database at {path}: create a study first (sweeper create SPEC.toml) or {urls.FIX}")
-    engine = _engine(url)
+    engine = _engine(url, sqlite_wait_s=SQLITE_PROBE_WAIT_S)
 
     def inspect() -> tuple[bool, bool]:
         with engine.connect() as conn:
@@ -108,6 +110,9 @@ def _probe(url: str, *, create: bool, patient: bool = False) -> bool:
     try:
         has_tables, complete = retry.call(inspect, _what="opening the storage") if patient else inspect()
     except sa.exc.SQLAlchemyError as exc:
+        if path is not None and "database is locked" in str(exc):
+            raise BadInput(f"the SQLite file {path} is locked by another process (no read for "
+                           f"{SQLITE_PROBE_WAIT_S} s): let it finish or stop it, or {urls.FIX}") from None
         raise BadInput(f"cannot reach storage {shown}: {first_line(exc)}: start the database or {urls.FIX}") from None
     finally:
         engine.dispose()
@@ -200,9 +205,13 @@ def _schema_lock(url: str):
         engine.dispose()
 
 
-def _engine(url: str) -> sa.Engine:
+def _engine(url: str, *, sqlite_wait_s: float | None = None) -> sa.Engine:
+    """An engine on `url` (engine_kwargs); `sqlite_wait_s`: how long an SQLite connection waits for a lock."""
+    kwargs = engine_kwargs(url)
+    if sqlite_wait_s is not None and "timeout" in kwargs.get("connect_args", {}):
+        kwargs = {**kwargs, "connect_args": {**kwargs["connect_args"], "timeout": sqlite_wait_s}}
     try:
-        return sa.create_engine(url, **engine_kwargs(url))
+        return sa.create_engine(url, **kwargs)
     except (sa.exc.NoSuchModuleError, sa.exc.ArgumentError, ImportError) as exc:
         raise BadInput(f"unsupported storage {urls.mask(url)}: {first_line(exc)}: {urls.FIX}") from None
 

@@ -32,7 +32,26 @@ def normalize(url: str) -> str:
         raise BadInput(f"storage {url!r} is not a database URL: {FIX}") from None
     if parsed.drivername in _DRIVERS:
         parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
+    refuse_memory(parsed)
     return parsed.render_as_string(hide_password=False)
+
+
+def refuse_memory(url) -> None:
+    """BadInput for an SQLite URL that names no file (`sqlite://`, `sqlite:///`, `:memory:`, a URI with
+    mode=memory): SQLAlchemy opens an in-memory database, which each process and connection sees empty."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() != "sqlite":
+        return
+    database = parsed.database or ""
+    shown = parsed.render_as_string(hide_password=True).replace("%3A", ":")
+    if not database:
+        raise BadInput(f"storage {shown} names no SQLite file: write sqlite:///PATH, e.g. sqlite:///sweeper.db "
+                       "(four slashes for an absolute path: sqlite:////abs/sweeper.db)")
+    if database == ":memory:" or database.startswith("file::memory:") or "mode=memory" in str(parsed):
+        raise BadInput(f"storage {shown} is an in-memory SQLite database, empty in every process: name a file "
+                       "instead, e.g. sqlite:///sweeper.db")
 
 
 _SECRET_KEYS = ("pass", "secret", "token")

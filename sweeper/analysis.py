@@ -2,6 +2,7 @@
 
     from sweeper import analysis
     trials = analysis.trials("sqlite:///sweeper.db", "quickstart")
+    trials = analysis.trials("quickstart")  # in $SWEEPER_STORAGE, else ./sweeper.db (every table alike)
     epochs = analysis.epochs("sqlite:///sweeper.db", "quickstart")
     summary = analysis.summary("sqlite:///sweeper.db", "blog.penalties.l2")  # per configuration, over seeds
     claims = analysis.claims("sqlite:///sweeper.db", "blog.penalties.l2")    # a verdict per claim
@@ -32,12 +33,13 @@ _ATTRS = ("number", "state", "value", "datetime_start", "datetime_complete", "pa
           "system_attrs")
 
 
-def trials(storage, study) -> pd.DataFrame:
+def trials(storage, study=None) -> pd.DataFrame:
     """One row per trial: number, state, parameters, errors, epochs run, seconds, why it failed or was pruned.
 
     `storage` is a URL (or None for $SWEEPER_STORAGE / ./sweeper.db) or an RDBStorage; `study` a name
-    or an optuna Study. Columns: see TRIAL_COLUMNS and docs/sweep.md. A study whose metric is not
-    valid_error also gets a column named after its metric (the value Optuna optimises).
+    or an optuna Study; `trials(study)` alone is `trials(None, study)`, an optuna Study read from its own
+    storage (so for every function here). Columns: see TRIAL_COLUMNS and docs/sweep.md. A study whose
+    metric is not valid_error also gets a column named after its metric (the value Optuna optimises).
     """
     handle = _handle(storage, study)
     spec = handle.spec
@@ -76,7 +78,7 @@ def trials(storage, study) -> pd.DataFrame:
     return out[columns].reset_index(drop=True)
 
 
-def test_flags(storage, study) -> dict:
+def test_flags(storage, study=None) -> dict:
     """{trial number: bool per test image, right or not} of the trials that stored them (workers since the
     `test_correct` attr): what a paired bootstrap over test images needs."""
     from storage.contract import flags
@@ -90,13 +92,13 @@ def test_flags(storage, study) -> dict:
     return out
 
 
-def epochs(storage, study) -> pd.DataFrame:
+def epochs(storage, study=None) -> pd.DataFrame:
     """The long table of per-epoch metrics: trial, epoch, train_loss, train_error, valid_error, lr, seconds."""
     handle = _handle(storage, study)
     return epoch_table.read(handle.storage.engine, handle.study_id)
 
 
-def summary(storage, study, by=None) -> pd.DataFrame:
+def summary(storage, study=None, by=None) -> pd.DataFrame:
     """One row per configuration (or per value of the `by` parameters): n, diverged, and for validation
     accuracy, test accuracy, final train loss and epochs run the mean, standard deviation and 95 % t
     interval over seeds; beside them the posts' figures and whether they lie inside (docs/reproduce.md)."""
@@ -106,7 +108,7 @@ def summary(storage, study, by=None) -> pd.DataFrame:
     return tables.summary(handle, _measures(handle), by=[by] if isinstance(by, str) else by)
 
 
-def references(storage, study) -> pd.DataFrame:
+def references(storage, study=None) -> pd.DataFrame:
     """One row per [[reference]] of the study: the post's figure beside our mean and interval."""
     from sweeper import summary as tables
 
@@ -119,7 +121,7 @@ def references(storage, study) -> pd.DataFrame:
     return tables.references(handle, tables.measures(handle, trials_, epochs_), at=at)
 
 
-def claims(storage, study) -> pd.DataFrame:
+def claims(storage, study=None) -> pd.DataFrame:
     """One row per [[claim]]: effect, its 95 % interval, p over seeds, verdict (docs/reproduce.md)."""
     from sweeper import claims as verdicts
 
@@ -133,12 +135,12 @@ def _measures(handle) -> pd.DataFrame:
     return measures(handle, trials(None, handle), epochs(None, handle))
 
 
-def curves(storage, study, column: str = "valid_error") -> pd.DataFrame:
+def curves(storage, study=None, column: str = "valid_error") -> pd.DataFrame:
     """One column of the epoch table in wide form: index epoch, one column per trial (for plotting)."""
     return epochs(storage, study).pivot(index="epoch", columns="trial", values=column)
 
 
-def reports(storage, study) -> pd.DataFrame:
+def reports(storage, study=None) -> pd.DataFrame:
     """scikit-learn's per-class test report of every completed trial, long: trial, label, metric, value."""
     handle = _handle(storage, study)
     raw = handle.study.trials_dataframe(attrs=("number", "user_attrs"))
@@ -174,20 +176,33 @@ def _prefixed(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
 
 
 def _handle(storage, study):
-    from sweeper import manager
-
-    if isinstance(study, manager.Handle):
-        return study
-    url = storage if isinstance(storage, str) or storage is None else None
-    if url is not None or storage is None:
-        return manager.open_study(_name(study), urls.resolve(url))
-    # An RDBStorage object: reuse it.
+    """The study's Handle from (storage, study), or from a study given alone (`study` None, the study in
+    `storage`'s place): a name is looked up in $SWEEPER_STORAGE, else ./sweeper.db; an optuna Study
+    without a storage is read from its own."""
     import optuna
 
+    from sweeper import manager
+
+    if study is None:
+        storage, study = None, storage
+        if isinstance(study, str) and "://" in study:
+            raise TypeError(f"{urls.mask(study)!r} is a storage, not a study: pass both, e.g. "
+                            f"analysis.trials({urls.mask(study)!r}, 'NAME'), or the study's name alone")
+        if study is None:
+            raise TypeError("no study given: pass its name, e.g. analysis.trials('quickstart')")
+    if isinstance(study, manager.Handle):
+        return study
+    if storage is None and isinstance(study, optuna.Study):
+        storage = study._storage
+    storage = getattr(storage, "_backend", storage)  # Optuna's cache around an RDBStorage
+    if isinstance(storage, str) or storage is None:
+        return manager.open_study(_name(study), urls.resolve(storage))
+    # An RDBStorage object: reuse it.
     from storage import studies
 
     loaded = optuna.load_study(study_name=_name(study), storage=storage)
-    return manager.Handle(loaded, studies.spec_of(loaded), storage, str(storage.engine.url))
+    return manager.Handle(loaded, studies.spec_of(loaded), storage,
+                          storage.engine.url.render_as_string(hide_password=False))
 
 
 def _name(study) -> str:

@@ -30,6 +30,9 @@ def _url(storage: str | None) -> str:
 
 
 storage_option = click.option("--storage", metavar="URL", default=None, help=STORAGE_HELP)
+wide_option = click.option("--wide", is_flag=True,
+                           help="a table: every column on one line per row and text cells whole "
+                                "[default: cells cut to 40 characters, columns wrapped at 120]")
 
 
 @click.group(context_settings=dict(help_option_names=["-h", "--help"]))
@@ -91,6 +94,8 @@ def worker(args: tuple[str, ...]) -> None:
 @click.argument("spec", type=click.Path(dir_okay=False))
 @storage_option
 @click.option("--name", default=None, help="study name [default: [study] name of the spec]")
+@click.option("--dataset", default=None, metavar="D",
+              help="train on D (digits, mnist, xor or idx:DIR) [default: [study] dataset of the spec]")
 @click.option("--workers", "n_workers", default=None, type=click.IntRange(min=1),
               help="worker processes on this machine [default: 1, or one per --gpus entry]")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -103,18 +108,22 @@ def worker(args: tuple[str, ...]) -> None:
 @click.option("--backend", default=None, help="the workers' compile backend (jax, numba, c)")
 @click.option("--logs", type=click.Path(file_okay=False), default=None,
               help="keep each worker's log in this folder [default: a temporary one, kept on failure]")
-def run(spec: str, storage: str | None, name: str | None, n_workers: int | None, threads: int | None,
-        device: str, gpus: str | None, timeout: float | None, backend: str | None, logs: str | None) -> None:
+def run(spec: str, storage: str | None, name: str | None, dataset: str | None, n_workers: int | None,
+        threads: int | None, device: str, gpus: str | None, timeout: float | None, backend: str | None,
+        logs: str | None) -> None:
     """Create (or reuse) the study of SPEC, run N workers here until it is done, print a summary."""
+    from sweeper import runner
+
+    runner.sigterm_as_ctrl_c()  # first: a SIGTERM while the spec is read exits 130 like a later one
+    from storage import studies
     from storage.contract.options import WorkerOptions
     from storage.contract.process import exit_now
-    from sweeper import runner
     from sweeper import toml_spec
 
     gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
     if gpus is not None and not (gpu_list and all(g.isdigit() for g in gpu_list)):
         raise BadInput(f"--gpus {gpus!r} is not a list of GPU numbers: write e.g. 0 or 0,1")
-    parsed = toml_spec.read(spec, name=name)
+    parsed = toml_spec.read(spec, name=name, dataset=dataset)
     url = _url(storage)
     # the workers import, load the data and compile while the study is created (a refusal ends them)
     options = WorkerOptions(threads=threads, backend=backend, device=device, timeout=timeout)
@@ -122,18 +131,39 @@ def run(spec: str, storage: str | None, name: str | None, n_workers: int | None,
                            gpus=gpu_list, log_dir=logs)
     try:
         handle, created = _create(parsed, url)
+        key = studies.uid(handle.storage, handle.study_id)
         _say_created(handle, created)
         code = runner.run(handle, workers)
     except BaseException:
         workers.cancel()
         raise
+    _forget_if_unstarted(handle, key, created, code)
     handle.storage.engine.dispose()
     exit_now(code)  # the workers have exited, the summary is printed: skip the interpreter's teardown
 
 
+def _forget_if_unstarted(handle, key: str, created: bool, code: int) -> None:
+    """A study this `sweeper run` created and ended without starting one trial (its workers could not load
+    the data, say) is deleted again: it holds nothing, and a corrected spec of the same name can run.
+    `key`: the study's uid when this run created it (a study deleted or replaced since is left alone)."""
+    import optuna
+
+    from storage import studies
+    from sweeper import manager
+
+    if not created or code == 0:
+        return
+    if studies.gone(handle.storage.engine, handle.study_id, key) or not manager.never_started(handle.study):
+        return  # deleted meanwhile (or another study of that name now): not this run's to remove
+    optuna.delete_study(study_name=handle.spec.name, storage=handle.storage)
+    click.echo(f"study '{handle.spec.name}' removed again: no trial of it started; fix the error above and "
+               "run again", err=True)
+
+
 @cli.command()
 @storage_option
-def studies(storage: str | None) -> None:
+@wide_option
+def studies(storage: str | None, wide: bool) -> None:
     """List the studies in the storage with their progress and best value."""
     from storage import rdb, urls
     from sweeper import manager, report
@@ -142,7 +172,7 @@ def studies(storage: str | None) -> None:
     if not rdb.has_studies(url):
         click.echo(f"no studies in {urls.mask(url)}", err=True)
         return
-    click.echo(report.table(manager.summaries(url)))
+    click.echo(report.table(manager.summaries(url), wide))
 
 
 @cli.command()
@@ -200,12 +230,15 @@ def enqueue(name: str, storage: str | None, source: str, top: int) -> None:
 
     url = _url(storage)
     handle = manager.open_study(name, url)
-    queued, dropped = manager.enqueue_best(handle, manager.open_study(source, url), top)
+    result = manager.enqueue_best(handle, manager.open_study(source, url), top)
+    queued, dropped = result
     click.echo(f"study '{name}': {len(queued)} configuration(s) of '{source}' queued to run first", err=True)
     for params in queued:
         click.echo(f"  {label(params)}", err=True)
     if dropped:
         click.echo(f"not copied (study '{name}' does not search them): {', '.join(dropped)}", err=True)
+    if result.skipped:
+        click.echo(f"skipped {len(result.skipped)}: already queued, running or done in study '{name}'", err=True)
 
 
 @cli.command()
@@ -247,11 +280,12 @@ def _table_command(kind: str):
     @storage_option
     @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
     @click.option("--out", type=click.Path(dir_okay=False), default=None, help="write to FILE, not stdout")
-    def command(name: str, storage: str | None, fmt: str, out: str | None) -> None:
+    @wide_option
+    def command(name: str, storage: str | None, fmt: str, out: str | None, wide: bool) -> None:
         from sweeper import analysis
 
         _write_table(name, storage, fmt, out,
-                     lambda handle: (analysis.trials if kind == "results" else analysis.epochs)(None, handle))
+                     lambda handle: (analysis.trials if kind == "results" else analysis.epochs)(None, handle), wide)
 
     return command
 
@@ -262,14 +296,14 @@ cli.command("epochs", help="One row per trial and epoch: train_loss, train_error
     _table_command("epochs"))
 
 
-def _write_table(name: str, storage: str | None, fmt: str, out: str | None, make) -> None:
+def _write_table(name: str, storage: str | None, fmt: str, out: str | None, make, wide: bool = False) -> None:
     """Write `make(handle)` for study `name` as `fmt` to `out` (or stdout), checking the output first."""
     from sweeper import manager, report
 
     if fmt == "parquet" and out is None:
         raise BadInput("parquet is binary: add --out FILE.parquet, or use --format csv")
     _out_check(out)
-    report.write(make(manager.open_study(name, _url(storage))), fmt, out)
+    report.write(make(manager.open_study(name, _url(storage))), fmt, out, wide)
 
 
 def _out_check(out: str | None) -> None:
@@ -281,6 +315,9 @@ def _out_check(out: str | None) -> None:
         raise BadInput(f"--out {out}: no folder {folder}: create it or write elsewhere")
     if not os.access(folder, os.W_OK):
         raise BadInput(f"--out {out}: folder {folder} is not writable: write elsewhere")
+    from storage.contract import files
+
+    files.check_replaceable(out)
 
 
 @cli.command()
@@ -290,11 +327,12 @@ def _out_check(out: str | None) -> None:
               help="group by these parameters only (repeatable) [default: one row per configuration]")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="write to FILE, not stdout")
-def summary(name: str, storage: str | None, by: tuple[str, ...], fmt: str, out: str | None) -> None:
+@wide_option
+def summary(name: str, storage: str | None, by: tuple[str, ...], fmt: str, out: str | None, wide: bool) -> None:
     """One row per configuration: n, mean, std and 95 % interval over seeds, beside the posts' figures."""
     from sweeper import analysis
 
-    _write_table(name, storage, fmt, out, lambda handle: analysis.summary(None, handle, by=list(by) or None))
+    _write_table(name, storage, fmt, out, lambda handle: analysis.summary(None, handle, by=list(by) or None), wide)
 
 
 @cli.command()
@@ -302,11 +340,12 @@ def summary(name: str, storage: str | None, by: tuple[str, ...], fmt: str, out: 
 @storage_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="write to FILE, not stdout")
-def claims(name: str, storage: str | None, fmt: str, out: str | None) -> None:
+@wide_option
+def claims(name: str, storage: str | None, fmt: str, out: str | None, wide: bool) -> None:
     """One row per claim of the study: effect, 95 % interval, p over seeds, verdict."""
     from sweeper import analysis
 
-    _write_table(name, storage, fmt, out, lambda handle: analysis.claims(None, handle))
+    _write_table(name, storage, fmt, out, lambda handle: analysis.claims(None, handle), wide)
 
 
 @cli.command()
@@ -386,6 +425,8 @@ def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeat
     url = _url(storage)
     started = time.monotonic()
     code, done = rep.run(planned, url, n_workers=n_workers, options=WorkerOptions(threads=threads))
+    everything = rep.plan([], dataset=dataset, repeats=_repeats(repeats), epochs=epochs, fraction=fraction, cap=cap)
+    done = rep.with_earlier(everything, done, url)
     if done:
         intro = (f"Every exploration below was re-run under the posts' conditions (each study's conditions table "
                  f"says where ours differ) with several training seeds per configuration. Our figures are means "
@@ -441,7 +482,7 @@ def _say_created(handle, created: bool) -> None:
     from storage import urls
 
     spec = handle.spec
-    what = (f"{spec.n_trials} trials of {spec.model} on {spec.dataset}, {spec.length} each, "
+    what = (f"{handle.counts().budget(spec.n_trials)} trials of {spec.model} on {spec.dataset}, {spec.length} each, "
             f"sampler {spec.sampler['name']}, pruner {spec.pruner['name']}")
     if created:
         click.echo(f"created study '{spec.name}' in {urls.mask(handle.url)}: {what}", err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 
 from storage import budget, rdb, studies, urls
@@ -109,11 +110,22 @@ def extend(handle: Handle, n_trials: int) -> budget.Counts:
     return counts
 
 
-def enqueue_best(handle: Handle, other: Handle, top: int) -> tuple[list[dict], list[str]]:
+class Enqueued(tuple):
+    """What enqueue_best did: (the configurations queued, the parameters not copied) as before, and
+    `skipped`, the configurations left out because the study already holds them."""
+
+    skipped: list
+
+
+def enqueue_best(handle: Handle, other: Handle, top: int) -> Enqueued:
     """Queue the `top` best complete trials of `other` in `handle`'s study, to run first; (the configurations
-    queued, the parameters of `other` not copied since this study does not search them). A parameter
+    queued, the parameters of `other` not copied since this study does not search them), with `.skipped`:
+    those already queued, running or done (complete or pruned) in this study, left out. A parameter
     `other` fixed and this study searches takes `other`'s value. BadInput, nothing queued, for a value
-    outside this study's space, or for more configurations than its budget leaves room for."""
+    outside this study's space, for more configurations than its budget leaves room for, or when
+    every one is skipped."""
+    import math
+
     import optuna
 
     spec, theirs = handle.spec, other.spec
@@ -122,15 +134,30 @@ def enqueue_best(handle: Handle, other: Handle, top: int) -> tuple[list[dict], l
     if not best:
         raise BadInput(f"study '{theirs.name}' has no complete trial to copy: run it first")
     known = {**theirs.fixed}
-    queued, dropped = [], set()
+    wanted, dropped = [], set()
     for trial in best:
         values = {**known, **trial.params}
         dropped |= {k for k, v in values.items() if k not in spec.space and spec.fixed.get(k) != v}
         params = spec.in_space({k: v for k, v in values.items() if k in spec.space},
                                f"trial {trial.number} of '{theirs.name}'")
-        if params not in queued:
-            queued.append(params)
+        if params not in wanted:
+            wanted.append(params)
+
+    def same(a, b) -> bool:
+        if isinstance(a, float) or isinstance(b, float):
+            return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-12)
+        return a == b
+
+    held_states = {optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING,
+                   optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     with budget.lock(handle.storage.engine, handle.study_id) as held:  # no trial starts meanwhile
+        held_params = [t.system_attrs.get("fixed_params") or t.params
+                       for t in handle.study.get_trials(deepcopy=False) if t.state in held_states]
+        skipped = [p for p in wanted if any(all(k in h and same(v, h[k]) for k, v in p.items()) for h in held_params)]
+        queued = [p for p in wanted if p not in skipped]
+        if not queued:
+            raise BadInput(f"the {len(skipped)} best configuration(s) of '{theirs.name}' are already queued, running "
+                           f"or done in study '{spec.name}': nothing queued (a larger --top takes the next ones)")
         counts = budget.counts(held.bind, handle.study_id)
         room = counts.budget(spec.n_trials) - counts.done - counts.running - counts.waiting
         if len(queued) > room:
@@ -138,7 +165,9 @@ def enqueue_best(handle: Handle, other: Handle, top: int) -> tuple[list[dict], l
                            f"raise its budget first (sweeper extend {spec.name} --n-trials N) or copy fewer (--top)")
         for params in queued:
             handle.study.enqueue_trial(params)
-    return queued, sorted(dropped)
+    result = Enqueued((queued, sorted(dropped)))
+    result.skipped = skipped
+    return result
 
 
 def export(handle: Handle, number: int | None, out: str):
@@ -190,6 +219,9 @@ def export(handle: Handle, number: int | None, out: str):
     return trial
 
 
+DELETE_TRIES = 20
+
+
 def delete(handle: Handle) -> tuple[int, int]:
     """Delete the study with its epoch rows, kept weights and checkpoints; (epoch rows, weight files)
     removed. The epoch rows go first, in the study's last moments: once Optuna's study is gone, SQLite
@@ -203,7 +235,15 @@ def delete(handle: Handle) -> tuple[int, int]:
             for m in optuna.artifacts.get_all_artifact_meta(t, storage=handle.storage)] if store else []
     key = studies.uid(handle.storage, handle.study_id)
     rows = epochs.remove(handle.storage.engine, handle.study_id)
-    optuna.delete_study(study_name=handle.spec.name, storage=handle.storage)
+    for _ in range(DELETE_TRIES):  # Optuna gives up silently when a running worker's write meets the delete
+        optuna.delete_study(study_name=handle.spec.name, storage=handle.storage)
+        if studies.gone(handle.storage.engine, handle.study_id, key):
+            break
+        rows += epochs.remove(handle.storage.engine, handle.study_id)
+        time.sleep(0.2)
+    else:
+        raise BadInput(f"study '{handle.spec.name}' could not be deleted while its workers write: stop them "
+                       f"first (sweeper stop {handle.spec.name}), then delete it")
     for artifact_id in kept:
         try:
             store.remove(artifact_id)
@@ -213,6 +253,13 @@ def delete(handle: Handle) -> tuple[int, int]:
         for path in (artifacts.folder(handle.url) / artifacts.CHECKPOINTS).glob(f"{key}-*.npz"):
             path.unlink(missing_ok=True)
     return rows, len(kept)
+
+
+def never_started(study) -> bool:
+    """Whether no trial of the study ever started (only queued ones, if any)."""
+    from optuna.trial import TrialState
+
+    return all(t.state == TrialState.WAITING for t in study.get_trials(deepcopy=False))
 
 
 def _same(study, spec: Spec, storage, url: str) -> Spec:

@@ -3,7 +3,9 @@ Optuna's importances."""
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 import textwrap
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from storage.contract.errors import optuna_experimental
+from storage.contract.errors import BadInput, optuna_experimental
 from storage.contract.spec import SEED, label
 from sweeper import stats
 from sweeper.claims import DIVERGE_RATE
@@ -24,6 +26,8 @@ from sweeper.evidence import ALONE, at_end
 LOG_PARAMS = ("l1", "l2", "lr", "lr_end", "eps")
 DPI = 110
 CURVES = (("train_error", "training error (during the epoch)"), ("valid_error", "validation error"))
+# What a study name must be to start a file name: toml_spec.NAME, with room for the suffixes sweeper adds.
+FILE_STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 
 
 def write(handle, trials: pd.DataFrame, epochs: pd.DataFrame, measured: pd.DataFrame, out: Path,
@@ -35,26 +39,40 @@ def write(handle, trials: pd.DataFrame, epochs: pd.DataFrame, measured: pd.DataF
     Sampled studies: learning curves of the best trials, Optuna's parameter importances and slices.
     """
     spec = handle.spec
+    png = functools.partial(png_path, out, spec.name)  # BadInput before anything is drawn for a bad name
+    png("curves")
     written = []
     if spec.is_grid:
         if measured.empty:
             return written
         if claims is not None and claims["effect"].notna().any():
-            written.append(_save(forest(spec, claims), out / f"{spec.name}.forest.png"))
-        written.append(_save(curves(spec, epochs, measured), out / f"{spec.name}.curves.png"))
-        written.append(_save(loss(spec, epochs, measured), out / f"{spec.name}.loss.png"))
-        written.append(_save(accuracy(spec, measured), out / f"{spec.name}.accuracy.png"))
+            written.append(_save(forest(spec, claims), png("forest")))
+        written.append(_save(curves(spec, epochs, measured), png("curves")))
+        written.append(_save(loss(spec, epochs, measured), png("loss")))
+        written.append(_save(accuracy(spec, measured), png("accuracy")))
         if spec.dataset == "xor":  # a toy problem is solved or not: how often, per configuration
-            written.append(_save(success(spec, measured), out / f"{spec.name}.success.png"))
+            written.append(_save(success(spec, measured), png("success")))
         return written
     best = best_trials(trials)
     if not best.empty:
         named = best.assign(config=[label({k: r[k] for k in spec.space}) for _, r in best.iterrows()],
                             diverged=False)
-        written.append(_save(curves(spec, epochs, named, top=True), out / f"{spec.name}.curves.png"))
+        written.append(_save(curves(spec, epochs, named, top=True), png("curves")))
     for name, figure in _optuna_plots(handle):
-        written.append(_save(figure, out / f"{spec.name}.{name}.png"))
+        written.append(_save(figure, png(name)))
     return written
+
+
+def png_path(out: Path, study: str, kind: str) -> Path:
+    """`out / "STUDY.KIND.png"`; BadInput when the study's name (as the database holds it, whoever wrote it
+    there) is not a plain name of letters, digits, '_', '.' and '-' that starts with a letter or digit:
+    one like '../x' would write outside `out`. Refused, not cleaned: a cleaned name could be another
+    study's."""
+    if not isinstance(study, str) or not FILE_STEM.fullmatch(study):
+        raise BadInput(f"study name {study!r} in the database cannot name a file (sweeper writes only letters, "
+                       "digits, '_', '.' and '-', the first a letter or digit): the database was edited; restore "
+                       "the name or recreate the study from its spec")
+    return Path(out) / f"{study}.{kind}.png"
 
 
 def curves(spec, epochs: pd.DataFrame, measured: pd.DataFrame, top: bool = False) -> Figure:

@@ -14,8 +14,13 @@ from storage.contract.errors import BadInput
 from storage.contract.spec import short
 
 
-def table(frame: pd.DataFrame) -> str:
-    """A plain-text table: no index, 4 significant digits, '-' for missing values."""
+WIDTH = 120  # a terminal table's lines at most (wider tables wrap their columns into blocks)
+CELL = 40  # a text cell's characters at most in a terminal table (the rest as "...")
+
+
+def table(frame: pd.DataFrame, wide: bool = False) -> str:
+    """A plain-text table: no index, 4 significant digits, '-' for missing values; unless `wide`, text
+    cells cut to CELL characters and the columns wrapped into blocks of at most WIDTH characters."""
     if frame.empty:
         return "(no rows)"
     shown = frame.copy()
@@ -23,24 +28,38 @@ def table(frame: pd.DataFrame) -> str:
     shown[nullable] = shown[nullable].astype(object).where(shown[nullable].notna(), "-")
     times = shown.select_dtypes(include=["datetime", "datetimetz"]).columns
     shown[times] = shown[times].apply(lambda col: col.dt.strftime("%Y-%m-%d %H:%M:%S"))
-    return shown.to_string(index=False, na_rep="-", float_format=lambda x: f"{x:.4g}")
+    text = shown.select_dtypes(include=["object", "string"]).columns
+    shown[text] = shown[text].apply(lambda col: col.map(lambda v: _cell(v, wide)))
+    return shown.to_string(index=False, na_rep="-", float_format=lambda x: f"{x:.4g}",
+                           line_width=None if wide else WIDTH)
 
 
-def write(frame: pd.DataFrame, fmt: str, out: str | None) -> None:
-    """Write `frame` as table, csv, json (an array of records) or parquet to `out`, or stdout.
+def _cell(value, wide: bool):
+    """A text cell for the terminal: '-' when missing, cut to CELL characters unless `wide`."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return "-"
+    if not isinstance(value, str) or wide or len(value) <= CELL:
+        return value
+    return value[:CELL - 3] + "..."
+
+
+def write(frame: pd.DataFrame, fmt: str, out: str | None, wide: bool = False) -> None:
+    """Write `frame` as table (`wide`: every column on one line per row), csv, json (an array of records,
+    floats to 15 significant digits) or parquet to `out`, or stdout; a file written says so on stderr.
 
     A file is written whole or not at all: into a temporary file beside it, then renamed over it; a
     full disk or a folder that cannot be written is BadInput, and an existing file stays as it was.
     """
     if fmt == "parquet":
         _atomic(out, lambda tmp: frame.to_parquet(tmp, index=False))
+        _wrote(frame, out)
         return
     if fmt == "table":
-        text = table(frame) + "\n"
+        text = table(frame, wide) + "\n"
     elif fmt == "csv":
         text = frame.to_csv(index=False)
     else:
-        text = frame.to_json(orient="records", date_format="iso", indent=1) + "\n"
+        text = frame.to_json(orient="records", date_format="iso", indent=1, double_precision=15) + "\n"
     if out is None:
         sys.stdout.write(text)
         return
@@ -52,6 +71,11 @@ def write(frame: pd.DataFrame, fmt: str, out: str | None) -> None:
             os.fsync(f.fileno())
 
     _atomic(out, write_text)
+    _wrote(frame, out)
+
+
+def _wrote(frame: pd.DataFrame, out: str) -> None:
+    print(f"wrote {len(frame)} rows to {out}", file=sys.stderr)
 
 
 def _atomic(out: str, write_to) -> None:

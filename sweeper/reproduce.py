@@ -166,10 +166,11 @@ def run(planned: list[Planned], url: str, *, n_workers: int,
     import optuna
 
     from storage import rdb, urls
+    from sweeper import runner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     check(planned, url)
-    if urls.sqlite_path(url) is not None and n_workers > 1:
+    if urls.sqlite_path(url) is not None and n_workers > runner.SQLITE_FEW:
         _echo(f"warning: {rdb.SQLITE_SHARED}")
     done = []
     for i, item in enumerate(planned, 1):
@@ -280,6 +281,31 @@ def check(planned: list[Planned], url: str) -> None:
         if budget.counts(storage.engine, storage.get_study_id_from_name(item.spec.name)).stopped:
             raise BadInput(f"study '{item.spec.name}' is stopped (sweeper stop): lift it with "
                            f"sweeper resume {item.spec.name}")
+
+
+def with_earlier(everything: list[Planned], done: list, url: str) -> list:
+    """`done` ([(section, handle)] of this run) with the studies of `everything` (every section, planned
+    with this run's options) that an earlier run left in the storage with finished trials, in the
+    sections' order: a report of part of the sections still shows the others done before."""
+    import optuna
+
+    from sweeper import isolation, manager
+
+    ran = {handle.spec.name: (section, handle) for section, handle in done}
+    try:
+        stored = {s.study_name for s in optuna.get_all_study_summaries(url, include_best_trial=False)}
+    except Exception:  # noqa: BLE001 - an empty or new storage: nothing earlier
+        stored = set()
+    out = []
+    for item in everything:
+        for name in (item.spec.name, item.spec.name + isolation.TUNED_SUFFIX):
+            if name in ran:
+                out.append(ran.pop(name))
+            elif name in stored:
+                handle = manager.open_study(name, url)
+                if handle.counts().done:
+                    out.append((item.section, handle))
+    return out + list(ran.values())
 
 
 def report_parts(done: list) -> list:

@@ -33,11 +33,23 @@ MAX_REPEATS = 1000
 SEED_LIMIT = 2**32  # numpy's seeds: a replicate's seed (seed + repeats - 1) must stay below it
 
 
-def read(path: str | Path, name: str | None = None) -> Spec:
-    """Parse and validate the TOML file at `path`; `name` overrides [study] name."""
+def read(path: str | Path, name: str | None = None, dataset: str | None = None) -> Spec:
+    """Parse and validate the TOML file at `path`; `name` overrides [study] name, `dataset` its data set. BadInput for anything
+    but a regular file (a FIFO would wait for a writer, /dev/zero never end) and for one over 1 MiB."""
+    import stat
+
+    limit = 2**20  # a spec is a short file: the shipped ones are a few KiB
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without a writer, then is refused
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise BadInput(f"cannot read spec {path}: not a regular file (a folder, device or pipe): "
+                               "give a .toml file")
+            raw = f.read(limit + 1)
+        if len(raw) > limit:
+            raise BadInput(f"spec {path} is larger than 1 MiB: a spec is a short TOML file; check the path")
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text's newlines
     except OSError as exc:
         raise BadInput(f"cannot read spec {path}: {exc.strerror or exc}: check the path") from None
     except UnicodeDecodeError as exc:
@@ -47,6 +59,8 @@ def read(path: str | Path, name: str | None = None) -> Spec:
     except tomllib.TOMLDecodeError as exc:
         raise BadInput(f"{path}: invalid TOML: {str(exc).splitlines()[0]}: fix the syntax") from None
     try:
+        if dataset is not None and isinstance(data.get("study"), dict):  # sweeper run --dataset
+            data["study"]["dataset"] = dataset
         return parse(data, name=name)
     except BadInput as exc:
         raise BadInput(f"{path}: {exc}") from None

@@ -22,19 +22,28 @@ class _Handler(WSGIRequestHandler):
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
         sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
+    def get_environ(self) -> dict:
+        """The request's environ, with the address of this machine that the request reached."""
+        environ = super().get_environ()
+        environ[REACHED] = self.connection.getsockname()[0]
+        return environ
+
 
 LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
 READS = ("GET", "HEAD")
+REACHED = "sweeper.reached_address"  # the environ key of the local address a request came in on
 
 
 def guard(app, names: set[str], *, allow_writes: bool = False):
-    """`app` answering only requests whose Host header is one of `names` (a web page that rebinds its
-    own domain to this address is refused), and only reads unless `allow_writes` (optuna-dashboard
-    asks for nothing before deleting a study)."""
+    """`app` answering only requests whose Host header is one of `names` or the address of this machine
+    the request reached (a web page that rebinds its own domain to this address is refused; an address
+    is no domain to rebind), and only reads unless `allow_writes` (optuna-dashboard asks for nothing
+    before deleting a study)."""
 
     def guarded(environ, start_response):
         name = host_name(environ.get("HTTP_HOST", ""))
-        if name not in names:
+        reached = str(environ.get(REACHED, "")).lower().removeprefix("::ffff:")  # an IPv4 client of an IPv6 socket
+        if name not in names and not (name and name == reached):
             return _refuse(start_response, "421 Misdirected Request",
                            f"host {name or '(none)'} is not this dashboard's: use one of {', '.join(sorted(names))} "
                            "(or start it with --allow-host NAME)")
@@ -56,7 +65,7 @@ def host_name(header: str) -> str:
 
 def known_names(host: str, extra: tuple[str, ...] = ()) -> set[str]:
     """The host names this server answers for: the local ones, --host's, this machine's names when it
-    listens on every address, and --allow-host's."""
+    listens on every address, and --allow-host's (besides the address each request reached: `guard`)."""
     names = set(LOCAL_NAMES) | {host.lower()} | {e.lower() for e in extra}
     if host in ("0.0.0.0", "::", ""):
         names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
@@ -92,8 +101,9 @@ def serve(url: str, *, host: str = "127.0.0.1", port: int = 8080, allow_writes: 
         raise BadInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}: check --host") from None
     bound_host, bound_port = server.server_address[:2]
     mode = "read and write (--allow-writes)" if allow_writes else "read-only (--allow-writes to change studies)"
+    everywhere = " and this machine's addresses" if host in ("0.0.0.0", "::", "") else ""
     print(f"optuna-dashboard on {urls.mask(url)}: http://{bound_host}:{bound_port}/ {mode}; answers for "
-          f"{', '.join(sorted(names))} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+          f"{', '.join(sorted(names))}{everywhere} (Ctrl-C stops it)", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -80,7 +80,23 @@ def write(parts: list[Part], out: str | Path, *, title: str, intro: str = "") ->
                         _study(handle, data, tmp, level if heading else level[:-1], titled=bool(heading))
         lines += _superseded(studies, heads)
         (tmp / "report.md").write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+        stale = _listed(Path(out)) - {p.name for p in tmp.iterdir()}
+        (tmp / MANIFEST).write_text("".join(f"{p.name}\n" for p in sorted(tmp.glob("*.png"))), encoding="utf-8")
+    for name in stale:  # the PNGs of an earlier report into this folder that this one does not show
+        (Path(out) / name).unlink(missing_ok=True)
     return Path(out) / "report.md"
+
+
+MANIFEST = ".sweeper-files"  # the PNGs the last report wrote into its folder (the next removes stale ones)
+
+
+def _listed(out: Path) -> set[str]:
+    """The PNG names the manifest in `out` lists (plain names only: a name with a path in it is ignored)."""
+    try:
+        text = (out / MANIFEST).read_text(encoding="utf-8")
+    except OSError:
+        return set()
+    return {n for n in text.split("\n") if n.endswith(".png") and "/" not in n and not n.startswith(".")}
 
 
 class _Anchors:
@@ -312,7 +328,7 @@ def _isolation(handle, data: _Data, folder: Path) -> tuple[list[str], Path | Non
     side = _table(["#", "the claim", "at the post's setting", "verdict", "each at its best", "verdict"], rows)
     tuning = [(arm, _trials_of(name, handle.url)) for arm, name in zip(arms, link["tuning"])]
     drawn = plots._save(plots.isolation(handle.spec, tuning, keys[0], link["post"][keys[0]], at_post.measured,
-                                        data.measured), folder / f"{handle.spec.name}.isolation.png")
+                                        data.measured), plots.png_path(folder, handle.spec.name, "isolation"))
     intro = (f"Each configuration's {', '.join(keys)} was tuned on validation error (studies "
              f"`{link['tuning'][0]}` to `{link['tuning'][-1]}`, on a seed none of this study's uses, so that no "
              f"figure below was chosen on), then every configuration re-ran at its best with the study's seeds. "

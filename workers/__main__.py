@@ -1,5 +1,15 @@
-"""`python -m workers`: the compute side's commands (train once, run a worker)."""
+"""`python -m workers`: the compute side's commands (train once, run a worker).
 
-from workers.cli import main
+`sweeper train|evaluate|worker ARGS` run as `python -m workers COMMAND ARGS` (sweeper.cli execs it), as do
+`sweeper run`'s workers: a command's help and usage errors name it `sweeper COMMAND`, the way people type
+it. The bare group keeps its own name (`python -m workers --help`).
+"""
 
-main()
+import functools
+import sys
+
+from storage.contract.process import run_cli
+from workers.cli import cli
+
+named = len(sys.argv) > 1 and sys.argv[1] in cli.commands
+run_cli(functools.partial(cli, prog_name="sweeper" if named else None))

@@ -100,11 +100,14 @@ def evaluate(file, dataset, backend, as_json) -> None:
     from workers import runtime, weights
 
     kept = weights.load(file)  # a file that is not ours fails before anything is imported or read
+    dataset = dataset or kept.meta.get("figures", {}).get("dataset")
+    if not dataset:
+        raise BadInput(f"{file} does not name the data set it was trained on: pass --dataset")
     runtime.configure(WorkerOptions(backend=backend))
     from workers.data import load
 
-    data = load(dataset or kept.meta["figures"]["dataset"], valid_size=kept.meta["params"]["valid_size"],
-                split=kept.meta["params"].get("split", "random"))
+    config = kept.config
+    data = load(dataset, valid_size=config["valid_size"], split=config["split"])
     figures = weights.evaluate(kept, data)
     if as_json:
         click.echo(json.dumps(dict(type="evaluation", file=str(file), dataset=data.name, **figures)))

@@ -33,6 +33,7 @@ from storage.contract.errors import BadInput
 from storage.contract.params import VALID_SIZE
 from storage.contract.samplers import suggest
 from storage.contract.spec import SEED
+from storage.studies import StudyGone
 from workers import checkpoints
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -77,7 +78,7 @@ class Writes:
             try:
                 fn(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - kept for the trial, raised by wait() and the next epoch
-                self.error = _lost(exc)
+                self.error = self.error or _lost(exc)  # not over a StudyGone the trial set meanwhile
 
         self._futures.append(self._pool.submit(job))
 
@@ -96,15 +97,18 @@ class Objective:
     budget gate frees its lock there); `stop_now` an Event: set, the trial stops after its current
     epoch (KeyboardInterrupt); `keep(trial, result, value)` keeps a complete trial's weights
     (workers.keeper); `checkpoints` (a folder, or None) holds each running trial's training state
-    every `[study] checkpoint_every` epochs, from which a retry resumes. `last` is the last trial's TrialLog.
+    every `[study] checkpoint_every` epochs, from which a retry resumes; `gone()` (or None) is True once
+    the study was deleted or replaced, asked before each epoch's writes and the result's where a new
+    study may take the deleted one's ids (SQLite), since a trial's writes go by id: StudyGone then,
+    which Optuna lets through untold. `last` is the last trial's TrialLog.
     """
 
     def __init__(self, spec, storage, study_id: int, *, train, load, failures=(), on_start=None, stop_now=None,
-                 keep=None, checkpoints=None):
+                 gone=None, keep=None, checkpoints=None):
         self.spec, self.storage, self.study_id = spec, storage, study_id
         self._train, self._load, self._keep, self._checkpoints = train, load, keep, checkpoints
         self.failures = tuple(failures)
-        self._on_start, self._stop_now = on_start, stop_now
+        self._on_start, self._stop_now, self._gone = on_start, stop_now, gone
         self.last: TrialLog | None = None
         self._pruning = spec.pruner["name"] != "none"
         self._reuse = _reuse_on()
@@ -148,7 +152,7 @@ class Objective:
         mine, theirs = self._checkpoint_paths(trial)
         try:
             try:
-                resume = self._resume(trial, log, theirs, seen)
+                resume = self._resume(trial, log, theirs, seen, lambda: self._fresh_state(params, data))
                 saving = dict(every=self.spec.checkpoint_every, resume=resume,
                               on_checkpoint=self._on_checkpoint(mine, log, writes)) if mine is not None else {}
                 result = self._train(self.spec.model, params, data, epochs=self.spec.epochs, steps=self.spec.steps,
@@ -157,6 +161,7 @@ class Objective:
             finally:
                 self._wait(log, writes)
             _timed(log, start)
+            self._still_mine(writes)
             self._set_attrs(trial, {
                 "test_error": result.test_error, "report": result.report,
                 **({"test_correct": flags.pack(result.test_correct)} if result.test_correct is not None else {}),
@@ -204,6 +209,7 @@ class Objective:
                     on_epoch(record)
             finally:
                 self._wait(log, writes)
+            self._still_mine(writes)
             self._set_attrs(trial, source.attrs)
         except (Exception, KeyboardInterrupt) as exc:
             exc = _lost(exc)
@@ -248,7 +254,7 @@ class Objective:
                 writes.wait()  # rows 1..epoch are in the database before the file that says so
                 if not failed:
                     checkpoints.save(dict(state, mode=self._mode()), path)
-            except OSError as exc:
+            except (OSError, BadInput) as exc:  # BadInput: a read-only file where it goes
                 failed.append(exc)
                 logging.getLogger("sweeper.worker").warning("trial %d: no more checkpoints: %s", log.number, exc)
             finally:
@@ -263,12 +269,17 @@ class Objective:
 
         return runtime.compile_mode()
 
-    def _resume(self, trial: optuna.Trial, log: TrialLog, left: list, seen: dict) -> dict | None:
+    def _resume(self, trial: optuna.Trial, log: TrialLog, left: list, seen: dict, like) -> dict | None:
         """The training state of the latest usable checkpoint in `left` (see _checkpoint_paths), with
         their epoch rows and reports carried over into this trial; None when there is none (the retry
-        starts at epoch 1)."""
+        starts at epoch 1). `like()`: the trial's fresh training state, which a usable one matches
+        (workers.checkpoints.mismatch). Each one passed over is one log line."""
         say = logging.getLogger("sweeper.worker").warning
+        fresh = None
         for source, path in left:
+            if not path.is_file():
+                say("trial %d: checkpoint %s is not a file: passed over (remove it)", trial.number, path)
+                continue
             try:
                 state = checkpoints.load(path)
             except Exception as exc:  # noqa: BLE001 - a damaged file costs the epochs it held, not the trial
@@ -276,6 +287,11 @@ class Objective:
                 continue
             if state.get("mode") != self._mode():
                 say("trial %d: checkpoint %s is of another backend (%s)", trial.number, path, state.get("mode"))
+                continue
+            fresh = like() if fresh is None else fresh
+            why = checkpoints.mismatch(state, fresh, self.spec.epochs)
+            if why is not None:
+                say("trial %d: checkpoint %s does not match this trial: %s", trial.number, path, why)
                 continue
             rows = epochs.carry(self.storage.engine, study_id=self.study_id, source=source, trial_id=trial._trial_id,
                                 trial=trial.number, up_to=state["epoch"])
@@ -286,6 +302,15 @@ class Objective:
         if left:
             say("trial %d starts at epoch 1: no checkpoint of its predecessors can be used", trial.number)
         return None
+
+    def _fresh_state(self, params: dict, data) -> dict:
+        """The training state of the network train() builds for `params` on `data` (compiled once per
+        architecture, as train() would): the shapes, types and generator a checkpoint must match."""
+        from storage.contract.params import resolve
+        from workers import compiled
+
+        config = resolve(self.spec.model, params)
+        return compiled.network(self.spec.model, config, data.image_shape, data.n_classes).training_state()
 
     def _resumed(self, trial: optuna.Trial, log: TrialLog, state: dict, rows: list, source: int, seen: dict):
         """Report the carried epochs to the pruner and say so: the state train() resumes from."""
@@ -325,6 +350,7 @@ class Objective:
         def on_epoch(record) -> None:
             if self._stop_now is not None and self._stop_now.is_set():
                 raise KeyboardInterrupt
+            self._still_mine(writes)
             if writes.error is not None:
                 raise writes.error
             begun = time.perf_counter()
@@ -343,6 +369,12 @@ class Objective:
                                          f"pruner: {self.spec.metric} {value:.4f}")
 
         return on_epoch
+
+    def _still_mine(self, writes: Writes) -> None:
+        """StudyGone, and the trial's queued writes dropped, once `gone()` says the study was deleted or replaced."""
+        if self._gone is not None and self._gone():
+            writes.error = StudyGone()
+            raise writes.error
 
     def _write_epoch(self, trial_id: int, number: int, record) -> None:
         """One epoch row, only while the trial is RUNNING (TrialLost otherwise)."""
@@ -389,10 +421,17 @@ def _lost(exc: BaseException) -> BaseException:
 
 
 def _remove(*paths) -> None:
-    """Remove the checkpoints of a trial that ended (they are kept for a retry when it was cut short)."""
+    """Remove the checkpoints of a trial that ended (they are kept for a retry when it was cut short).
+    What is not a file there (a folder: passed over when read) is left; a file that cannot be
+    removed is one log line, never the trial's failure."""
     for path in paths:
-        if path is not None:
+        if path is None or path.is_dir():
+            continue
+        try:
             path.unlink(missing_ok=True)
+        except OSError as exc:
+            logging.getLogger("sweeper.worker").warning("checkpoint %s not removed (%s): remove it by hand", path,
+                                                        exc.strerror or exc)
 
 
 def _timed(log: TrialLog, start: float) -> None:

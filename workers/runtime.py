@@ -121,11 +121,13 @@ def parse_cpus(text: str | None) -> tuple[int, ...] | None:
     have = sorted(os.sched_getaffinity(0))
     cpus = []
     try:
-        for part in text.split(","):
-            low, _, high = part.strip().partition("-")
-            cpus += range(int(low), int(high or low) + 1)
+        ranges = [(int(low), int(high or low)) for low, _, high in (p.strip().partition("-") for p in text.split(","))]
     except ValueError:
         raise BadInput(f"--cpus {text!r} is not a list of cores: write e.g. 0 or 0,1 or 0-3") from None
+    for low, high in ranges:
+        if high < low:
+            raise BadInput(f"--cpus {text}: the range {low}-{high} runs backwards: write {high}-{low}")
+        cpus += range(low, high + 1)
     missing = sorted(set(cpus) - set(have))
     if missing:
         raise BadInput(f"--cpus {text}: no core {missing[0]} here: use cores among {have[0]}-{have[-1]}")

@@ -12,6 +12,9 @@
                    worker took while this one was stopped (failed as stale) is dropped with one line
           WAIT: look again soon (stale trials of dead workers are failed and retried meanwhile)
           STOPPED (sweeper stop) or DONE (the budget is spent): end
+          GONE: the study was deleted or replaced (its uid, read at the start, is not there)
+      the study gone (seen by the gate, by a trial that failed, or on SQLite before each epoch's
+      writes): one line, exit 2, nothing more written (a new study of its name may have its ids)
       the database failing for longer than its patience (or for good): one line, exit 75
       teardown: close the writer thread and the connections, then restore the signal handlers
 """
@@ -19,7 +22,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import signal
@@ -42,6 +44,7 @@ from workers.objective import WORKER, Objective, TrialLog
 
 WAIT_S = 0.5  # how often a worker whose budget is taken by running trials looks again
 EXIT_DATABASE = 75  # the database failed for longer than its patience, or for good (sysexits' EX_TEMPFAIL)
+EXIT_GONE = 2  # the study was deleted or replaced while this worker ran (as a study missing at the start: 2)
 log = logging.getLogger("sweeper.worker")
 
 
@@ -103,7 +106,8 @@ def work(name: str, url: str, options: WorkerOptions = WorkerOptions(), *, on_tr
     A worker started by `sweeper run` (`options.stdin_start`) waits out a transient error while it
     connects (the storage answered moments ago); otherwise an unreachable storage fails at once.
     `parent`: the stream from the process that started this worker (`sweeper run`'s pipe): when it
-    ends, that process is gone, and the worker stops as on a first signal.
+    ends, that process is gone, and the worker stops as on a first signal. A study deleted or replaced
+    under the worker stops it with one line, exit EXIT_GONE.
     `on_trial(wall_s, train_s)`, if given, sees each trial's whole time in this loop (budget check,
     ask, training, epoch rows, reports, tell) and its time inside train() (bench/sweep_overhead.py).
     """
@@ -114,9 +118,10 @@ def work(name: str, url: str, options: WorkerOptions = WorkerOptions(), *, on_tr
     if counts.next_step(spec.n_trials) is Step.DONE:
         log.info("the study's budget of %d trials is spent: nothing to do", counts.budget(spec.n_trials))
         return 0
-    gate = budget.Gate(study, storage, study_id, spec.n_trials)
+    gate = budget.Gate(study, storage, study_id, spec.n_trials, uid=studies.uid(storage, study_id))
     shutdown = WarmShutdown()
-    objective = build_objective(spec, storage, study_id, url, on_start=gate.confirm, stop_now=shutdown.now)
+    objective = build_objective(spec, storage, study_id, url, on_start=gate.confirm, stop_now=shutdown.now,
+                                gone=gate.gone if storage.engine.dialect.name == "sqlite" else None)
     shutdown.install()  # after what can refuse to start (the data, the artifact folder): nothing to restore then
     if parent is not None:
         shutdown.watch(parent)
@@ -130,16 +135,23 @@ def work(name: str, url: str, options: WorkerOptions = WorkerOptions(), *, on_tr
                 database.check()  # an SQLite file deleted or replaced under this worker: stop and say so
                 with gate.reserve() as step:  # the budget lock, held until the trial exists (gate.confirm)
                     if step is Step.RUN:
-                        run_trial(study, objective, on_trial)
+                        run_trial(study, objective, gate, on_trial)
                         limits.ran += 1
                 if step is Step.WAIT:
                     shutdown.requested.wait(WAIT_S)
+                elif step is Step.GONE:
+                    raise studies.StudyGone
                 elif step is not Step.RUN:
-                    _log_end(step, spec, limits.ran)
+                    _log_end(step, spec, limits.ran, budget.counts(storage.engine, study_id).budget(spec.n_trials))
                     break
         except KeyboardInterrupt:
             requeue_interrupted(study, spec, objective)
             return 130
+        except studies.StudyGone:
+            log.error("error: study '%s' was deleted (or replaced) while this worker ran: stopping, writing nothing "
+                      "more into it; a new study of that name needs new workers (sweeper stop %s before sweeper "
+                      "delete lets running trials finish)", name, name)
+            return EXIT_GONE
     except Exception as exc:
         if retry.database_error(exc) is None:
             raise
@@ -171,10 +183,11 @@ class Limits:
         return True
 
 
-def build_objective(spec: Spec, storage, study_id: int, url: str, *, on_start, stop_now) -> Objective:
+def build_objective(spec: Spec, storage, study_id: int, url: str, *, on_start, stop_now, gone=None) -> Objective:
     """The study's objective with its collaborators: the training core, the data (loaded here once:
     a missing data set fails now), the trial failures that do not stop the worker, the gate's
-    `on_start`, the second signal's `stop_now`, and the keeper of weights (its artifact folder made now)."""
+    `on_start` and `gone`, the second signal's `stop_now`, and the keeper of weights (its artifact
+    folder made now)."""
     from storage import artifacts
     from workers.data import load
     from workers.keeper import Keeper
@@ -183,7 +196,7 @@ def build_objective(spec: Spec, storage, study_id: int, url: str, *, on_start, s
     _data(spec)
     store = artifacts.store(url, create=True) if spec.keeps_files else None
     return Objective(spec, storage, study_id, train=train, load=load, failures=(Diverged, BadInput, budget.Overshoot),
-                     on_start=on_start, stop_now=stop_now, keep=Keeper(spec.keep, store, spec.name),
+                     on_start=on_start, stop_now=stop_now, gone=gone, keep=Keeper(spec.keep, store, spec.name),
                      checkpoints=artifacts.folder(url) if store is not None else None)
 
 
@@ -196,26 +209,13 @@ def seed_offset(worker: int | None, trials: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{who}/{trials}".encode()).digest()[:4], "big")
 
 
-def _log_end(step: Step, spec: Spec, ran: int) -> None:
+def _log_end(step: Step, spec: Spec, ran: int, n_trials: int) -> None:
     """Why the loop ended when the study itself ended it (stopped, or its budget spent)."""
     if step is Step.STOPPED:
         log.info("study '%s' is stopped (sweeper stop) after %d trial(s) here: sweeper resume %s lifts it",
                  spec.name, ran, spec.name)
     else:
-        log.info("the study's budget of %d trials is spent; this worker ran %d", spec.n_trials, ran)
-
-
-def wait_for_start(stream) -> bool:
-    """How `sweeper run` starts its workers while it creates the study: read the study's spec (one
-    JSON line) from `stream`, prepare for it, then wait for the line 'start'.
-
-    False when the stream ends first (the run was refused, or its process died): nothing to do.
-    """
-    line = stream.readline()
-    if not line:
-        return False
-    prepare(Spec.from_attr(json.loads(line)))
-    return stream.readline().strip() == "start"
+        log.info("the study's budget of %d trials is spent; this worker ran %d", n_trials, ran)
 
 
 def prepare(spec: Spec) -> None:
@@ -274,20 +274,25 @@ def connect(name: str, url: str, *, worker: int | None = None, patient: bool = F
     return study, spec, storage
 
 
-def run_trial(study, objective: Objective, on_trial=None) -> None:
+def run_trial(study, objective: Objective, gate: budget.Gate, on_trial=None) -> None:
     """One trial through study.optimize, so that Optuna's heartbeat thread runs beside it; log it.
 
     No Optuna callback: it would read the finished trial back (two statements); the objective
-    already knows what the line says.
+    already knows what the line says. A trial that fails because its study was deleted or replaced
+    (Optuna's KeyError 'Record does not exist', an epoch row refused) is StudyGone, and no line.
     """
     begun = time.perf_counter()
+    gone = False
     try:
         study.optimize(objective, n_trials=1, catch=objective.failures)
     except Exception:
+        gone = gate.gone()
+        if gone:
+            raise studies.StudyGone from None
         if objective.last is None or not objective.last.lost:
             raise  # a lost trial is another worker's now: Optuna's tell refused it, and this worker goes on
     finally:
-        if objective.last is not None and objective.last.state != "RUNNING":
+        if not gone and objective.last is not None and objective.last.state != "RUNNING":
             _log_trial(objective.last)
     if on_trial is not None:
         on_trial(time.perf_counter() - begun, objective.last.train_seconds)

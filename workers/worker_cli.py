@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
+import time
 
 import click
 
 from storage.contract.options import WorkerOptions
+
+STARTED_BY = os.getppid()  # read when the command loads, before its slow imports: the `sweeper run` to watch
 
 
 @click.command()
@@ -42,7 +47,7 @@ def worker(name, storage, **given) -> None:
     runtime.configure(options)
     if options.device == "cuda":
         runtime.check_cuda()  # one line and exit 2 when JAX sees no GPU
-    from workers.worker import setup_logging, wait_for_start, work
+    from workers.worker import setup_logging, work
 
     setup_logging(options.quiet)
     if options.stdin_start and not wait_for_start(sys.stdin):
@@ -55,3 +60,52 @@ def worker_options(given: dict) -> WorkerOptions:
     from workers import runtime
 
     return WorkerOptions(**{**given, "cpus": runtime.parse_cpus(given.get("cpus"))})
+
+
+ORPHAN_WAIT_S = 1.0  # how long a worker whose stdin ended looks for its new parent (the old one's exit)
+
+
+def wait_for_start(stream) -> bool:
+    """How `sweeper run` starts its workers while it creates the study: read the study's spec (one JSON
+    line) from `stream`, prepare for it, then wait for the line 'start'. A worker whose `sweeper run`
+    dies while it prepares (its stdin ends and it gets a new parent) stops preparing at once: hundreds
+    of workers preparing on a few cores take minutes. False when it is not started."""
+    import _thread
+    import json
+
+    from storage.contract.spec import Spec
+    from workers.worker import log, prepare
+
+    line = stream.readline()
+    if not line:
+        return False
+    said, orphaned = [], threading.Event()
+
+    def watch() -> None:
+        said.append(stream.readline())
+        if not said[0] and _orphaned(STARTED_BY):
+            orphaned.set()
+            _thread.interrupt_main()  # a KeyboardInterrupt in prepare: its temporary files are removed
+
+    thread = threading.Thread(target=watch, name="sweeper-parent", daemon=True)
+    thread.start()
+    try:
+        prepare(Spec.from_attr(json.loads(line)))
+        thread.join()
+        return said[0].strip() == "start"
+    except KeyboardInterrupt:
+        if not orphaned.is_set():
+            raise
+        log.warning("the sweeper run that started this worker is gone: stopped preparing")
+        return False
+
+
+def _orphaned(parent: int) -> bool:
+    """Whether this process's parent is no longer `parent` (it died: the pipe from it ended because it
+    exited, not because it closed the pipe), seen within ORPHAN_WAIT_S."""
+    deadline = time.monotonic() + ORPHAN_WAIT_S
+    while os.getppid() == parent:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

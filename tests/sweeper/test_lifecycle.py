@@ -158,7 +158,7 @@ def test_enqueue_copies_the_best_configurations_of_another_study(sweeper, write_
     _one_line(sweeper("enqueue", "next", "--from", "tiny", "--top", "3", "--storage", sqlite_url),
               "trial 0 of 'tiny': lr = 0.02 lies outside the study's space (0.1 to 0.45, log)")
     _one_line(sweeper("enqueue", "next", "--from", "tiny", "--top", "2", "--storage", sqlite_url),
-              "has room for 1 more trial(s), not 2: raise its budget first (sweeper extend next")
+              "the 2 best configuration(s) of 'tiny' are already queued, running or done in study 'next'")
     _one_line(sweeper("enqueue", "next", "--from", "nope", "--storage", sqlite_url), "no study 'nope'")
     assert len(manager.open_study("next", sqlite_url).study.trials) == before
     for handle in (theirs, mine):

@@ -49,9 +49,15 @@ def test_the_report_has_a_section_per_topic_and_a_verdict_per_claim(reproduced):
     assert headings == list(reproduce.SECTIONS)
     planned = reproduce.plan([], dataset="digits", repeats=2, epochs=2)
     n_claims = 0
+    tuned = [item.spec.name + ".tuned" for item in planned if item.spec.tune]
+    assert len(tuned) == 2  # the activation and L2 studies, each also at every configuration's own rate
     for item in planned:
         claims = analysis.claims(url, item.spec.name)
         assert len(claims) == len(item.spec.claims)
+        if item.spec.tune:  # the same claims again, each configuration at its tuned rate
+            again = analysis.claims(url, item.spec.name + ".tuned")
+            assert len(again) == len(claims) and not again["counted"].any()
+            n_claims += len(again)
         assert set(claims["verdict"]) <= {SUPPORTED, CONTRADICTED, INCONCLUSIVE, UNTESTABLE}
         assert not claims["counted"].any()  # 2 epochs are not the posts' lengths: nothing counts
         for text in claims["claim"]:
@@ -59,7 +65,7 @@ def test_the_report_has_a_section_per_topic_and_a_verdict_per_claim(reproduced):
         n_claims += len(claims)
     verdicts = re.findall(r"\| \*\*(supported|contradicted|inconclusive|untestable)\*\*", report)
     assert len(verdicts) == n_claims > 40
-    assert "**Not the posts' lengths.** Studies that trained another length than the post: 12 of 12" in report
+    assert "**Not the posts' lengths.** Studies that trained another length than the post: 14 of 14" in report
     assert f"{len(planned)} studies" not in report  # one heading per study instead
     for item in planned:
         assert f"Study `{item.spec.name}`" in report
@@ -88,8 +94,23 @@ def test_a_second_run_reuses_every_study(reproduced, sweeper):
     assert again.returncode == 0, again.stderr
     assert again.stderr.count("done already") == len(reproduce.plan(["init", "toy"]))
     assert "created" not in again.stderr
-    assert (folder / "again" / "report.md").exists()
+    report = (folder / "again" / "report.md").read_text()
+    assert re.findall(r"^## (\w+): ", report, flags=re.M) == list(reproduce.SECTIONS)  # the earlier ones too
     assert time.monotonic() - started < first / 2
+
+
+def test_a_report_into_the_same_folder_removes_the_pngs_of_the_one_before(reproduced, sweeper, tmp_path):
+    _, url, _, _ = reproduced
+    first, second = (p.spec.name for p in reproduce.plan(["init", "toy"], dataset="digits", repeats=2, epochs=2))
+    out = tmp_path / "rep"
+    (out / "mine.png").parent.mkdir()
+    (out / "mine.png").write_bytes(b"not ours")  # a file the reports did not write stays
+    assert sweeper("report", first, "--storage", url, "--out", out).returncode == 0
+    assert any(p.name.startswith(first) for p in out.glob("*.png"))
+    assert sweeper("report", second, "--storage", url, "--out", out).returncode == 0
+    left = sorted(p.name for p in out.glob("*.png"))
+    assert "mine.png" in left and not [n for n in left if n.startswith(first + ".")]
+    assert sorted(_pngs((out / "report.md").read_text())) == [n for n in left if n != "mine.png"]
 
 
 def test_report_and_plot_of_named_studies(reproduced, sweeper, tmp_path):

@@ -221,3 +221,23 @@ def test_on_a_terminal_the_run_draws_a_bar_with_the_time_left(write_spec, tmp_pa
     assert "| 3/3 [" in frames[-1] and "best: trial" in frames[-1], frames[-1]
     assert any(re.search(r"<\d\d:\d\d, .*running: #\d+ \d+/400", f) for f in frames), frames  # time left, epochs
     assert " s] " not in screen  # no log lines on a terminal
+
+
+def test_a_run_whose_workers_cannot_get_the_data_leaves_no_study_and_says_the_way_out(sweeper, write_spec,
+                                                                                      tmp_path, mnist_dir):
+    """No network: the workers cannot download MNIST. The message names the way out, the study `sweeper run`
+    created is removed again, and the corrected spec (the same name, the files on disk) then runs."""
+    import socket
+
+    with socket.socket() as s:  # a port on 127.0.0.1 that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"SWEEPER_DATA_DIR": str(tmp_path / "empty"), "SWEEPER_MNIST_MIRROR": f"http://127.0.0.1:{port}/"}
+    spec = write_spec(tiny_spec().replace('dataset = "digits"', 'dataset = "mnist"'))
+    failed = sweeper("run", spec, "--workers", "2", env=env)
+    assert failed.returncode != 0
+    assert 'dataset = "idx:DIR"' in failed.stderr and "SWEEPER_DATA_DIR" in failed.stderr, failed.stderr
+    assert "study 'tiny' removed again" in failed.stderr
+    fixed = write_spec(tiny_spec().replace('dataset = "digits"', f'dataset = "idx:{mnist_dir}"'), "fixed.toml")
+    done = sweeper("run", fixed, "--workers", "2", env=env)
+    assert done.returncode == 0, done.stderr

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from storage.contract import files
 from storage.contract.errors import BadInput
 from workers.data.idx import read_idx
 
@@ -136,7 +137,8 @@ def _fetch(url: str, target: Path, expected: str, timeout: float) -> Path:
                         out.write(chunk)
             except (urllib.error.URLError, OSError) as exc:
                 reason = getattr(exc, "reason", None) or exc
-                fix = "check the network or set SWEEPER_MNIST_MIRROR"
+                fix = ("check the network, set SWEEPER_MNIST_MIRROR, or use MNIST files you have: "
+                       "dataset = \"idx:DIR\" (sweeper run --dataset idx:DIR) or SWEEPER_DATA_DIR")
                 raise BadInput(f"cannot download {url}: {reason}; {fix}") from None
         got = digest.hexdigest()
         if got != expected:
@@ -144,6 +146,7 @@ def _fetch(url: str, target: Path, expected: str, timeout: float) -> Path:
                 f"checksum mismatch for {target.name} from {url.rsplit('/', 1)[0]}/: "
                 f"expected {expected}, got {got}; check the mirror"
             )
+        os.chmod(tmp, files.created_mode())  # mkstemp's 0600: a shared data folder's files follow the umask
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
