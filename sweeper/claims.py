@@ -203,7 +203,8 @@ def evaluate(claim: dict, measured: pd.DataFrame, epochs: int | None, shortened:
         est = stats.shifted(x[metric], claim["value"], floor=floor)
         row["x_mean"] = x[metric].mean()
     p_for, p_against = _tests(kind, claim, d, est, floor)
-    sd, levels, df = spread(measured, metric, paired=claim["y"] is not None, floor=floor)
+    sd, levels, df = spread(measured if claim["y"] is not None else measured[measured["config"] == claim["x"]],
+                            metric, paired=claim["y"] is not None, floor=floor)
     row.update(spread=sd, levels=levels,
                detectable=stats.detectable(sd, est.n, df) if df > 0 and est.n >= 1 else math.nan)
     row.update(n=est.n, effect=est.mean, effect_low=est.low, effect_high=est.high,
@@ -253,9 +254,11 @@ def _tests(kind: str, claim: dict, d, est: stats.Estimate, floor: float) -> tupl
 
 def spread(measured: pd.DataFrame, metric: str, paired: bool, floor: float) -> tuple[float, int, int]:
     """(standard deviation of one seed's figure, configurations, degrees of freedom) behind a claim's smallest
-    detectable effect, pooled over all the study's configurations: for paired claims sqrt(2) times the
-    residual spread of a configurations x seeds model, on (configurations - 1) x (seeds - 1) degrees of
-    freedom (configurations 0 for a claim on one configuration); never below `floor`."""
+    detectable effect: for paired claims sqrt(2) times the residual spread of a configurations x seeds
+    model pooled over all the study's configurations, on (configurations - 1) x (seeds - 1) degrees of
+    freedom; for a claim on one configuration (`measured` holds only it) its own spread over seeds
+    (configurations 0): pooling it with configurations of another spread would misstate it. Never below
+    `floor`."""
     done = measured[~measured["diverged"]]
     if paired:
         sd, df = stats.pooled_sd(done[metric], done["config"], done["seed"])

@@ -6,41 +6,21 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from storage.studies import ATTR
+from tests.clitools import one_line, sweeper_cli
 from tests.sweeper.conftest import tiny_spec
 
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 
 
 def _cli(*args, cwd: Path, umask: int = 0o022, timeout: float = 120, memory: int | None = None):
-    """The real `sweeper` CLI under `umask` (and an address-space limit of `memory` bytes)."""
-    env = {k: v for k, v in os.environ.items() if k != "SWEEPER_STORAGE"}
-
-    def limit() -> None:
-        if memory:
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-
-    return subprocess.run([sys.executable, "-m", "sweeper", *map(str, args)], cwd=cwd, env=env, umask=umask,
-                          preexec_fn=limit, capture_output=True, text=True, timeout=timeout)
-
-
-def _one_line(done, *words: str) -> str:
-    """The one-line error of a refused command (exit 2), holding `words`."""
-    assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in done.stderr, done.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
+    return sweeper_cli(*args, cwd=cwd, umask=umask, timeout=timeout, memory=memory)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +57,7 @@ def test_a_study_name_edited_in_the_database_writes_nothing_outside_out(db, tmp_
     out = tmp_path / "a" / "b" / "out"
     out.parent.mkdir()
     done = _cli(command, "tiny", "--storage", url, "--out", out, cwd=tmp_path)
-    _one_line(done, "'../../../tmp/x'", "cannot name a file")
+    one_line(done, "'../../../tmp/x'", "cannot name a file")
     assert not list(tmp_path.rglob("*.png")), "a PNG was written"
     assert not list(escape.iterdir()) and not list(out.glob("*")) and done.stdout == ""
 
@@ -105,7 +85,7 @@ def test_a_read_only_output_is_refused_and_left_as_it_was(db, tmp_path, command)
     out.chmod(0o444)
     args = ("--format", "csv") if command != "export" else ()
     done = _cli(command, "tiny", "--storage", url, *args, "--out", out, cwd=tmp_path)
-    _one_line(done, str(out), "read-only", "chmod u+w")
+    one_line(done, str(out), "read-only", "chmod u+w")
     assert out.read_text() == "kept" and out.stat().st_mode & 0o777 == 0o444
     assert not list(tmp_path.glob(".*.tmp"))
 
@@ -114,7 +94,7 @@ def test_a_read_only_output_is_refused_and_left_as_it_was(db, tmp_path, command)
 
 
 @pytest.mark.parametrize("artifact_id", ["../secret", "../../secret", None, 7, ""])
-def test_export_of_an_edited_artifact_id_is_one_line(db, tmp_path, artifact_id):
+def test_export_of_an_edited_artifact_id_isone_line(db, tmp_path, artifact_id):
     url, path = db
     (tmp_path / "secret").write_text("not a weights file")
     with sqlite3.connect(path) as conn:
@@ -128,7 +108,7 @@ def test_export_of_an_edited_artifact_id_is_one_line(db, tmp_path, artifact_id):
                          (json.dumps(json.dumps(meta)), row_id))
     out = tmp_path / "w.npz"
     done = _cli("export", "tiny", "--storage", url, "--out", out, cwd=tmp_path)
-    _one_line(done, "artifact id", "not a plain file name")
+    one_line(done, "artifact id", "not a plain file name")
     assert not out.exists()
 
 
@@ -139,7 +119,7 @@ def test_create_refuses_dev_zero(tmp_path):
     # (a limit on memory: the reader this replaces read /dev/zero until it ran out)
     done = _cli("create", "/dev/zero", "--storage", f"sqlite:///{tmp_path / 's.db'}", cwd=tmp_path, timeout=60,
                 memory=1 << 30)
-    _one_line(done, "/dev/zero", "not a regular file")
+    one_line(done, "/dev/zero", "not a regular file")
     assert not (tmp_path / "s.db").exists()
 
 
@@ -147,12 +127,12 @@ def test_create_refuses_a_fifo_without_waiting_for_a_writer(tmp_path):
     fifo = tmp_path / "spec.toml"
     os.mkfifo(fifo)
     done = _cli("create", fifo, "--storage", f"sqlite:///{tmp_path / 's.db'}", cwd=tmp_path, timeout=60)
-    _one_line(done, str(fifo), "not a regular file")
+    one_line(done, str(fifo), "not a regular file")
 
 
 def test_create_refuses_a_spec_over_one_mib(tmp_path):
     spec = tmp_path / "spec.toml"
     spec.write_text(tiny_spec() + ("# padding\n" * (2**20 // 10 + 1)))  # valid TOML, only too long
     done = _cli("create", spec, "--storage", f"sqlite:///{tmp_path / 's.db'}", cwd=tmp_path)
-    _one_line(done, str(spec), "larger than 1 MiB")
+    one_line(done, str(spec), "larger than 1 MiB")
     assert not (tmp_path / "s.db").exists()

@@ -66,7 +66,7 @@ def test_the_report_has_a_section_per_topic_and_a_verdict_per_claim(reproduced):
     verdicts = re.findall(r"\| \*\*(supported|contradicted|inconclusive|untestable)\*\*", report)
     assert len(verdicts) == n_claims > 40
     assert "**Not the posts' lengths.** Studies that trained another length than the post: 14 of 14" in report
-    assert f"{len(planned)} studies" not in report  # one heading per study instead
+    assert f"# Report: {len(planned)} studies" not in report  # one heading per study instead
     for item in planned:
         assert f"Study `{item.spec.name}`" in report
     print(f"reproduce on digits: {seconds:.0f} s")

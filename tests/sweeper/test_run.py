@@ -12,6 +12,7 @@ import time
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from tests.clitools import processes_using, read_terminal
 from tests.conftest import ROOT
 from tests.sweeper.conftest import tiny_spec
 
@@ -102,19 +103,6 @@ def test_quickstart_on_postgres_with_two_workers(sweeper, pg_url, tmp_path):
     assert "quickstart" in studies.stdout and "10" in studies.stdout
 
 
-def _processes_using(db) -> list[int]:
-    """Pids of the processes whose $SWEEPER_STORAGE is this SQLite file (the workers of a run on it)."""
-    wanted = f"SWEEPER_STORAGE=sqlite:///{db}".encode()
-    pids = []
-    for entry in os.scandir("/proc"):
-        try:
-            if entry.name.isdigit() and wanted in open(f"/proc/{entry.name}/environ", "rb").read().split(b"\0"):
-                pids.append(int(entry.name))
-        except OSError:  # gone, or not ours to read
-            pass
-    return pids
-
-
 def test_a_refused_run_ends_the_workers_it_started_and_their_logs(sweeper, write_spec, tmp_path):
     """`sweeper run` starts its workers while it creates the study: a refusal ends them, leaving nothing."""
     assert sweeper("create", write_spec(tiny_spec())).returncode == 0
@@ -125,7 +113,7 @@ def test_a_refused_run_ends_the_workers_it_started_and_their_logs(sweeper, write
     assert run.returncode == 2
     assert run.stderr.startswith("error: study 'tiny' already exists") and run.stderr.count("\n") == 1
     assert not list(scratch.glob("sweeper-tiny-*"))  # the workers' temporary log folder
-    assert not _processes_using(tmp_path / "sweeper.db")
+    assert not processes_using(tmp_path / "sweeper.db")
     results = pd.read_csv(io.StringIO(sweeper("results", "tiny", "--format", "csv").stdout))
     assert results.empty  # no worker touched the study
 
@@ -146,20 +134,24 @@ def test_a_failing_worker_fails_the_run(sweeper, write_spec, tmp_path):
     assert "error:" in run.stderr  # the worker's own one-line reason, from its log
 
 
+# 8 trials of 12 epochs at batch 1: still running a few seconds after the start
+SLOW = """
+[study]
+name = "slow"
+n_trials = 8
+epochs = 12
+[params]
+width = 32
+batch_size = 1
+schedule = "constant"
+lr = {float = [0.001, 0.05], log = true}
+"""
+
+
 def test_ctrl_c_lets_running_trials_finish_then_stops(tmp_path, write_spec):
     import signal
 
-    spec = write_spec("""
-        [study]
-        name = "slow"
-        n_trials = 8
-        epochs = 12
-        [params]
-        width = 32
-        batch_size = 1
-        schedule = "constant"
-        lr = {float = [0.001, 0.05], log = true}
-    """)
+    spec = write_spec(SLOW)
     env = {k: v for k, v in os.environ.items() if k != "SWEEPER_STORAGE"}
     run = subprocess.Popen([sys.executable, "-m", "sweeper", "run", str(spec), "--workers", "2"], cwd=tmp_path,
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -204,15 +196,7 @@ def test_on_a_terminal_the_run_draws_a_bar_with_the_time_left(write_spec, tmp_pa
     proc = subprocess.Popen([sys.executable, "-m", "sweeper", "run", str(spec), "--workers", "1"], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=follower, env=env)
     os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the run ended: the terminal is closed
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
+    chunks = [read_terminal(leader)]
     assert proc.wait(timeout=300) == 0
     os.close(leader)
     screen = b"".join(chunks).decode(errors="replace")

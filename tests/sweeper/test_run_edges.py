@@ -15,21 +15,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from tests.clitools import processes_using, read_terminal
 from tests.sweeper.conftest import tiny_spec
+from tests.sweeper.test_run import SLOW
 
 pytestmark = pytest.mark.slow  # the real CLI in processes, whole runs: not in the fast lane (-m 'not slow')
 
-SLOW = """
-[study]
-name = "slow"
-n_trials = 8
-epochs = 12
-[params]
-width = 32
-batch_size = 1
-schedule = "constant"
-lr = {float = [0.001, 0.05], log = true}
-"""
 
 
 def _env(**extra: str) -> dict:
@@ -53,19 +44,6 @@ def _finished(spec: Path, url: str, values: list[float | None], order: list[int]
             handle.study.tell(trials[i], values[i])
     handle.storage.engine.dispose()
     return handle
-
-
-def _processes_using(db: Path) -> list[int]:
-    """Pids of the processes whose $SWEEPER_STORAGE is this SQLite file (the workers of a run on it)."""
-    wanted = f"SWEEPER_STORAGE=sqlite:///{db}".encode()
-    pids = []
-    for entry in os.scandir("/proc"):
-        try:
-            if entry.name.isdigit() and wanted in open(f"/proc/{entry.name}/environ", "rb").read().split(b"\0"):
-                pids.append(int(entry.name))
-        except OSError:  # gone, or not ours to read
-            pass
-    return pids
 
 
 def _wait_for(condition, seconds: float = 120, what: str = "") -> None:
@@ -104,15 +82,7 @@ def _pty_run(args: list, cwd: Path, columns: int) -> tuple[int, list[str], str]:
     proc = subprocess.Popen([sys.executable, "-m", "sweeper", *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
                             stderr=follower, env=_env(), text=True)
     os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the run ended: the terminal is closed
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
+    chunks = [read_terminal(leader)]
     out = proc.stdout.read()
     code = proc.wait(timeout=300)
     os.close(leader)
@@ -170,7 +140,7 @@ def test_a_signal_while_the_workers_start_ends_them_and_exits_130(sig, write_spe
         out, err = run.communicate(timeout=120)
     finally:
         run.kill()
-    left = _processes_using(tmp_path / "sweeper.db")
+    left = processes_using(tmp_path / "sweeper.db")
     assert run.returncode == 130, err
     assert "Traceback" not in err
     assert not left, f"workers left behind: {left}"

@@ -395,3 +395,10 @@ def test_a_best_epoch_is_never_set_against_a_last_epoch():
     fixed = claims.evaluate(claim, measured.assign(kept_best=False), 10)
     assert fixed["effect"] == pytest.approx(np.mean([0.020 - 0.025 - s * 1e-4 for s in range(4)]))
     assert "last epoch" not in fixed["note"]
+
+
+def test_a_claim_on_one_configuration_takes_its_own_spread_not_a_noisier_neighbours():
+    x, y = 0.98 + rng.normal(0, 0.001, 6), 0.5 + rng.normal(0, 0.05, 6)
+    row = claims.evaluate(_claim("at_least", value=0.97), _measured(x, y), 10)
+    assert row["detectable"] == pytest.approx(stats.detectable(x.std(ddof=1), 6, 5))
+    assert row["levels"] == 0 and row["spread"] == pytest.approx(x.std(ddof=1))

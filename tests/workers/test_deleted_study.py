@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from storage import studies
+from tests.clitools import alive
 
 pytestmark = pytest.mark.slow
 
@@ -91,15 +92,6 @@ def _pids(logs) -> list[int]:
     return pids
 
 
-def _alive(pid: int) -> bool:
-    """Whether `pid` is a live process (a zombie has exited)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def _worker(url: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "workers", "worker", "gone", "--storage", url, "--threads", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -151,15 +143,15 @@ def test_a_study_deleted_and_created_again_under_its_running_workers(db, request
         begun = time.monotonic()
         created = _cli("create", str(new), "--storage", url)
         assert created.returncode == 0, created.stderr
-        while any(_alive(pid) for pid in pids) and time.monotonic() - begun < GRACE_S:
+        while any(alive(pid) for pid in pids) and time.monotonic() - begun < GRACE_S:
             time.sleep(0.2)
         took = time.monotonic() - begun
-        left = [pid for pid in pids if _alive(pid)]
+        left = [pid for pid in pids if alive(pid)]
         out = "" if left else run.communicate(timeout=60)[0]
     finally:
         run.kill()
         for pid in pids:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
     texts = [(logs / f"worker-{i}.log").read_text() for i in range(2)]
     assert not left, f"workers {left} still running {took:.0f} s after the delete: {[t[-1500:] for t in texts]}"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.clitools import one_line, sweeper_cli
 from tests.conftest import ROOT
 from workers.data.idx import write_idx
 
@@ -26,27 +27,11 @@ META = "sweeper.json"
 
 
 def _sweeper(*args, cwd: Path, umask: int = 0o022, timeout: float = 180, memory: int | None = None):
-    """The real `sweeper` CLI under `umask` (and an address-space limit of `memory` bytes)."""
+    """The real CLI with a compile folder of this test's own (not the shared cache)."""
     env = {k: v for k, v in os.environ.items() if k not in ("SWEEPER_STORAGE", "PYTENSOR_FLAGS",
                                                             "JAX_COMPILATION_CACHE_DIR")}
-    env["SWEEPER_COMPILEDIR"] = str(cwd / "compiledir")  # a folder of this test's own: not the shared cache
-
-    def limit() -> None:
-        if memory:
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-
-    return subprocess.run([sys.executable, "-m", "sweeper", *map(str, args)], cwd=cwd, env=env, umask=umask,
-                          preexec_fn=limit, capture_output=True, text=True, timeout=timeout)
-
-
-def _one_line(done, *words: str) -> str:
-    """The one-line error of a refused command (exit 2), holding `words`."""
-    assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in done.stderr, done.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
+    env["SWEEPER_COMPILEDIR"] = str(cwd / "compiledir")
+    return sweeper_cli(*args, cwd=cwd, env=env, umask=umask, timeout=timeout, memory=memory)
 
 
 # --- 2. the compiled-network cache and JAX's cache in it ------------------------------------------------------
@@ -155,7 +140,7 @@ def test_train_save_refuses_a_read_only_file_before_training(tmp_path):
     out.write_text("kept")
     out.chmod(0o444)
     done = _sweeper("train", "--steps", "1", "--save", out, cwd=tmp_path)
-    _one_line(done, str(out), "read-only")
+    one_line(done, str(out), "read-only")
     assert done.stdout == "" and out.read_text() == "kept"  # nothing trained
 
 
@@ -197,7 +182,7 @@ LIES = {
 
 
 @pytest.mark.parametrize("lie", list(LIES))
-def test_evaluate_of_a_weights_file_that_lies_is_one_line(saved, tmp_path, lie):
+def test_evaluate_of_a_weights_file_that_lies_isone_line(saved, tmp_path, lie):
     with np.load(saved) as archive:
         meta = json.loads(str(archive[META]))
         arrays = {k: archive[k] for k in archive.files if k != META}
@@ -205,7 +190,7 @@ def test_evaluate_of_a_weights_file_that_lies_is_one_line(saved, tmp_path, lie):
     crafted = tmp_path / "crafted.npz"
     with open(crafted, "wb") as f:
         np.savez(f, **arrays, **{META: np.asarray(json.dumps(meta))})
-    line = _one_line(_sweeper("evaluate", crafted, cwd=tmp_path))
+    line = one_line(_sweeper("evaluate", crafted, cwd=tmp_path))
     assert str(crafted) in line or "the weights file " in line, line  # the file, or its layers when built
 
 
@@ -216,7 +201,7 @@ def test_evaluate_of_the_true_file_still_works(saved, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["empty", "fifo", "folder"])
-def test_evaluate_of_an_empty_or_irregular_file_is_one_line(tmp_path, kind):
+def test_evaluate_of_an_empty_or_irregular_file_isone_line(tmp_path, kind):
     path = tmp_path / "w.npz"
     if kind == "empty":
         path.write_bytes(b"")  # click took numpy's EOFError for Ctrl-D: "aborted", exit 130
@@ -224,7 +209,7 @@ def test_evaluate_of_an_empty_or_irregular_file_is_one_line(tmp_path, kind):
         os.mkfifo(path)  # no writer: reading it would wait for ever
     else:
         path.mkdir()
-    _one_line(_sweeper("evaluate", path, cwd=tmp_path, timeout=60), str(path))
+    one_line(_sweeper("evaluate", path, cwd=tmp_path, timeout=60), str(path))
 
 
 # --- 5. IDX files are read as streams, never past what their header declares --------------------------------------
@@ -256,7 +241,7 @@ def test_a_gzip_idx_file_expanding_past_its_header_is_refused_under_a_memory_lim
     images = folder / "train-images-idx3-ubyte.gz"
     _bomb(images)
     done = _sweeper("evaluate", saved, "--dataset", f"idx:{folder}", cwd=tmp_path, timeout=60, memory=1 << 30)
-    _one_line(done, str(images), "oversized payload", "needs 784 bytes")
+    one_line(done, str(images), "oversized payload", "needs 784 bytes")
 
 
 READ = """

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from sweeper import analysis
+from tests.clitools import alive
 from tests.conftest import small_tmpfs
 from tests.workers.test_worker import create, epoch_rows, wait_for_epoch, worker
 
@@ -195,21 +196,12 @@ def test_sweeper_run_ends_when_the_study_is_done_and_names_the_worker_it_left(pg
         out, _ = run.communicate(timeout=240)
     finally:
         run.kill()
-        if pid is not None and _alive(pid):
+        if pid is not None and alive(pid):
             os.kill(pid, signal.SIGKILL)
     assert run.returncode == 0, out[-3000:]
     assert f"(pid {pid}) had not exited" in out and "killed it" in out, out[-3000:]
-    assert not _alive(pid)
+    assert not alive(pid)
     check_after_the_fault(pg_url, 2)
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` is a live process (a zombie is not: it has exited)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_a_trial_killed_at_epoch_7_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(pg_url, tmp_path):
