@@ -15,8 +15,13 @@ import copy
 from storage.contract.errors import BadInput
 
 TUNE_SEED = 10_000  # the tuning studies train on [study] seed + this: no seed the study's own runs use
-LINK = "sweeper_isolation"  # the tuned study's user attr: {"fixed": name, "tuning": [names], "tuned": {...}}
+LINK = "sweeper_isolation"  # the tuned study's user attr: {"fixed": name, "tuning": [names], "best": [...], "post": {...}}
 TUNED_SUFFIX = ".tuned"
+
+
+def tuned(spec) -> list[str]:
+    """The parameters the study's [tune] table searches (its keys but `budget`)."""
+    return [k for k in spec.tune if k != "budget"]
 
 
 def tuning_name(name: str, arm: int) -> str:
@@ -29,8 +34,7 @@ def tuning_tables(data: dict, spec) -> list[dict]:
     configuration's own, the `[tune]` parameters searched by TPE on validation error for `budget` trials
     with one seed that none of the study's runs uses (so that the re-run at the best setting is not the
     run the setting was chosen on), the post's fixed value of each (where it lies in the range) first."""
-    tune = dict(spec.tune)
-    budget = tune.pop("budget")
+    tune, budget = {k: spec.tune[k] for k in tuned(spec)}, spec.tune["budget"]
     out = []
     for arm, config in enumerate(spec.configs(), 1):
         params = {k: v for k, v in {**data.get("params", {}), **config["params"]}.items() if k not in tune}
@@ -63,7 +67,8 @@ def tuned_table(data: dict, spec, best: list[dict]) -> dict:
     study = table["study"]
     study["name"] = spec.name + TUNED_SUFFIX
     study.pop("compare", None)
-    study["title"] = f"{spec.heading}, each at its tuned {', '.join(k for k in spec.tune if k != 'budget')}"
+    names = ", ".join(tuned(spec))
+    study["title"] = f"{spec.heading}, each at its tuned {names}"
     params = table.setdefault("params", {})
     for k in [*spec.varied, *best[0]]:  # the grid's axes become points; the tuned values are each point's own
         params.pop(k, None)
@@ -72,9 +77,8 @@ def tuned_table(data: dict, spec, best: list[dict]) -> dict:
         if "post" in claim:  # the post's own claims become ours here: it made them at one setting
             claim["origin"] = "derived"
         claim["text"] = "At each arm's tuned setting: " + claim["text"]
-    tuned = ", ".join(k for k in spec.tune if k != "budget")
     table.setdefault("condition", []).append({
-        "setting": tuned, "post": "one setting for every configuration",
+        "setting": names, "post": "one setting for every configuration",
         "ours": f"tuned for each configuration on validation ({spec.tune['budget']} trials each)",
         "match": False, "changes": "verdicts",
         "why": "the comparison the post made at one setting, made again with each configuration at its best"})

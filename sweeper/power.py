@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from storage.contract.spec import SEED
 
 DEFAULT_CAP = 6  # seeds per configuration `sweeper reproduce --repeats auto` goes up to unless told
+ATTR = "sweeper_seeds"  # a study's user attr: the Choice made for it (Choice.to_attr)
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,18 @@ class Choice:
     cap: int
     seeds: int
     needs: dict = field(default_factory=dict)
+
+    def to_attr(self) -> dict:
+        """A JSON-ready dict (claim numbers as strings, as JSON keys are)."""
+        return {"pilot": self.pilot, "cap": self.cap, "seeds": self.seeds,
+                "needs": {str(k): v for k, v in self.needs.items()}}
+
+    @classmethod
+    def from_attr(cls, attr) -> "Choice | None":
+        """The inverse of `to_attr`; None for anything else."""
+        if not isinstance(attr, dict):
+            return None
+        return cls(attr["pilot"], attr["cap"], attr["seeds"], {int(k): v for k, v in attr.get("needs", {}).items()})
 
     def words(self) -> str:
         """One line for the report: what was chosen and why."""

@@ -25,8 +25,6 @@ from storage.contract.spec import length_words
 from sweeper import power
 from sweeper.power import DEFAULT_CAP
 
-SEEDS_ATTR = "sweeper_seeds"  # a study's user attr: the seeds --repeats auto chose, and why
-
 # The sections of the posts, by topic, in the order the report shows them.
 SECTIONS = {
     "tutorial": "The Theano tutorial MLP step by step: fixed rate, linear schedule, RMSprop, dropout",
@@ -212,7 +210,7 @@ def _isolate(item: Planned, fixed, run_one, where: str) -> tuple[int, object]:
     it comes from (isolation.LINK) for its report."""
     from sweeper import analysis, isolation
 
-    keys = [k for k in item.spec.tune if k != "budget"]
+    keys = isolation.tuned(item.spec)
     names, best = [], []
     for table in isolation.tuning_tables(item.table, item.spec):
         code, handle = run_one(_planned(item.path, table, None, 0, None), where)
@@ -241,14 +239,13 @@ def _run_workers(handle, url: str, n_workers: int, options: WorkerOptions, head:
 
 
 def _more_seeds(item: Planned, handle, url: str, n_workers: int, options: WorkerOptions, head: str) -> int:
-    """--repeats auto: choose the study's seeds from its pilot (stored as the study's user attr SEEDS_ATTR),
+    """--repeats auto: choose the study's seeds from its pilot (stored as the study's user attr power.ATTR),
     raise its budget to them and run what that adds."""
     from storage import budget
     from sweeper import manager
 
     choice = power.pilot_choice(handle, item.pilot, item.cap)
-    handle.study.set_user_attr(SEEDS_ATTR, {"pilot": choice.pilot, "cap": choice.cap, "seeds": choice.seeds,
-                                            "needs": {str(k): v for k, v in choice.needs.items()}})
+    handle.study.set_user_attr(power.ATTR, choice.to_attr())
     wanted = item.spec.n_trials // item.pilot * choice.seeds
     counts = budget.counts(handle.storage.engine, handle.study_id)
     if counts.budget(item.spec.n_trials) >= wanted and counts.next_step(wanted) is Step.DONE:

@@ -274,8 +274,9 @@ def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -
     spec = handle.spec
     name = f"Study `{spec.name}`" + ("." if titled or not spec.title else f": *{spec.title}*.")
     lines = [name + (f" {spec.about}" if spec.about else ""), "", _setup(spec, data.trials), ""]
-    if _seeds_chosen(handle):
-        lines += [_seeds_chosen(handle), ""]
+    chosen = _seeds_chosen(handle)
+    if chosen:
+        lines += [chosen, ""]
     if spec.is_grid:
         matched = _matched(spec, data.trials)
         lines += [f"{level}# Our figures beside the post's", "", _summary_table(handle, data, matched), "",
@@ -309,7 +310,7 @@ def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -
 def _isolation(handle, data: _Data, folder: Path) -> tuple[list[str], Path | None]:
     """For a study tuned per configuration (sweeper.isolation.LINK): each claim at the post's setting beside
     each configuration at its best, the settings found, and the isolation plot; ([], None) for others."""
-    from sweeper import isolation, manager
+    from sweeper import analysis, isolation, manager
 
     link = handle.study.user_attrs.get(isolation.LINK)
     if not isinstance(link, dict):
@@ -326,7 +327,7 @@ def _isolation(handle, data: _Data, folder: Path) -> tuple[list[str], Path | Non
         rows.append([str(number + 1), theirs["claim"], _effect(theirs), theirs["verdict"], _effect(ours),
                      ours["verdict"]])
     side = _table(["#", "the claim", "at the post's setting", "verdict", "each at its best", "verdict"], rows)
-    tuning = [(arm, _trials_of(name, handle.url)) for arm, name in zip(arms, link["tuning"])]
+    tuning = [(arm, analysis.trials(handle.url, name)) for arm, name in zip(arms, link["tuning"])]
     drawn = plots._save(plots.isolation(handle.spec, tuning, keys[0], link["post"][keys[0]], at_post.measured,
                                         data.measured), plots.png_path(folder, handle.spec.name, "isolation"))
     intro = (f"Each configuration's {', '.join(keys)} was tuned on validation error (studies "
@@ -335,13 +336,6 @@ def _isolation(handle, data: _Data, folder: Path) -> tuple[list[str], Path | Non
              f"The post compared them at one setting: the table sets that comparison (study `{link['fixed']}`) "
              f"beside this one.")
     return [intro, "", settings, "", side, ""], drawn
-
-
-def _trials_of(name: str, url: str) -> pd.DataFrame:
-    """The trials table of study `name` at `url`."""
-    from sweeper import analysis
-
-    return analysis.trials(url, name)
 
 
 def _effect(row) -> str:
@@ -360,13 +354,10 @@ def _seeds_run(trials: pd.DataFrame) -> list[int]:
 
 def _seeds_chosen(handle) -> str:
     """How --repeats auto chose the study's seeds (sweeper.power), in a sentence; empty when it did not."""
-    from sweeper.power import Choice
+    from sweeper import power
 
-    got = handle.study.user_attrs.get("sweeper_seeds")
-    if not isinstance(got, dict):
-        return ""
-    needs = {int(k): v for k, v in got.get("needs", {}).items()}
-    return "**Seeds by power:** " + Choice(got["pilot"], got["cap"], got["seeds"], needs).words() + "."
+    choice = power.Choice.from_attr(handle.study.user_attrs.get(power.ATTR))
+    return "" if choice is None else "**Seeds by power:** " + choice.words() + "."
 
 
 def _setup(spec, trials: pd.DataFrame) -> str:
