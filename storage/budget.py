@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from storage import control, locks, retry, studies
-from storage.contract.errors import optuna_experimental
+from storage.contract.errors import BadInput, optuna_experimental
 
 # Optuna's own tables, only the columns read here.
 _trials = sa.table("trials", sa.column("trial_id"), sa.column("study_id"), sa.column("state"))
@@ -56,6 +56,11 @@ class Counts:
     def done(self) -> int:
         """Trials that use up the budget: complete, pruned, and failed ones that were not retried."""
         return self.complete + self.pruned + self.failed
+
+    def refuse_stopped(self, name: str) -> None:
+        """BadInput when study `name` (whose counts these are) is stopped: what lifts it."""
+        if self.stopped:
+            raise BadInput(f"study '{name}' is stopped (sweeper stop): lift it with sweeper resume {name}")
 
     def budget(self, n_trials: int) -> int:
         """The study's budget: `sweeper extend`'s if it set one, else the spec's `n_trials`."""

@@ -275,9 +275,7 @@ def check(planned: list[Planned], url: str) -> None:
             raise BadInput(f"study '{item.spec.name}' exists in {urls.mask(url)} with other trials (its shipped "
                            f"spec changed since): delete it first (sweeper delete {item.spec.name} "
                            "--storage URL), or use another --storage")
-        if budget.counts(storage.engine, storage.get_study_id_from_name(item.spec.name)).stopped:
-            raise BadInput(f"study '{item.spec.name}' is stopped (sweeper stop): lift it with "
-                           f"sweeper resume {item.spec.name}")
+        budget.counts(storage.engine, storage.get_study_id_from_name(item.spec.name)).refuse_stopped(item.spec.name)
 
 
 def with_earlier(everything: list[Planned], done: list, url: str) -> list:

@@ -93,8 +93,8 @@ def start(spec, url: str, *, n_workers: int, options: WorkerOptions = WorkerOpti
                        f"({WORKERS_PER_CORE} per core, at least {MOST_WORKERS_FLOOR}): more only share the cores and "
                        "the memory; to run more, start workers on other machines (sweeper worker NAME)")
     stored = _stored(spec.name, url)
-    if stored is not None and stored.stopped:
-        raise BadInput(f"study '{spec.name}' is stopped (sweeper stop): lift it with sweeper resume {spec.name}")
+    if stored is not None:
+        stored.refuse_stopped(spec.name)
     if stored is not None and stored.next_step(spec.n_trials) is Step.DONE:
         return Workers([], None, True, "no worker: the study is finished")
     logs = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix=f"sweeper-{spec.name}-"))
@@ -233,8 +233,7 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
         workers.cancel()
         _echo(f"study '{spec.name}' is already done: {counts.done} of {counts.budget(spec.n_trials)} trials")
         return 0 if _close(handle, quiet) is not None else 1
-    if counts.stopped:
-        raise BadInput(f"study '{spec.name}' is stopped (sweeper stop): lift it with sweeper resume {spec.name}")
+    counts.refuse_stopped(spec.name)
     from storage import rdb, urls
 
     if not quiet:
