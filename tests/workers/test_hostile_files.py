@@ -19,6 +19,7 @@ import pytest
 
 from tests.clitools import one_line, sweeper_cli
 from tests.conftest import ROOT
+from tests.workers.test_netcache import train_apart
 from workers.data.idx import write_idx
 
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
@@ -36,40 +37,11 @@ def _sweeper(*args, cwd: Path, umask: int = 0o022, timeout: float = 180, memory:
 
 # --- 2. the compiled-network cache and JAX's cache in it ------------------------------------------------------
 
-# Train a small MLP on digits in a fresh process; print its epochs and how many graphs it compiled.
-SCRIPT = """
-import json
-from workers import runtime
-from storage.contract.options import WorkerOptions
-runtime.configure(WorkerOptions(threads=1))
-from workers import compiled
-from workers.data import load
-from workers.train import train
-built = []
-original = compiled._compile
-compiled._compile = lambda *args: built.append(1) or original(*args)
-records = []
-params = dict(width=24, batch_size=64, schedule="constant", lr=0.2)
-result = train("mlp", params, load("digits"), epochs=2, seed=3, on_epoch=records.append)
-print(json.dumps({"compiled": len(built), "epochs": [[r.train_loss, r.valid_error] for r in records],
-                  "test_error": result.test_error}))
-"""
-
-
-def _train(cache: Path) -> tuple[dict, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTENSOR_FLAGS", "JAX_COMPILATION_CACHE_DIR")}
-    env["SWEEPER_COMPILEDIR"] = str(cache)
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, cwd=ROOT,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
-
-
 @pytest.fixture(scope="module")
 def kept(tmp_path_factory) -> tuple[Path, dict]:
     """(compile folder inside a folder of its own, the first run) after one process compiled and kept the network."""
     cache = tmp_path_factory.mktemp("above") / "compiledir"
-    first, _ = _train(cache)
+    first, _ = train_apart(cache)
     assert first["compiled"] == 1 and len(list((cache / "sweeper-networks").glob("*.pkl.gz"))) == 1
     return cache, first
 
@@ -81,7 +53,7 @@ def test_a_compile_folder_others_may_write_is_not_unpickled(kept, which):
     mode = folder.stat().st_mode & 0o7777
     folder.chmod(0o777)
     try:
-        again, log = _train(cache)
+        again, log = train_apart(cache)
     finally:
         folder.chmod(mode)
     assert again == first  # compiled afresh (1), not loaded (0), and trained the same
@@ -93,7 +65,7 @@ def test_a_sticky_folder_above_it_is_trusted_as_tmp_is(kept):
     mode = cache.parent.stat().st_mode & 0o7777
     cache.parent.chmod(0o1777)
     try:
-        again, log = _train(cache)
+        again, log = train_apart(cache)
     finally:
         cache.parent.chmod(mode)
     assert again == {**first, "compiled": 0}, log
@@ -104,7 +76,7 @@ def test_a_kept_file_of_something_else_is_compiled_again(kept):
     path = next((cache / "sweeper-networks").glob("*.pkl.gz"))
     with gzip.open(path, "wb") as f:
         pickle.dump({"not": "a network"}, f)
-    again, log = _train(cache)
+    again, log = train_apart(cache)
     assert again == first
     assert "holds a dict, not a network: compiling again" in log and "Traceback" not in log
 
@@ -113,7 +85,7 @@ def test_jax_cache_in_a_folder_others_may_write_is_not_used(tmp_path):
     cache = tmp_path / "compiledir"
     cache.mkdir()
     cache.chmod(0o777)
-    _, log = _train(cache)
+    _, log = train_apart(cache)
     assert f"JAX's compilation cache {cache / 'xla'} not used: {cache} may be written by other users" in log
     assert not [p for p in (cache / "xla").rglob("*") if p.is_file()], "JAX wrote (and would read) its cache"
 
