@@ -22,6 +22,37 @@ _CALLS = (
 )
 
 
+def retried(*names: str):
+    """A class decorator: wrap each of `names` (methods of LeanRDBStorage) with retries; a name the
+    installed Optuna lacks is an error at import rather than a call that silently goes unretried."""
+
+    def install(cls):
+        missing = [name for name in names if not callable(getattr(LeanRDBStorage, name, None))]
+        if missing:
+            import optuna
+
+            raise ImportError(f"Optuna {optuna.__version__}'s RDBStorage has no {', '.join(missing)}: "
+                              "storage/resilient.py retries them; update its _CALLS for this Optuna")
+        for name in names:
+            setattr(cls, name, _wrap(name))
+        return cls
+
+    return install
+
+
+def _wrap(name: str):
+    """LeanRDBStorage's method `name`, called through storage.retry."""
+    method = getattr(LeanRDBStorage, name)
+
+    def wrapper(self, *args, **kwargs):
+        return retry.call(method, self, *args, _what=name, **kwargs)
+
+    wrapper.__name__ = wrapper.__qualname__ = name
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
+@retried(*_CALLS)
 class ResilientRDBStorage(LeanRDBStorage):
     """RDBStorage whose calls survive a database restart, a dropped connection or a busy SQLite file."""
 
@@ -58,29 +89,3 @@ class ResilientRDBStorage(LeanRDBStorage):
         else:
             self._heartbeat_failing = False
 
-
-def _wrap(name: str):
-    method = getattr(LeanRDBStorage, name)
-
-    def wrapper(self, *args, **kwargs):
-        return retry.call(method, self, *args, _what=name, **kwargs)
-
-    wrapper.__name__ = wrapper.__qualname__ = name
-    wrapper.__doc__ = method.__doc__
-    return wrapper
-
-
-def install(cls, names) -> None:
-    """Wrap each of `names` on `cls` with retries; a name the installed Optuna lacks is an error here,
-    at import, rather than a call that silently goes unretried."""
-    missing = [name for name in names if not callable(getattr(LeanRDBStorage, name, None))]
-    if missing:
-        import optuna
-
-        raise ImportError(f"Optuna {optuna.__version__}'s RDBStorage has no {', '.join(missing)}: "
-                          "storage/resilient.py retries them; update its _CALLS for this Optuna")
-    for name in names:
-        setattr(cls, name, _wrap(name))
-
-
-install(ResilientRDBStorage, _CALLS)

@@ -15,9 +15,9 @@ from storage.contract.errors import first_line
 
 log = logging.getLogger("sweeper.worker")
 
-# How long one call keeps trying before the error is let through (a server restart takes seconds).
-def _patience() -> float:
-    """$SWEEPER_DB_PATIENCE in seconds (default 120; 0: no retries); BadInput for anything else."""
+def patience_s() -> float:
+    """How long one call keeps trying before the error is let through (a server restart takes seconds):
+    $SWEEPER_DB_PATIENCE in seconds, read at each call (default 120; 0: no retries); BadInput else."""
     text = os.environ.get("SWEEPER_DB_PATIENCE", "").strip() or "120"
     try:
         value = float(text)
@@ -31,7 +31,6 @@ def _patience() -> float:
     return value
 
 
-PATIENCE_S = _patience()
 FIRST_WAIT_S, MAX_WAIT_S = 0.1, 5.0
 _TRANSIENT_TEXT = ("database is locked", "database is busy", "server closed the connection", "connection reset",
                    "connection refused", "terminating connection", "could not connect", "connection is closed",
@@ -104,7 +103,7 @@ def call(fn, *args, _what: str | None = None, _patience: float | None = None, **
     seconds (default $SWEEPER_DB_PATIENCE or 120), or at once while the database is known to be down
     (`outage`) or the process is stopping, the last error is raised.
     """
-    patience = PATIENCE_S if _patience is None else _patience
+    patience = patience_s() if _patience is None else _patience
     deadline, wait, failures = time.monotonic() + patience, FIRST_WAIT_S, 0
     what = _what or getattr(fn, "__name__", "?")
     while True:

@@ -13,7 +13,7 @@ from storage import artifacts
 from storage.contract import datasets, samplers
 from storage.contract.errors import BadInput, did_you_mean
 from storage.contract.params import PARAMS, check, check_model, resolve, training_bytes, unknown
-from storage.contract.spec import DEFAULT_DRAWS, DRAWS, METRICS, SEED, Spec
+from storage.contract.spec import DRAWS, METRICS, SEED, Spec, default
 from storage.contract.spec import label as label_of
 from sweeper import evidence
 
@@ -89,17 +89,17 @@ def parse(data: dict, name: str | None = None, *, post_length: str | None = None
         epochs, steps = None, _int(study, "steps", None, low=1, high=MAX_STEPS, why="optimizer steps in all")
     else:
         epochs, steps = _int(study, "epochs", None, low=1, high=MAX_EPOCHS), None
-    seed = _int(study, "seed", 0, low=0, high=SEED_LIMIT - 1)
-    heartbeat = _int(study, "heartbeat", 30, low=1, high=MAX_HEARTBEAT_S)
+    seed = _int(study, "seed", default("seed"), low=0, high=SEED_LIMIT - 1)
+    heartbeat = _int(study, "heartbeat", default("heartbeat"), low=1, high=MAX_HEARTBEAT_S)
     grace = _int(study, "grace", 2 * heartbeat, low=heartbeat + 1, high=MAX_HEARTBEAT_S * 10,
                  why=f"a trial is stale only after missing a heartbeat ({heartbeat} s)")
-    max_retry = _int(study, "max_retry", 3, low=0, high=1000)
-    repeats = _int(study, "repeats", 1, low=1, high=MAX_REPEATS, why="training seeds per configuration")
+    max_retry = _int(study, "max_retry", default("max_retry"), low=0, high=1000)
+    repeats = _int(study, "repeats", default("repeats"), low=1, high=MAX_REPEATS, why="training seeds per configuration")
     if seed + repeats > SEED_LIMIT:
         raise BadInput(f"[study] seed + repeats = {seed + repeats} exceeds 2**32: lower the seed")
-    words = {key: _str(study, key, "") for key in ("title", "about", "section")}
-    draws = _draws(study.get("seed_draws", list(DEFAULT_DRAWS)))
-    keep = _str(study, "keep", "best")
+    words = {key: _str(study, key, default(key)) for key in ("title", "about", "section")}
+    draws = _draws(study.get("seed_draws", default("seed_draws")))
+    keep = _str(study, "keep", default("keep"))
     if keep not in artifacts.KEEP:
         raise _unknown_key(keep, artifacts.KEEP, "[study] keep")
     post_images = study.get("post_train_images")
@@ -159,7 +159,7 @@ def parse(data: dict, name: str | None = None, *, post_length: str | None = None
                 seed=seed, sampler=sampler, pruner=pruner, heartbeat=heartbeat, grace=grace,
                 max_retry=max_retry, fixed=fixed, space=space, repeats=repeats, points=points,
                 steps=steps, post_train_images=post_images, keep=keep, seed_draws=draws, **words,
-                checkpoint_every=_int(study, "checkpoint_every", 5, low=0, high=MAX_EPOCHS,
+                checkpoint_every=_int(study, "checkpoint_every", default("checkpoint_every"), low=0, high=MAX_EPOCHS,
                                       why="epochs between a running trial's checkpoints (0: none)"))
     spec = replace(spec, enqueue=_enqueue(_tables(data, "enqueue"), spec))
     spec = replace(spec, compare=_compare(study.get("compare", []), spec), tune=_tune(_table(data, "tune"), spec))
@@ -399,7 +399,7 @@ def _check(name: str, value, model: str):
 
 
 def _metric(study: dict) -> str:
-    metric = _str(study, "metric", "valid_error")
+    metric = _str(study, "metric", default("metric"))
     if metric.startswith("test_"):
         raise BadInput(f"[study] metric = \"{metric}\" would choose hyperparameters on the test set: use "
                        f"valid_{metric[5:]} (the test error is recorded for every trial)")

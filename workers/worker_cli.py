@@ -9,7 +9,7 @@ import time
 
 import click
 
-from storage.contract.options import WorkerOptions
+from storage.contract.options import WorkerOptions, click_options
 
 STARTED_BY = os.getppid()  # read when the command loads, before its slow imports: the `sweeper run` to watch
 
@@ -18,20 +18,8 @@ STARTED_BY = os.getppid()  # read when the command loads, before its slow import
 @click.argument("name")
 @click.option("--storage", metavar="URL", default=None,
               help="database URL [default: $SWEEPER_STORAGE, else sqlite:///sweeper.db]")
-@click.option("--n-trials", type=click.IntRange(min=1), default=None,
-              help="run at most this many trials in this worker (the study's budget still applies)")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="start no trial after this many seconds")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="BLAS/OpenMP/XLA threads")
-@click.option("--backend", default=None, help="jax (default), numba or c; or $SWEEPER_BACKEND")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-              help="where the jax backend trains (cuda: the GPUs in $CUDA_VISIBLE_DEVICES)")
-@click.option("--cpus", default=None, metavar="LIST", help="pin this worker to these cores, e.g. 0 or 0,1")
-@click.option("--worker-index", type=click.IntRange(min=0), default=None,
-              help="offsets the sampler's seed; parallel workers need different ones [default: the pid]")
-@click.option("--quiet", is_flag=True, help="log only warnings, not one line per trial")
-@click.option("--stdin-start", is_flag=True, hidden=True,
-              help="read the spec on stdin, prepare, and start on the line 'start' (how sweeper run starts workers)")
+@click_options("n_trials", "timeout", "threads", "backend", "device", "cpus", "worker_index", "quiet",
+               "stdin_start")
 def worker(name, storage, **given) -> None:
     """Pull trials of study NAME until its n_trials (over all workers), --n-trials or --timeout.
 

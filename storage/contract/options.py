@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from storage.contract.errors import BadInput
 
@@ -33,15 +33,22 @@ class WorkerOptions:
     stdin, prepare, and start on the line 'start' (how `sweeper run` starts its workers).
     """
 
-    threads: int | None = None
-    backend: str | None = None
-    device: str = "cpu"
-    cpus: tuple[int, ...] | None = None
-    n_trials: int | None = None
-    timeout: float | None = None
-    worker_index: int | None = None
-    quiet: bool = False
-    stdin_start: bool = False
+    threads: int | None = field(default=None, metadata={"help": "BLAS/OpenMP/XLA threads per worker"})
+    backend: str | None = field(default=None, metadata={
+        "help": "the workers' compile backend: jax (default), numba or c; or $SWEEPER_BACKEND"})
+    device: str = field(default="cpu", metadata={
+        "help": "where the workers train (cuda: the jax backend on the GPUs in $CUDA_VISIBLE_DEVICES)"})
+    cpus: tuple[int, ...] | None = field(default=None, metadata={
+        "help": "pin the worker to these cores, e.g. 0 or 0,1", "metavar": "LIST"})
+    n_trials: int | None = field(default=None, metadata={
+        "help": "run at most this many trials in this worker (the study's budget still applies)"})
+    timeout: float | None = field(default=None, metadata={"help": "start no trial after this many seconds"})
+    worker_index: int | None = field(default=None, metadata={
+        "help": "offsets the sampler's seed; parallel workers need different ones [default: the pid]"})
+    quiet: bool = field(default=False, metadata={"help": "log only warnings, not one line per trial"})
+    stdin_start: bool = field(default=False, metadata={
+        "help": "read the spec on stdin, prepare, and start on the line 'start' (how sweeper run starts "
+                "workers)", "hidden": True})
 
     def __post_init__(self):
         backend_name(self.backend)  # an unknown --backend or $SWEEPER_BACKEND, before any process starts
@@ -67,3 +74,28 @@ class WorkerOptions:
             else:
                 out += [flag, str(value)]
         return out
+
+
+def click_options(*names: str, defaults: dict[str, str] | None = None):
+    """A decorator adding the click options of WorkerOptions' fields `names` to a command: each option's
+    type, default and help written once, here; `defaults` adds a command's own '[default: ...]' text."""
+    import click
+
+    kinds = {"threads": click.IntRange(min=1), "n_trials": click.IntRange(min=1),
+             "worker_index": click.IntRange(min=0), "device": click.Choice(["cpu", "cuda"]),
+             "timeout": click.FloatRange(min=0, min_open=True)}
+    by_name = {f.name: f for f in fields(WorkerOptions)}
+
+    def decorate(command):
+        for name in reversed(names):
+            f, flag = by_name[name], "--" + name.replace("_", "-")
+            help_text = f.metadata["help"] + (f" [default: {defaults[name]}]" if name in (defaults or {}) else "")
+            if f.default is False:
+                option = click.option(flag, is_flag=True, help=help_text, hidden=f.metadata.get("hidden", False))
+            else:
+                option = click.option(flag, type=kinds.get(name), default=f.default, help=help_text,
+                                      metavar=f.metadata.get("metavar"), show_default=f.default is not None)
+            command = option(command)
+        return command
+
+    return decorate

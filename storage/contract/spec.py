@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 
 from storage.contract.errors import BadInput
 
@@ -18,10 +18,9 @@ SEED = "seed"  # the searched "parameter" that carries a replicate's training se
 # images of the training file validate. Parts a study does not let it draw come from `[study] seed`.
 DRAWS = ("init", "order", "dropout", "split")
 DEFAULT_DRAWS = ("init", "order", "dropout")
-# The fields that describe a study without changing its trials (a stored study takes their new values),
-# with their empty values.
-DESCRIPTIVE = dict(references=[], claims=[], conditions=[], title="", about="", section="", post_train_images=None,
-                   post_length=None, keep="best", checkpoint_every=5, compare=[], tune={})
+# The fields that describe a study without changing its trials (a stored study takes their new values).
+DESCRIPTIVE = ("references", "claims", "conditions", "title", "about", "section", "post_train_images",
+               "post_length", "keep", "checkpoint_every", "compare", "tune")
 
 
 @dataclass(frozen=True)
@@ -169,7 +168,7 @@ class Spec:
         """`to_attr` of what decides the trials: without the name and the DESCRIPTIVE fields, points
         without their names."""
         points = [p["params"] for p in self.points]
-        return replace(self, name="", points=points, **DESCRIPTIVE).to_attr()
+        return replace(self, name="", points=points, **{name: default(name) for name in DESCRIPTIVE}).to_attr()
 
     def same_search(self, other: "Spec") -> bool:
         """Whether two specs train the same trials (they may differ in name and description)."""
@@ -208,3 +207,9 @@ def short(value) -> str:
         return "true" if value else "false"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
+
+
+def default(name: str):
+    """Spec's default for field `name`, written once in the class above (a fresh list or dict)."""
+    found = {f.name: f for f in fields(Spec)}[name]
+    return found.default_factory() if found.default is MISSING else found.default

@@ -110,3 +110,23 @@ def test_processes_creating_the_schema_at_once_all_succeed(db_url):
         engine.dispose()
     assert {"studies", "trials", "sweeper_epochs", "alembic_version"} <= tables
     assert versions == 1
+
+
+def test_the_database_patience_is_read_when_used_not_at_import(monkeypatch):
+    """A bad $SWEEPER_DB_PATIENCE no longer breaks `import storage.rdb`: the first call says what to fix."""
+    import os
+    import subprocess
+    import sys
+
+    from storage import retry
+    from storage.contract.errors import BadInput
+
+    env = {**os.environ, "SWEEPER_DB_PATIENCE": "soon"}
+    done = subprocess.run([sys.executable, "-c", "import storage.rdb, storage.resilient; print('imported')"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "imported", done.stderr
+    monkeypatch.setenv("SWEEPER_DB_PATIENCE", "soon")
+    with pytest.raises(BadInput, match="SWEEPER_DB_PATIENCE='soon' is not a number of seconds"):
+        retry.call(lambda: 1)
+    monkeypatch.setenv("SWEEPER_DB_PATIENCE", "0")
+    assert retry.call(lambda: 1) == 1
