@@ -17,16 +17,24 @@ SQLITE_SHARED = ("several workers share one SQLite file: writes queue behind its
                  "workers (or several machines) use PostgreSQL: --storage postgresql://USER@HOST/DB")
 CONNECT_TIMEOUT_S = 10
 # Per process: a worker uses at most 4 connections at once (its loop, Optuna's heartbeat thread,
-# the background writer, the budget lock): 3 kept open, 6 at most. Many workers on one server need
-# max_connections >= 6 x workers + a few (PostgreSQL's default 100 serves about 15; docs/scale.md).
+# the background writer, the budget lock; 2 measured: sweeper/connections.py): 3 kept open, 6 at
+# most. Many workers on one server need max_connections >= 4 x workers + a few, or PgBouncer
+# (docs/cluster.md).
 POOL = {"pool_size": 3, "max_overflow": 3, "pool_timeout": 60, "pool_recycle": 1800}
 # Keepalives find a connection dropped by a firewall or NAT while a long epoch trains.
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 # Commits do not wait for the WAL flush (a few ms each on this disk): a server *crash* may lose the
 # last fraction of a second of commits, never corrupt them; a trial whose final state is lost that way
 # is left RUNNING, goes stale and is retried. Clean restarts lose nothing. $SWEEPER_PG_SYNC_COMMIT=on
-# restores full durability.
+# restores full durability. PgBouncer must ignore this startup parameter (ignore_startup_parameters =
+# options); behind it the server's own setting applies: ALTER DATABASE db SET synchronous_commit = off.
 SESSION = "-c synchronous_commit={}"
+# psycopg 3 prepares a statement on its 5th run on a connection; behind PgBouncer in transaction mode
+# (before 1.21's max_prepared_statements; Debian 12 has 1.18) the next run may reach a server connection
+# that lacks it ("prepared statement \"_pg3_0\" does not exist"). Off for every PostgreSQL connection:
+# sweeper's reads took 3-5 ms a call either way, mostly Python, no difference beyond the noise
+# (docs/cluster-pgbouncer.md).
+PREPARE = {"prepare_threshold": None}
 SYNC_COMMIT = ("off", "on", "local", "remote_write", "remote_apply")  # PostgreSQL's values
 # The lock taken while a process creates the schema: without it two processes that create tables at
 # once (`sweeper run` and a `sweeper status` watching it, two workers) collide in PostgreSQL's catalog
@@ -45,6 +53,7 @@ SCHEMA_LOCK_WAIT_S = 60
 def engine_kwargs(url: str) -> dict:
     """SQLAlchemy engine options: bounded connect and lock waits.
 
+    PostgreSQL: psycopg's prepared statements are off (PREPARE), for PgBouncer in transaction mode.
     No pool_pre_ping: it costs a round trip per storage call (a worker makes ~30 per trial), and
     every call is retried anyway (storage.resilient): a connection that died with a server restart
     fails once, SQLAlchemy drops the pool's stale connections, and the retry gets a fresh one.
@@ -58,8 +67,8 @@ def engine_kwargs(url: str) -> dict:
         if sync not in SYNC_COMMIT:
             raise BadInput(f"SWEEPER_PG_SYNC_COMMIT={sync!r} is not one of {', '.join(SYNC_COMMIT)}: set it to on "
                            "or off, or unset it")
-        return {**POOL,
-                "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S, **KEEPALIVES, "options": SESSION.format(sync)}}
+        return {**POOL, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S, **KEEPALIVES, **PREPARE,
+                                         "options": SESSION.format(sync)}}
     return {"pool_pre_ping": True}
 
 
@@ -113,12 +122,22 @@ def _probe(url: str, *, create: bool, patient: bool = False) -> bool:
         if path is not None and "database is locked" in str(exc):
             raise BadInput(f"the SQLite file {path} is locked by another process (no read for "
                            f"{SQLITE_PROBE_WAIT_S} s): let it finish or stop it, or {urls.FIX}") from None
-        raise BadInput(f"cannot reach storage {shown}: {first_line(exc)}: start the database or {urls.FIX}") from None
+        raise unreachable(url, exc) from None
     finally:
         engine.dispose()
     if not create and not has_tables:
         raise BadInput(f"no studies in {shown}: create one first (sweeper create SPEC.toml) or {urls.FIX}")
     return complete
+
+
+def unreachable(url: str, exc: BaseException) -> BadInput:
+    """The one-line error for a database that does not answer at `url` (password masked), with its fix."""
+    if "unsupported startup parameter: options" in str(exc) or "unsupported options startup" in str(exc):
+        return BadInput(f"cannot reach storage {urls.mask(url)}: a pooler (PgBouncer) refused the startup "
+                        "parameter 'options': add 'ignore_startup_parameters = options' to pgbouncer.ini "
+                        "(docs/cluster.md)")
+    return BadInput(f"cannot reach storage {urls.mask(url)}: {first_line(exc)}: start the database or "
+                    f"{urls.FIX}")
 
 
 def _columns(inspector, table: str) -> set[str]:
@@ -158,7 +177,12 @@ def open_storage(url: str, *, create: bool = False, heartbeat: int | None = None
             retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry) if heartbeat else None
             storage = ResilientRDBStorage(url, engine_kwargs=engine_kwargs(url), heartbeat_interval=heartbeat or None,
                                           grace_period=(grace or None) if heartbeat else None,
-                                          heartbeat_stale_trial_callback=retry)
+                                          heartbeat_stale_trial_callback=retry, skip_compatibility_check=True)
+        try:
+            _check_schema_version(storage)
+        except BaseException:
+            storage.engine.dispose()
+            raise
         if create and not complete:
             epochs.create(storage.engine)
         return storage
@@ -179,6 +203,21 @@ def open_storage(url: str, *, create: bool = False, heartbeat: int | None = None
     if storage.engine.dialect.name == "sqlite":
         _tune_sqlite(storage.engine, wal=create)
     return storage
+
+
+def _check_schema_version(storage) -> None:
+    """Optuna's schema check (RuntimeError: run `optuna storage upgrade`) without its second connection.
+
+    Optuna's own check reads alembic's version on a second connection while its session's transaction
+    is open, and parses alembic's scripts meanwhile (seconds on a busy machine). Behind PgBouncer in
+    transaction mode that transaction holds a server connection: with 24 workers starting on a pool of
+    10, nine were seen idle in that transaction, and other workers waited for a server connection until
+    PgBouncer's query_wait_timeout (120 s) cut them off. Here the versions are compared first, one
+    connection at a time; only an outdated schema runs Optuna's check, for its message.
+    """
+    manager = storage._version_manager
+    if manager.get_current_version() != manager.get_head_version():
+        manager.check_table_schema_compatibility()
 
 
 def _create_schema(url: str, build):

@@ -9,6 +9,7 @@ import time
 import click
 
 from storage.contract.errors import BadInput
+from storage.contract.options import click_options
 from sweeper.power import DEFAULT_CAP
 
 PASS_THROUGH = dict(ignore_unknown_options=True, allow_extra_args=True, help_option_names=[])
@@ -24,8 +25,10 @@ def _exec_workers(command: str, args: list[str]) -> None:
 
 
 def _url(storage: str | None) -> str:
-    from storage import urls
+    """The storage URL of a command; a bad $SWEEPER_DB_PATIENCE is one line before any database call."""
+    from storage import retry, urls
 
+    retry.patience_s()
     return urls.resolve(storage)
 
 
@@ -98,14 +101,9 @@ def worker(args: tuple[str, ...]) -> None:
               help="train on D (digits, mnist, xor or idx:DIR) [default: [study] dataset of the spec]")
 @click.option("--workers", "n_workers", default=None, type=click.IntRange(min=1),
               help="worker processes on this machine [default: 1, or one per --gpus entry]")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="BLAS/OpenMP/XLA threads per worker [default: cores / workers]")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-              help="where the workers train (cuda: the jax backend on the visible GPUs)")
+@click_options("threads", "device", defaults={"threads": "cores / workers"})
 @click.option("--gpus", default=None, metavar="LIST", help="one GPU per worker, e.g. 0,1 (CUDA_VISIBLE_DEVICES)")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="workers start no trial after this many seconds")
-@click.option("--backend", default=None, help="the workers' compile backend (jax, numba, c)")
+@click_options("timeout", "backend")
 @click.option("--logs", type=click.Path(file_okay=False), default=None,
               help="keep each worker's log in this folder [default: a temporary one, kept on failure]")
 def run(spec: str, storage: str | None, name: str | None, dataset: str | None, n_workers: int | None,
@@ -182,23 +180,122 @@ def status(name: str, storage: str | None) -> None:
     """Trials by state, the best trial, and the running trials with their current epoch."""
     from sweeper import manager, report
 
-    click.echo(report.status(manager.open_study(name, _url(storage))))
+    from sweeper import submit as sub_
+
+    handle = manager.open_study(name, _url(storage))
+    click.echo(report.status(handle))
+    for line in sub_.array_lines(handle):
+        click.echo(line)
 
 
 @cli.command()
 @click.argument("name")
 @storage_option
 def stop(name: str, storage: str | None) -> None:
-    """Make every worker of study NAME, on any machine, finish its current trial and exit."""
-    _set_stopped(name, storage, True)
+    """Make every worker of study NAME, on any machine, finish its current trial and exit; cancel the
+    tasks of its Slurm arrays that have not started."""
+    from sweeper import submit as sub_
+
+    handle = _set_stopped(name, storage, True)
+    for line in sub_.cancel_pending(handle):
+        click.echo(line, err=True)
 
 
 @cli.command()
 @click.argument("name")
 @storage_option
-def resume(name: str, storage: str | None) -> None:
+@click.option("--submit", "again", is_flag=True, help="submit the study's last Slurm array again")
+def resume(name: str, storage: str | None, again: bool) -> None:
     """Lift `sweeper stop NAME`: workers started from now on run trials again."""
-    _set_stopped(name, storage, False)
+    from pathlib import Path
+
+    from sweeper import manager
+    from sweeper import submit as sub_
+
+    record = sub_.last_array(manager.open_study(name, _url(storage))) if again else None  # before lifting
+    handle = _set_stopped(name, storage, False)
+    if record is not None:
+        job, script = sub_.slurm_array(handle, record["text"], record["workers"], Path(record["script"]).parent)
+        click.echo(job)
+        click.echo(f"study '{name}': Slurm array {job} submitted again (script {script})", err=True)
+
+
+@cli.command()
+@click.argument("name")
+@storage_option
+@click.option("--slurm", "engine", flag_value="slurm", help="one Slurm job array, a worker per task")
+@click.option("--kubernetes", "engine", flag_value="kubernetes",
+              help="a Kubernetes Indexed Job, a worker per pod (with --dry-run: print its manifest)")
+@click.option("--workers", "n_workers", type=int, required=True, help="how many workers (array tasks, pods)")
+@click.option("--parallel", type=int, default=None, help="at most this many at once [default: all]")
+@click.option("--gpus-per-worker", "gpus", type=int, default=0, show_default=True,
+              help="GPUs per worker (--gres=gpu:G; it trains on CUDA)")
+@click.option("--cpus-per-worker", "cpus", type=int, default=1, show_default=True,
+              help="cores per worker, also its thread count")
+@click.option("--mem", default=None, help="memory per worker, e.g. 4G")
+@click.option("--time", "time_limit", default=None, help="time limit per worker, e.g. 2:00:00")
+@click.option("--partition", default=None, help="Slurm partition")
+@click.option("--account", default=None, help="Slurm account")
+@click.option("--sbatch", "extra", multiple=True, metavar="OPTION", help="one more #SBATCH option, e.g. --qos=long")
+@click.option("--setup", multiple=True, metavar="LINE", help="a shell line run before the worker, e.g. module load cuda")
+@click.option("--artifacts", type=click.Path(file_okay=False), default=None,
+              help="folder for checkpoints and kept weights, seen by every node [default: $SWEEPER_ARTIFACTS]")
+@click.option("--logs", type=click.Path(file_okay=False), default="slurm-logs", show_default=True,
+              help="folder for the tasks' output and the script")
+@click.option("--one-node", is_flag=True, help="every task runs on this machine (allows an SQLite file)")
+@click_options("backend")
+@click.option("--image", default=None, help="Kubernetes: the container image with sweeper installed")
+@click.option("--secret", default="sweeper-storage", show_default=True,
+              help="Kubernetes: the Secret whose key 'url' holds the storage URL")
+@click.option("--claim", default="sweeper-artifacts", show_default=True,
+              help="Kubernetes: the PersistentVolumeClaim for checkpoints and kept weights ('' for none)")
+@click.option("--namespace", default=None, help="Kubernetes: the Job's namespace")
+@click.option("--dry-run", is_flag=True, help="print the script (or manifest) and submit nothing")
+def submit(name: str, storage: str | None, engine: str | None, n_workers: int, parallel: int | None, gpus: int,
+           cpus: int, mem: str | None, time_limit: str | None, partition: str | None, account: str | None,
+           extra: tuple[str, ...], setup: tuple[str, ...], artifacts: str | None, logs: str, one_node: bool,
+           backend: str | None, image: str | None, secret: str, claim: str, namespace: str | None,
+           dry_run: bool) -> None:
+    """Start N workers of study NAME on a cluster: a Slurm job array (or a Kubernetes Job)."""
+    from pathlib import Path
+
+    from storage import artifacts as kept
+    from storage.contract.options import backend_name
+    from sweeper import manager, slurm
+    from sweeper import submit as sub_
+
+    if engine is None:
+        raise BadInput("say where: sweeper submit NAME --slurm (or --kubernetes --dry-run)")
+    url = _url(storage)
+    fields = dict(name=name, url=url, workers=n_workers, parallel=parallel, gpus=gpus, cpus=cpus, mem=mem,
+                  time=time_limit, partition=partition, account=account, extra=extra, setup=setup,
+                  backend=backend_name(backend) if backend else None)
+    if engine == "kubernetes":
+        from sweeper import kubernetes
+
+        if not dry_run:
+            raise BadInput("sweeper submit --kubernetes only writes the manifest: add --dry-run and pipe it to "
+                           "kubectl apply -f -")
+        request = sub_.Submission(**fields)
+        manager.open_study(name, url)
+        click.echo(kubernetes.manifest(request, image=image or "", secret=secret, claim=claim or None,
+                                       namespace=namespace), nl=False)
+        return
+    folder = Path(artifacts).resolve() if artifacts else kept.folder(url)
+    request = sub_.Submission(**fields, python=sys.executable, artifacts=str(folder) if folder else None)
+    if not dry_run:
+        slurm.command("sbatch")
+    handle = manager.open_study(name, url)
+    for line in sub_.check(handle, request, one_node=one_node):
+        click.echo(f"warning: {line}", err=True)
+    text = slurm.script(request, Path(logs).resolve())
+    if dry_run:
+        click.echo(text, nl=False)
+        return
+    job, script = sub_.slurm_array(handle, text, n_workers, Path(logs).resolve())
+    click.echo(job)
+    click.echo(f"study '{name}': Slurm array {job} of {n_workers} workers submitted (script {script}); "
+               f"sweeper status {name} shows its tasks, sweeper stop {name} cancels the pending ones", err=True)
 
 
 @cli.command()
@@ -260,7 +357,7 @@ def delete(name: str, storage: str | None, yes: bool) -> None:
     click.echo(f"study '{name}' deleted: {counts.total} trials, {rows} epoch rows, {files} weight files", err=True)
 
 
-def _set_stopped(name: str, storage: str | None, stopped: bool) -> None:
+def _set_stopped(name: str, storage: str | None, stopped: bool):
     from storage import control
     from sweeper import manager
 
@@ -273,6 +370,7 @@ def _set_stopped(name: str, storage: str | None, stopped: bool) -> None:
     else:
         click.echo(f"study '{name}' resumed: {counts.done} of {counts.budget(handle.spec.n_trials)} trials done; "
                    f"start workers (sweeper worker {name} or sweeper run SPEC) to go on", err=True)
+    return handle
 
 
 def _table_command(kind: str):
@@ -399,8 +497,7 @@ def report(names: tuple[str, ...], storage: str | None, out: str) -> None:
               help="train a share F in (0, 1] of each post's length (verdicts then not counted)")
 @click.option("--workers", "n_workers", default=2, show_default=True, type=click.IntRange(min=1),
               help="worker processes on this machine")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="BLAS/OpenMP/XLA threads per worker [default: cores / workers]")
+@click_options("threads", defaults={"threads": "cores / workers"})
 @storage_option
 @click.option("--out", type=click.Path(file_okay=False), default="reproduction", show_default=True,
               help="folder for report.md and its PNG files (made if missing)")
