@@ -13,7 +13,19 @@ ENV = "SWEEPER_ARTIFACTS"
 KEEP = ("best", "all", "none")  # [study] keep: each trial that was the best when it finished, every one, none
 NAME = "weights.npz"  # the artifact's file name (optuna-dashboard shows it)
 CHECKPOINTS = "checkpoints"  # the artifact folder's subfolder of running trials' states (workers/checkpoints.py)
+CHECKPOINT = "{study}-{number}.npz"  # a trial's checkpoint in CHECKPOINTS (see `checkpoint`)
 ARTIFACT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")  # a plain file name (Optuna writes UUIDs)
+
+
+def checkpoint(folder: Path, study: str, number: int) -> Path:
+    """Where trial `number`'s checkpoint lives under the artifact `folder` (workers.checkpoints writes
+    it); `study` is the study's key (storage.studies.uid), unique across databases and deleted studies."""
+    return Path(folder) / CHECKPOINTS / CHECKPOINT.format(study=study, number=number)
+
+
+def checkpoints(folder: Path, study: str) -> list[Path]:
+    """The checkpoints under the artifact `folder` that `checkpoint` names, of the study keyed `study`."""
+    return sorted((Path(folder) / CHECKPOINTS).glob(CHECKPOINT.format(study=study, number="*")))
 
 
 def folder(url: str) -> Path | None:

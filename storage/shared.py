@@ -14,9 +14,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from storage import epochs, retry
-from storage.contract.runkey import ATTR
-
-COPIED = ("test_error", "report", "outcome", "test_correct")  # the attrs of its result a copy takes
+from storage.contract.outcome import RESULT, RUN_KEY
 Epoch = namedtuple("Epoch", ("epoch", *epochs.COLUMNS))  # one epoch row, NaN for a missing figure
 
 _TRIALS, _ATTRS = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
@@ -31,7 +29,7 @@ class Source:
     study: str  # its study's name
     number: int  # its number in that study
     valid_error: float  # the validation error of its result (whatever metric its study optimised)
-    attrs: dict  # its COPIED user attrs, those it has
+    attrs: dict  # the user attrs of its result (storage.contract.outcome.RESULT), those it has
     epochs: list  # its epoch rows, [Epoch], in order
 
     @property
@@ -49,7 +47,7 @@ def find(engine: sa.Engine, key: str, study_id: int) -> Source | None:
              .join(_STUDIES, _STUDIES.c.study_id == _TRIALS.c.study_id)
              .join(_VALUES, sa.and_(_VALUES.c.trial_id == _TRIALS.c.trial_id, _VALUES.c.objective == 0))
              .join(_DIRECTIONS, sa.and_(_DIRECTIONS.c.study_id == _TRIALS.c.study_id, _DIRECTIONS.c.objective == 0))
-             .where(_ATTRS.c.key == ATTR, _ATTRS.c.value_json == json.dumps(key),
+             .where(_ATTRS.c.key == RUN_KEY, _ATTRS.c.value_json == json.dumps(key),
                     _TRIALS.c.state == TrialState.COMPLETE, _TRIALS.c.study_id != study_id)
              .order_by(_TRIALS.c.trial_id).limit(1))
 
@@ -59,7 +57,7 @@ def find(engine: sa.Engine, key: str, study_id: int) -> Source | None:
             if row is None:
                 return None
             attrs = conn.execute(sa.select(_ATTRS.c.key, _ATTRS.c.value_json)
-                                 .where(_ATTRS.c.trial_id == row.trial_id, _ATTRS.c.key.in_(COPIED))).all()
+                                 .where(_ATTRS.c.trial_id == row.trial_id, _ATTRS.c.key.in_(RESULT))).all()
             rows = _epochs(conn, row.trial_id)
         value = models.TrialValueModel.stored_repr_to_value(row.value, row.value_type)
         # METRICS: a study that maximises optimises the validation accuracy, 1 - valid_error.

@@ -14,21 +14,15 @@ import pandas as pd
 
 from storage import epochs as epoch_table
 from storage import urls
+from storage.contract.outcome import FIGURES, SHARED_FROM, TEST_ERROR, WORKER, Outcome
 from storage.contract.spec import SEED
 
-# After `trial`, `state` and one column per searched parameter (in the spec's order).
-TRIAL_COLUMNS = ("valid_error", "test_error", "epochs_run", "steps_run", "steps_per_epoch", "train_images",
-                 "valid_images", "test_images", "near_zero", "train_error_clean",
-                 "seconds",
-                 "stopped_early", "confident_n", "confident_precision", "reason", "retry_of", "shared_from", "worker",
-                 "started", "finished")
+# After `trial`, `state` and one column per searched parameter (in the spec's order). The trial's
+# outcome (storage.contract.outcome) gives the figures' columns, named as its record's fields.
+TRIAL_COLUMNS = ("valid_error", TEST_ERROR, *(k for k in FIGURES if k != "valid_error"), "reason", "retry_of",
+                 SHARED_FROM, WORKER, "started", "finished")
 EPOCH_COLUMNS = ("trial", "epoch") + epoch_table.COLUMNS
-# The `outcome` user attr the objective writes (workers/objective.py), with the column types here.
-_OUTCOME = {"epochs_run": "Int64", "steps_run": "Int64", "steps_per_epoch": "Int64", "train_images": "Int64",
-            "valid_images": "Int64", "test_images": "Int64", "near_zero": "float64", "train_error_clean": "float64",
-            "seconds": "float64", "stopped_early": "boolean", "confident_n": "Int64",
-            "confident_precision": "float64", "valid_error": "float64"}
-_USER_ATTRS = ["worker", "test_error", "outcome", "fail_reason", "prune_reason", "report", "shared_from"]
+_TYPES = {int: "Int64", float: "float64", bool: "boolean"}  # a figure's column type, by its Python type
 _ATTRS = ("number", "state", "value", "datetime_start", "datetime_complete", "params", "user_attrs",
           "system_attrs")
 
@@ -47,29 +41,22 @@ def trials(storage, study=None) -> pd.DataFrame:
     if raw.empty:
         raw = pd.DataFrame({"number": pd.Series(dtype="int64"), "state": pd.Series(dtype="str"),
                             "value": pd.Series(dtype="float64")})
-    attrs = _prefixed(raw, "user_attrs_").reindex(columns=_USER_ATTRS)
+    outcome = _outcome(raw)
     system = _prefixed(raw, "system_attrs_")
     params = _prefixed(raw, "params_")
     params = params.reindex(columns=[*spec.space, *(p for p in params if p not in spec.space)])
     if SEED not in params:  # one training seed for every trial: a column all the same
         params[SEED] = spec.seed
-    outcome = pd.DataFrame([d if isinstance(d, dict) else {} for d in attrs["outcome"]], index=raw.index)
-    outcome = outcome.reindex(columns=list(_OUTCOME)).astype(_OUTCOME)
     values = raw.filter(regex="^value")  # Optuna names it after the metric: value_valid_error
     value = (values.iloc[:, 0] if values.shape[1] else pd.Series(pd.NA, index=raw.index)).astype("float64")
     out = pd.DataFrame({"trial": raw["number"].astype("int64"), "state": raw["state"].astype("str")})
     out = out.join(params)
     # The objective's value is the metric of the kept epoch (pruned: of the last); failed: the last epoch's.
     out["valid_error"] = (value if spec.metric == "valid_error" else 1.0 - value).fillna(outcome["valid_error"])
-    out["test_error"] = attrs["test_error"].astype("float64")
     out = out.join(outcome.drop(columns="valid_error"))
-    out["worker"] = attrs["worker"]
-    out["reason"] = _reasons(out, attrs, system, spec)
+    out["reason"] = _reasons(out, system, spec)
     out["retry_of"] = (pd.to_numeric(system["failed_trial"]).astype("Int64") if "failed_trial" in system
                        else pd.Series(pd.NA, index=out.index, dtype="Int64"))
-    # A trial that took another study's run instead of training it (workers/objective.py): "study#trial".
-    out["shared_from"] = pd.Series([f"{d['study']}#{d['trial']}" if isinstance(d, dict) else pd.NA
-                                    for d in attrs["shared_from"]], index=out.index, dtype="object")
     out["started"], out["finished"] = raw.get("datetime_start"), raw.get("datetime_complete")
     columns = ["trial", "state", *params, *TRIAL_COLUMNS]
     if spec.metric != "valid_error":
@@ -86,7 +73,7 @@ def test_flags(storage, study=None) -> dict:
     handle = _handle(storage, study)
     out = {}
     for t in handle.study.get_trials(deepcopy=False):
-        got = flags.unpack(t.user_attrs.get("test_correct"))
+        got = flags.unpack(Outcome.from_attrs(t.user_attrs).test_correct)
         if got is not None:
             out[t.number] = got
     return out
@@ -143,10 +130,10 @@ def curves(storage, study=None, column: str = "valid_error") -> pd.DataFrame:
 def reports(storage, study=None) -> pd.DataFrame:
     """scikit-learn's per-class test report of every completed trial, long: trial, label, metric, value."""
     handle = _handle(storage, study)
-    raw = handle.study.trials_dataframe(attrs=("number", "user_attrs"))
-    if "user_attrs_report" not in raw:
+    reports = pd.Series({t.number: r for t in handle.study.get_trials(deepcopy=False)
+                         if (r := Outcome.from_attrs(t.user_attrs).report) is not None}, dtype="object")
+    if reports.empty:
         return pd.DataFrame(columns=["trial", "label", "metric", "value"])
-    reports = raw.dropna(subset=["user_attrs_report"]).set_index("number")["user_attrs_report"]
     flat = pd.json_normalize(reports.tolist(), sep="|").set_index(reports.index.rename("trial"))
     long = flat.melt(ignore_index=False, var_name="key", value_name="value").reset_index()
     long[["label", "metric"]] = long["key"].str.split("|", n=1, expand=True)
@@ -155,11 +142,38 @@ def reports(storage, study=None) -> pd.DataFrame:
                                                                    ignore_index=True)
 
 
-def _reasons(out: pd.DataFrame, attrs: pd.DataFrame, system: pd.DataFrame, spec) -> pd.Series:
-    """fail_reason or prune_reason; a FAIL without either lost its worker (heartbeat), maybe retried."""
-    reason = pd.Series(pd.NA, index=out.index, dtype="object")  # a retry inherits attrs: go by state
-    reason = reason.mask(out["state"] == "FAIL", attrs["fail_reason"])
-    reason = reason.mask(out["state"] == "PRUNED", attrs["prune_reason"])
+def _outcome(raw: pd.DataFrame) -> pd.DataFrame:
+    """The trials' columns that their outcomes give (storage.contract.outcome), read by state (a retry
+    inherits attrs): the figures, test error, worker, reason, and the run it took ("study#trial")."""
+    attrs = _prefixed(raw, "user_attrs_")
+    rows = attrs.to_dict("records") if len(attrs.columns) else [{} for _ in range(len(raw))]
+    outcomes = [Outcome.from_attrs({k: v for k, v in row.items() if not _missing(v)}, state)
+                for row, state in zip(rows, raw["state"])]
+    frame = pd.DataFrame({k: [getattr(o, k) for o in outcomes] for k in FIGURES}, index=raw.index)
+    frame = frame.astype({k: _TYPES[kind] for k, kind in FIGURES.items()})
+    for name in (TEST_ERROR, WORKER, "reason"):
+        frame[name] = _column([getattr(o, name) for o in outcomes], raw.index)
+    frame[TEST_ERROR] = frame[TEST_ERROR].astype("float64")
+    frame[SHARED_FROM] = pd.Series([f"{o.shared_from['study']}#{o.shared_from['trial']}"
+                                    if isinstance(o.shared_from, dict) else pd.NA for o in outcomes],
+                                   index=raw.index, dtype="object")
+    return frame
+
+
+def _missing(value) -> bool:
+    """Whether a cell of trials_dataframe's stands for an attr the trial does not have (NaN)."""
+    return isinstance(value, float) and value != value
+
+
+def _column(values: list, index: pd.Index) -> pd.Series:
+    """A column of the trials' `values`, NaN where None (as trials_dataframe leaves a missing attr)."""
+    return pd.Series([float("nan") if v is None else v for v in values], index=index)
+
+
+def _reasons(out: pd.DataFrame, system: pd.DataFrame, spec) -> pd.Series:
+    """Why it failed or was pruned; a FAIL without a reason lost its worker (heartbeat), maybe retried."""
+    reason = pd.Series(pd.NA, index=out.index, dtype="object").mask(out["state"].isin(("FAIL", "PRUNED")),
+                                                                    out["reason"])
     lost = (out["state"] == "FAIL") & reason.isna()
     reason[lost] = f"no heartbeat for {spec.grace} s: its worker died or hung"
     if "retry_history" in system:  # trial k retried as trial n: n's history ends with k

@@ -65,11 +65,12 @@ def evaluate(args: tuple[str, ...]) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="the .npz file to write")
 def export(name: str, storage: str | None, number: int | None, out: str) -> None:
     """Write a trial's kept weights to FILE (.npz: layers by name, the parameters they were trained with)."""
+    from storage.contract.outcome import Outcome
     from sweeper import manager
 
     _out_check(out)
     trial = manager.export(manager.open_study(name, _url(storage)), number, out)
-    click.echo(f"trial {trial.number} of study '{name}' (test_error {trial.user_attrs.get('test_error')}) "
+    click.echo(f"trial {trial.number} of study '{name}' (test_error {Outcome.from_attrs(trial.user_attrs).test_error}) "
                f"written to {out}", err=True)
 
 

@@ -250,7 +250,7 @@ def delete(handle: Handle) -> tuple[int, int]:
         except Exception:  # noqa: BLE001 - already gone (removed by hand): nothing left to remove
             pass
     if store is not None:  # the training states its running or failed trials left (workers/checkpoints.py)
-        for path in (artifacts.folder(handle.url) / artifacts.CHECKPOINTS).glob(f"{key}-*.npz"):
+        for path in artifacts.checkpoints(artifacts.folder(handle.url), key):
             path.unlink(missing_ok=True)
     return rows, len(kept)
 

@@ -11,6 +11,7 @@ import pandas as pd
 from storage import epochs, urls
 from storage.contract import files
 from storage.contract.errors import BadInput
+from storage.contract.outcome import WORKER, Outcome
 from storage.contract.spec import short
 
 
@@ -107,7 +108,7 @@ def status(handle) -> str:
             "epoch": [f"{last.get(t.number, 0)}/{spec.epochs or '?'}" for t in running],
             "elapsed_s": [round((dt.datetime.now(t.datetime_start.tzinfo) - t.datetime_start).total_seconds(), 1)
                           for t in running],
-            "worker": [t.user_attrs.get("worker", "-") for t in running],
+            WORKER: [Outcome.from_attrs(t.user_attrs).worker or "-" for t in running],
             **{p: [t.params.get(p) for t in running] for p in spec.space},
         })
         lines += ["running:", table(frame)]
@@ -131,7 +132,7 @@ def best_line(handle) -> str:
     except ValueError:
         return "none yet (no complete trial)"
     params = " ".join(f"{k}={short(v)}" for k, v in best.params.items())
-    test = best.user_attrs.get("test_error")
+    test = Outcome.from_attrs(best.user_attrs).test_error
     return (f"trial {best.number}  {handle.spec.metric} {best.value:.4f}"
             + (f"  test_error {test:.4f}" if test is not None else "") + (f"  {params}" if params else ""))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from storage.contract.errors import BadInput
+from storage.contract.outcome import SHARED_FROM
 from storage.contract.spec import SEED, short
 from sweeper import claims as verdicts
 from sweeper import plots
@@ -218,7 +219,7 @@ def _overview(studies, heads: dict) -> list[str]:
 
 def _reused(trials: pd.DataFrame) -> pd.Series:
     """The trials that took a run another study trained ("study#trial" each), by index."""
-    return trials["shared_from"].dropna() if "shared_from" in trials else pd.Series(dtype="object")
+    return trials[SHARED_FROM].dropna() if SHARED_FROM in trials else pd.Series(dtype="object")
 
 
 def _sources(trials: pd.DataFrame) -> dict[str, int]:

@@ -8,10 +8,11 @@ workers.runtime.configure() first, before this module (and PyTensor) is imported
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import numpy as np
@@ -19,9 +20,10 @@ import numpy as np
 from storage.contract.errors import BadInput
 from storage.contract.params import resolve
 from storage.contract.spec import DEFAULT_DRAWS
-from workers import compiled, metrics, weights
+from workers import compiled, metrics, runtime, weights
 from workers.compiled import HYPER
 from workers.schedules import learning_rate, per_step
+from workers.state import TrainingState
 
 PATIENCE_INCREASE = 2  # the Theano tutorial's patience_increase
 NEAR_ZERO = 1e-4  # a weight this small counts as zero (L1's many zero weights): see Result.near_zero
@@ -61,8 +63,8 @@ class Result:
     weights: object = field(default=None, repr=False, compare=False)  # workers.weights.Weights evaluated
 
     def to_dict(self) -> dict:
-        """Plain JSON-ready dict (the figures, not the weights)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("weights", "test_correct")}
+        """Plain JSON-ready dict (the figures, not the weights or the test flags: the fields out of repr)."""
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.repr}
 
 
 class Diverged(Exception):
@@ -75,16 +77,41 @@ class Diverged(Exception):
 
 def train(model: str, params: dict, data, *, epochs: int | None = None, steps: int | None = None,
           seed: int = 0, on_epoch: Callable[[EpochRecord], None] | None = None, every: int = 0,
-          on_checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None,
+          on_checkpoint: Callable[[TrainingState], None] | None = None, resume: TrainingState | None = None,
           draws=DEFAULT_DRAWS, fixed_seed: int = 0) -> Result:
     """Train `model` with parameter overrides `params` on `data` (a workers.data.Dataset).
 
-    The length is `epochs` passes over the training set, or `steps` minibatch updates: as many epochs
-    as they take, the last one cut short after the `steps`-th update. `on_checkpoint(state)` is given the whole training state after every `every`-th epoch but the
-    last; `resume=state` goes on from it (its next epoch first), as the run that saved it would have,
-    to the last bit. `draws`: the parts of the run `seed` draws (of "init", "order", "dropout"); the
-    others come from `fixed_seed` (which images validate is the data set's: workers.data.load). Raises
-    storage.contract.errors.BadInput for bad parameters, Diverged when the loss is not finite.
+    Parameters
+    ----------
+    model, params : str, dict
+        The model's name and its parameter overrides (storage.contract.params.resolve).
+    data : workers.data.Dataset
+        x_train (N, H, W) with y_train (N,), and the validation and test sets alike.
+    epochs, steps : int, exactly one of them
+        The length: `epochs` passes over the training set, or `steps` minibatch updates (as many epochs
+        as they take, the last one cut short after the `steps`-th update).
+    seed, draws, fixed_seed : int, tuple of str, int
+        `draws`: the parts of the run `seed` draws (of "init", "order", "dropout"); the others come
+        from `fixed_seed` (which images validate is the data set's: workers.data.load).
+    on_epoch : callable(EpochRecord), optional
+        Sees each epoch's record; it may raise to stop the run (a pruner).
+    every, on_checkpoint : int, callable(TrainingState), optional
+        `on_checkpoint` is given the whole training state after every `every`-th epoch but the last.
+    resume : TrainingState, optional
+        A state `on_checkpoint` was given: the run goes on from it (its next epoch first), as the run
+        that saved it would have, to the last bit.
+
+    Returns
+    -------
+    Result
+        The kept epoch's validation error, the test figures, the evaluated weights.
+
+    Raises
+    ------
+    storage.contract.errors.BadInput
+        For bad parameters.
+    Diverged
+        When the training loss is not finite.
     """
     config = resolve(model, params)
     if config["loss"] == "positive_ce" and data.n_classes != 2:
@@ -103,10 +130,10 @@ def train(model: str, params: dict, data, *, epochs: int | None = None, steps: i
     start = time.perf_counter()
     best, limit, kept, stopped_early = math.inf, config["patience"], None, False
     first = 1
-    if resume is not None and resume["epoch"] < epochs:
-        net.load_training_state(resume["net"])
-        shuffle.bit_generator.state = resume["shuffle"]
-        best, limit, kept, first = resume["best"], resume["limit"], resume["kept"], resume["epoch"] + 1
+    if resume is not None and resume.epoch < epochs:
+        net.load_training_state(resume.net)
+        shuffle.bit_generator.state = resume.shuffle
+        best, limit, kept, first = resume.best, resume.limit, resume.kept, resume.epoch + 1
     epoch = first - 1
     for epoch in range(first, epochs + 1):
         t0 = time.perf_counter()
@@ -136,8 +163,8 @@ def train(model: str, params: dict, data, *, epochs: int | None = None, steps: i
                 stopped_early = True
                 break
         if on_checkpoint is not None and every and epoch % every == 0 and epoch < epochs:
-            on_checkpoint(dict(epoch=epoch, net=net.training_state(), shuffle=shuffle.bit_generator.state,
-                               best=best, limit=limit, kept=kept))
+            on_checkpoint(TrainingState(epoch, net.training_state(), shuffle.bit_generator.state, best=best,
+                                        limit=limit, kept=kept, mode=runtime.compile_mode()))
     if kept is not None:
         net.restore(kept)
     else:

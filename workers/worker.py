@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -37,10 +38,12 @@ from storage.budget import Step
 from storage.contract import samplers
 from storage.contract.errors import BadInput, first_line, optuna_experimental
 from storage.contract.options import WorkerOptions
+from storage.contract.outcome import COMPLETE, FAIL, RUNNING
 from storage.contract.params import VALID_SIZE
 from storage.contract.spec import Spec
 from workers import runtime
-from workers.objective import WORKER, Objective, TrialLog
+from workers.objective import WORKER, Core, Hooks, Objective
+from workers.record import TrialRecord
 
 WAIT_S = 0.5  # how often a worker whose budget is taken by running trials looks again
 EXIT_DATABASE = 75  # the database failed for longer than its patience, or for good (sysexits' EX_TEMPFAIL)
@@ -118,10 +121,11 @@ def work(name: str, url: str, options: WorkerOptions = WorkerOptions(), *, on_tr
     if counts.next_step(spec.n_trials) is Step.DONE:
         log.info("the study's budget of %d trials is spent: nothing to do", counts.budget(spec.n_trials))
         return 0
-    gate = budget.Gate(study, storage, study_id, spec.n_trials, uid=studies.uid(storage, study_id))
+    uid = studies.uid(storage, study_id)
+    gate = budget.Gate(study, storage, study_id, spec.n_trials, uid=uid)
     shutdown = WarmShutdown()
     objective = build_objective(spec, storage, study_id, url, on_start=gate.confirm, stop_now=shutdown.now,
-                                gone=gate.gone if storage.engine.dialect.name == "sqlite" else None)
+                                gone=gate.gone if storage.engine.dialect.name == "sqlite" else None, uid=uid)
     shutdown.install()  # after what can refuse to start (the data, the artifact folder): nothing to restore then
     if parent is not None:
         shutdown.watch(parent)
@@ -183,21 +187,26 @@ class Limits:
         return True
 
 
-def build_objective(spec: Spec, storage, study_id: int, url: str, *, on_start, stop_now, gone=None) -> Objective:
+def build_objective(spec: Spec, storage, study_id: int, url: str, *, on_start, stop_now, gone=None,
+                    uid: str | None = None) -> Objective:
     """The study's objective with its collaborators: the training core, the data (loaded here once:
     a missing data set fails now), the trial failures that do not stop the worker, the gate's
-    `on_start` and `gone`, the second signal's `stop_now`, and the keeper of weights (its artifact
-    folder made now)."""
+    `on_start` and `gone`, the second signal's `stop_now`, the keeper of weights (its artifact
+    folder made now) and the checkpoints (named by `uid`, the study's key: read when not given)."""
     from storage import artifacts
+    from workers.checkpoints import Checkpoints
     from workers.data import load
     from workers.keeper import Keeper
     from workers.train import Diverged, train
 
     _data(spec)
     store = artifacts.store(url, create=True) if spec.keeps_files else None
-    return Objective(spec, storage, study_id, train=train, load=load, failures=(Diverged, BadInput, budget.Overshoot),
-                     on_start=on_start, stop_now=stop_now, gone=gone, keep=Keeper(spec.keep, store, spec.name),
-                     checkpoints=artifacts.folder(url) if store is not None else None)
+    saved = (Checkpoints(artifacts.folder(url), uid or studies.uid(storage, study_id), spec.checkpoint_every)
+             if store is not None and spec.checkpoint_every else None)
+    hooks = Hooks(on_start=on_start, stop_now=stop_now, gone=gone, keep=Keeper(spec.keep, store, spec.name),
+                  checkpoints=saved)
+    core = Core(train, load, failures=(Diverged, BadInput, budget.Overshoot))
+    return Objective(spec, storage, study_id, core, hooks)
 
 
 def seed_offset(worker: int | None, trials: int) -> int:
@@ -284,7 +293,7 @@ def run_trial(study, objective: Objective, gate: budget.Gate, on_trial=None) -> 
     begun = time.perf_counter()
     gone = False
     try:
-        study.optimize(objective, n_trials=1, catch=objective.failures)
+        study.optimize(objective, n_trials=1, catch=objective.core.failures)
     except Exception:
         gone = gate.gone()
         if gone:
@@ -292,7 +301,7 @@ def run_trial(study, objective: Objective, gate: budget.Gate, on_trial=None) -> 
         if objective.last is None or not objective.last.lost:
             raise  # a lost trial is another worker's now: Optuna's tell refused it, and this worker goes on
     finally:
-        if not gone and objective.last is not None and objective.last.state != "RUNNING":
+        if not gone and objective.last is not None and objective.last.outcome.state != RUNNING:
             _log_trial(objective.last)
     if on_trial is not None:
         on_trial(time.perf_counter() - begun, objective.last.train_seconds)
@@ -312,20 +321,31 @@ def requeue_interrupted(study, spec: Spec, objective: Objective) -> None:
         log.warning("trial %d interrupted: queued again", trial.number)
 
 
-def _log_database_gone(exc: BaseException, last: TrialLog | None) -> None:
+def _log_database_gone(exc: BaseException, last: TrialRecord | None) -> None:
     """The one line of a worker that stops because its database failed for good or for too long."""
     running = f"trial {last.number} stays RUNNING until a worker finds it stale and retries it; " \
-        if last is not None and last.state in ("RUNNING", "FAIL") and not last.lost else ""
+        if last is not None and last.outcome.state in (RUNNING, FAIL) and not last.lost else ""
     log.error("error: the database failed (%s): this worker stops; %sstart workers again once it answers "
               "($SWEEPER_DB_PATIENCE: how long a call waits for it)", first_line(exc)[:300], running)
 
 
-def _log_trial(last: TrialLog) -> None:
+def _log_trial(last: TrialRecord) -> None:
     """One line for a finished trial, from what the objective recorded (Objective.last)."""
     params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in last.params.items())
     resumed = f", from epoch {last.resumed}" if last.resumed else ""
-    log.info("trial %d %s: %s (%s epochs%s, %.1f s) %s", last.number, last.state, last.what, last.epochs, resumed,
-             last.train_seconds, params)
+    log.info("trial %d %s: %s (%s epochs%s, %.1f s) %s", last.number, last.outcome.state, _what(last),
+             last.outcome.epochs_run, resumed, last.train_seconds, params)
+
+
+def _what(last: TrialRecord) -> str:
+    """A complete trial's value and test error (and the run it reused), else why it ended."""
+    outcome = last.outcome
+    if outcome.state != COMPLETE:
+        return outcome.reason
+    test = math.nan if outcome.test_error is None else outcome.test_error
+    source = outcome.shared_from
+    reused = f"reused trial {source['trial']} of study {source['study']}: " if source is not None else ""
+    return f"{reused}value {last.value:.4f} test_error {test:.4f}"
 
 
 def setup_logging(quiet: bool = False) -> None:

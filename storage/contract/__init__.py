@@ -1,1 +1,1 @@
-"""What both sides agree on without a database: training parameters, the study spec, samplers, data set names, worker options, user errors."""
+"""What both sides agree on without a database: params, spec, samplers, data, options, outcomes, errors."""

@@ -1,5 +1,6 @@
 """A trial's training key: one hash for everything that decides its training run, so that studies
-holding the very same run (a baseline in several studies) train it once (workers.objective)."""
+holding the very same run (a baseline in several studies) train it once (workers.reuse). A trial
+holds it in its user attr storage.contract.outcome.RUN_KEY."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import json
 from storage.contract.params import resolve
 from storage.contract.spec import DRAWS
 
-ATTR = "run_key"  # the trial user attr that holds it
 LENGTH = 32  # hex characters of the sha256 kept
 
 

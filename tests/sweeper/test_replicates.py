@@ -111,7 +111,7 @@ def test_claims_changed_after_trials_keep_their_old_verdicts(sweeper, write_spec
     assert sweeper("report", "reps", "--out", str(out)).returncode == 0
     text = (out / "report.md").read_text()
     assert "## Superseded claims" in text and f"claims `{entry['digest']}`, replaced {entry['replaced']}" in text
-    assert f"| adam beats sgd | test_accuracy: adam vs sgd, x > y |" in text
+    assert "| adam beats sgd | test_accuracy: adam vs sgd, x > y |" in text
     assert f"Claims digest `{entry['by']}`." in text
     # creating it again with the same claims supersedes nothing more
     assert sweeper("create", str(write_spec(changed, "changed.toml"))).returncode == 0

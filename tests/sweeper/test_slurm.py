@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -237,7 +236,7 @@ def test_an_array_of_6_tasks_2_at_once_survives_a_kill_and_a_stop(slurm, pg_url,
     assert stopped.returncode == 0 and f"slurm array {job}: its pending tasks cancelled" in stopped.stderr
     wait(lambda: not {"PENDING", "RUNNING", "COMPLETING"} & set(slurmtools.jobs(slurm, job).values()), 180,
          "the array to end after the stop")
-    assert f"0 pending, 0 running, 6 ended" in status(pg_url, slurm, tmp_path)
+    assert "0 pending, 0 running, 6 ended" in status(pg_url, slurm, tmp_path)
     started = {p.stem.removeprefix("s-") for p in (tmp_path / "slurm-logs").glob("*.out")}  # a task's log
     assert started and not started & set(pending), (pending, started)  # the pending ones never started
     trials = optuna.load_study(study_name="s", storage=pg_url).trials

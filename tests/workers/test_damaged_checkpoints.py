@@ -8,6 +8,8 @@ alarm: a sound checkpoint matches its trial.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import optuna
 import pytest
@@ -25,21 +27,21 @@ def saved():
 
     states, records = {}, []
     train("mlp", PARAMS, load("digits"), epochs=4, every=2, on_epoch=records.append,
-          on_checkpoint=lambda state: states.setdefault(state["epoch"], state))
+          on_checkpoint=lambda state: states.setdefault(state.epoch, state))
     return states[2], [r for r in records if r.epoch <= 2]
 
 
-def _damage(kind: str, state: dict) -> dict:
-    """`state` with one kind of damage (a fresh copy)."""
-    net = {g: [np.array(a) for a in state["net"][g]] for g in ("params", "shadows", "state")}
-    net["rng"] = state["net"]["rng"]
-    damaged = dict(state, net=net)
+def _damage(kind: str, state):
+    """`state` (a workers.state.TrainingState) with one kind of damage (a fresh copy)."""
+    net = {g: [np.array(a) for a in state.net[g]] for g in ("params", "shadows", "state")}
+    net["rng"] = state.net["rng"]
+    damaged = replace(state, net=net)
     if kind == "wrong shapes":
         net["params"][0] = np.zeros(net["params"][0].shape[::-1], net["params"][0].dtype)
     elif kind == "epoch of the wrong type":
-        damaged["epoch"] = "2"
+        damaged = replace(damaged, epoch="2")
     elif kind == "shuffle state of the wrong type":
-        damaged["shuffle"] = [1, 2]
+        damaged = replace(damaged, shuffle=[1, 2])
     elif kind == "NaN weights":
         net["params"][2][0, 0] = np.nan
     return damaged
@@ -92,7 +94,7 @@ def test_a_damaged_checkpoint_is_passed_over_and_the_retry_completes_from_epoch_
     if kind == "a directory":
         path.mkdir(parents=True)
     else:
-        checkpoints.save(dict(_damage(kind, state), mode=runtime.compile_mode()), path)
+        checkpoints.save(replace(_damage(kind, state), mode=runtime.compile_mode()), path)
 
     done = worker(sqlite_url)
 

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import replace
 
 import optuna
 import pytest
@@ -270,7 +271,8 @@ def test_a_retry_whose_checkpoint_cannot_be_used_starts_at_epoch_1_and_removes_i
         from workers.train import train
 
         train("mlp", dict(width=32, schedule="constant", batch_size=1, dropout=0.1), load("digits"), epochs=4,
-              every=2, on_checkpoint=lambda state: saved.save(dict(state, mode=runtime.compile_mode()), path))
+              every=2, on_checkpoint=lambda state: saved.save(replace(state, mode=runtime.compile_mode()),
+                                                              path))
     done = worker(sqlite_url)
     assert done.returncode == 0, done.stderr
     why = "cannot be read" if damage == "unreadable" else "is ahead of its epoch rows"
