@@ -105,8 +105,7 @@ def timed_parts():
 def measure(url: str, spec_text: str) -> list[tuple[float, float]]:
     """[(wall_s, train_s)] per trial of a fresh study at `url`, run by the real worker loop."""
     from storage.contract.errors import BadInput
-    from sweeper import manager
-    from sweeper import toml_spec
+    from sweeper import manager, toml_spec
     from workers.worker import work
 
     spec = toml_spec.parse(tomllib.loads(spec_text))
@@ -114,7 +113,8 @@ def measure(url: str, spec_text: str) -> list[tuple[float, float]]:
     timings: list[tuple[float, float]] = []
     PARTS.clear()
     with timed_parts():
-        code = work(spec.name, url, WorkerOptions(worker_index=0), on_trial=lambda wall, train: timings.append((wall, train)))
+        code = work(spec.name, url, WorkerOptions(worker_index=0),
+                    on_trial=lambda wall, train: timings.append((wall, train)))
     if code != 0:
         raise BadInput(f"the worker stopped with code {code}")
     return timings

@@ -1,1 +1,1 @@
-"""sweeper's bottom floor: Optuna's RDB storage, the epoch table, budget and stop flag; storage.contract holds what both sides agree on."""
+"""sweeper's bottom floor: Optuna's RDB storage, epoch table, budget, stop flag; contract: the shared terms."""

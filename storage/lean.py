@@ -91,7 +91,8 @@ class LeanRDBStorage(RDBStorage):
             condition &= _T.c.state.in_(list(states))
         if included and trial_id_greater_than > -1:
             # A long id list (a grid's thousands of WAITING trials) would pass SQLite's variable limit.
-            ids = _T.c.trial_id.in_(sorted(included)) if len(included) <= MAX_ID_LIST else _T.c.trial_id >= min(included)
+            ids = (_T.c.trial_id.in_(sorted(included)) if len(included) <= MAX_ID_LIST
+                   else _T.c.trial_id >= min(included))
             condition &= sa.or_(ids, _T.c.trial_id > trial_id_greater_than)
         elif trial_id_greater_than > -1:
             condition &= _T.c.trial_id > trial_id_greater_than

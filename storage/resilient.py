@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optuna.exceptions import UpdateFinishedTrialError
+
 from storage import retry
 from storage.contract.errors import first_line
 from storage.lean import LeanRDBStorage

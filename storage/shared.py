@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from storage import epochs, retry
 from storage.contract.outcome import RESULT, RUN_KEY
+
 Epoch = namedtuple("Epoch", ("epoch", *epochs.COLUMNS))  # one epoch row, NaN for a missing figure
 
 _TRIALS, _ATTRS = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__

@@ -180,7 +180,6 @@ def studies(storage: str | None, wide: bool) -> None:
 def status(name: str, storage: str | None) -> None:
     """Trials by state, the best trial, and the running trials with their current epoch."""
     from sweeper import manager, report
-
     from sweeper import submit as sub_
 
     handle = manager.open_study(name, _url(storage))
@@ -238,7 +237,8 @@ def resume(name: str, storage: str | None, again: bool) -> None:
 @click.option("--partition", default=None, help="Slurm partition")
 @click.option("--account", default=None, help="Slurm account")
 @click.option("--sbatch", "extra", multiple=True, metavar="OPTION", help="one more #SBATCH option, e.g. --qos=long")
-@click.option("--setup", multiple=True, metavar="LINE", help="a shell line run before the worker, e.g. module load cuda")
+@click.option("--setup", multiple=True, metavar="LINE",
+              help="a shell line run before the worker, e.g. module load cuda")
 @click.option("--artifacts", type=click.Path(file_okay=False), default=None,
               help="folder for checkpoints and kept weights, seen by every node [default: $SWEEPER_ARTIFACTS]")
 @click.option("--logs", type=click.Path(file_okay=False), default="slurm-logs", show_default=True,

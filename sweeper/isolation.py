@@ -15,7 +15,8 @@ import copy
 from storage.contract.errors import BadInput
 
 TUNE_SEED = 10_000  # the tuning studies train on [study] seed + this: no seed the study's own runs use
-LINK = "sweeper_isolation"  # the tuned study's user attr: {"fixed": name, "tuning": [names], "best": [...], "post": {...}}
+# the tuned study's user attr: {"fixed": name, "tuning": [names], "best": [...], "post": {...}}
+LINK = "sweeper_isolation"
 TUNED_SUFFIX = ".tuned"
 
 

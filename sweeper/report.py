@@ -14,7 +14,6 @@ from storage.contract.errors import BadInput
 from storage.contract.outcome import WORKER, Outcome
 from storage.contract.spec import short
 
-
 WIDTH = 120  # a terminal table's lines at most (wider tables wrap their columns into blocks)
 CELL = 40  # a text cell's characters at most in a terminal table (the rest as "...")
 

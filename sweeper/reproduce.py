@@ -19,8 +19,8 @@ import click
 
 from storage.budget import Step
 from storage.contract import datasets
-from storage.contract.options import WorkerOptions
 from storage.contract.errors import BadInput, did_you_mean
+from storage.contract.options import WorkerOptions
 from storage.contract.spec import length_words
 from sweeper import power
 from sweeper.power import DEFAULT_CAP

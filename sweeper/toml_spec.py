@@ -34,8 +34,9 @@ SEED_LIMIT = 2**32  # numpy's seeds: a replicate's seed (seed + repeats - 1) mus
 
 
 def read(path: str | Path, name: str | None = None, dataset: str | None = None) -> Spec:
-    """Parse and validate the TOML file at `path`; `name` overrides [study] name, `dataset` its data set. BadInput for anything
-    but a regular file (a FIFO would wait for a writer, /dev/zero never end) and for one over 1 MiB."""
+    """Parse and validate the TOML file at `path`; `name` overrides [study] name, `dataset` its data set.
+    BadInput for anything but a regular file (a FIFO would wait for a writer, /dev/zero never end) and for
+    one over 1 MiB."""
     import stat
 
     limit = 2**20  # a spec is a short file: the shipped ones are a few KiB
@@ -94,7 +95,8 @@ def parse(data: dict, name: str | None = None, *, post_length: str | None = None
     grace = _int(study, "grace", 2 * heartbeat, low=heartbeat + 1, high=MAX_HEARTBEAT_S * 10,
                  why=f"a trial is stale only after missing a heartbeat ({heartbeat} s)")
     max_retry = _int(study, "max_retry", default("max_retry"), low=0, high=1000)
-    repeats = _int(study, "repeats", default("repeats"), low=1, high=MAX_REPEATS, why="training seeds per configuration")
+    repeats = _int(study, "repeats", default("repeats"), low=1, high=MAX_REPEATS,
+                   why="training seeds per configuration")
     if seed + repeats > SEED_LIMIT:
         raise BadInput(f"[study] seed + repeats = {seed + repeats} exceeds 2**32: lower the seed")
     words = {key: _str(study, key, default(key)) for key in ("title", "about", "section")}

@@ -1,4 +1,4 @@
-"""Serve optuna-dashboard on a storage with the standard library's WSGI server (threaded), read-only and for known host names."""
+"""Serve optuna-dashboard on a storage with the standard library's threaded WSGI server, read-only, to known hosts."""
 
 from __future__ import annotations
 

@@ -213,7 +213,8 @@ def _overview(studies, heads: dict) -> list[str]:
             "claims tables give p and, in brackets, the adjusted p); *not counted*: our derived checks, untestable "
             "claims, and verdicts under conditions that could change them (each study's conditions table says "
             "which), judged on their own p.")
-    return ["## Overview", "", _table(["section", "study", "trials", "seeds", *VERDICTS, "not counted", "wall time"], rows),
+    columns = ["section", "study", "trials", "seeds", *VERDICTS, "not counted", "wall time"]
+    return ["## Overview", "", _table(columns, rows),
             "", note, "", *_shared_runs(studies)]
 
 

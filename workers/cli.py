@@ -58,7 +58,8 @@ def train(model, dataset, params, epochs, steps, seed, backend, threads, as_json
         weights.writable(save)
     setup = runtime.configure(WorkerOptions(threads=threads, backend=backend))
     from workers.data import load
-    from workers.train import Diverged, train as run
+    from workers.train import Diverged
+    from workers.train import train as run
 
     data = load(dataset, valid_size=config["valid_size"], split=config["split"])
 
@@ -84,7 +85,8 @@ def train(model, dataset, params, epochs, steps, seed, backend, threads, as_json
         click.echo(json.dumps(dict(type="result", **result.to_dict())))
         return
     click.echo(f"test_error {result.test_error:.2%}  valid_error {result.valid_error:.2%}  "
-               f"epochs {result.epochs_run} ({result.steps_run} steps){' (early stop)' if result.stopped_early else ''}  "
+               f"epochs {result.epochs_run} ({result.steps_run} steps)"
+               f"{' (early stop)' if result.stopped_early else ''}  "
                f"{result.seconds:.1f}s")
     _say_test_figures(result.report, result.confident)
 

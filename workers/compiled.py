@@ -52,7 +52,8 @@ class Network:
         for s in self.state:
             s.set_value(np.zeros_like(s.get_value()))
         if self.rng is not None:
-            _reseed(self.train_step, self.rng, np.random.default_rng([seed if dropout_seed is None else dropout_seed, 1]))
+            masks = np.random.default_rng([seed if dropout_seed is None else dropout_seed, 1])
+            _reseed(self.train_step, self.rng, masks)
 
     def step(self, x: np.ndarray, y: np.ndarray, hyper: np.ndarray) -> tuple:
         """One minibatch update with hyperparameters `hyper` (float32, ordered as HYPER); returns

@@ -247,7 +247,8 @@ def _data(spec: Spec):
     """The study's data set, with the validation share of its fixed parameters (loaded once per process)."""
     from workers.data import load
 
-    return load(spec.dataset, valid_size=spec.fixed.get("valid_size", VALID_SIZE), split=spec.fixed.get("split", "random"))
+    return load(spec.dataset, valid_size=spec.fixed.get("valid_size", VALID_SIZE),
+                split=spec.fixed.get("split", "random"))
 
 
 def runtime_line() -> str:

@@ -1,4 +1,4 @@
-"""How one worker process runs (threads, backend, device, cores, limits): one typed object, turned into argv in one place."""
+"""How one worker process runs (threads, backend, device, cores, limits): one typed object, its options and argv."""
 
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ def test_every_rdbstorage_method_that_opens_a_session_is_retried():
     from storage.resilient import ResilientRDBStorage
 
     talking = {name for name, fn in vars(RDBStorage).items()
-               if inspect.isfunction(fn) and not name.startswith("__") and "_create_scoped_session(" in inspect.getsource(fn)}
+               if inspect.isfunction(fn) and not name.startswith("__")
+               and "_create_scoped_session(" in inspect.getsource(fn)}
     assert len(talking) >= 20, talking  # the marker still finds Optuna's calls
     assert sorted(name for name in talking if name not in vars(ResilientRDBStorage)) == []
 

@@ -8,12 +8,11 @@ import tomllib
 import optuna
 import pandas as pd
 import pytest
-from tests.sweeper.conftest import tiny_spec
 from optuna.trial import TrialState
 
 from storage import epochs, rdb
-from sweeper import analysis, manager
-from sweeper import toml_spec
+from sweeper import analysis, manager, toml_spec
+from tests.sweeper.conftest import tiny_spec
 
 REPORT = {"0": {"precision": 1.0, "recall": 0.5, "f1-score": 0.667, "support": 2.0},
           "1": {"precision": 0.5, "recall": 1.0, "f1-score": 0.667, "support": 1.0},

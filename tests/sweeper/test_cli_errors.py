@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+
 from tests.sweeper.conftest import tiny_spec
 
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')

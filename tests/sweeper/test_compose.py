@@ -14,11 +14,10 @@ import tomllib
 import urllib.request
 
 import pytest
+
+from sweeper import analysis, manager, toml_spec
 from tests.conftest import ROOT
 from tests.sweeper.conftest import tiny_spec
-
-from sweeper import analysis, manager
-from sweeper import toml_spec
 
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 

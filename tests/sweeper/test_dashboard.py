@@ -12,11 +12,10 @@ import urllib.request
 
 import optuna
 import pytest
-from tests.sweeper.conftest import tiny_spec
 
 from storage import rdb
-from sweeper import manager
-from sweeper import toml_spec
+from sweeper import manager, toml_spec
+from tests.sweeper.conftest import tiny_spec
 
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 

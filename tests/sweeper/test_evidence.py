@@ -40,8 +40,10 @@ def test_points_times_seeds_are_the_trials_seed_by_seed():
     spec = toml_spec.parse(copy.deepcopy(BASE))
     assert spec.n_trials == 4 and [c["label"] for c in spec.configs()] == ["a", "b"]
     # every point has every varied parameter: a's optimizer is the model's default
-    assert spec.grid_points() == [{"l2": 0.0, "optimizer": "sgd", "seed": 0}, {"l2": 1e-4, "optimizer": "adam", "seed": 0},
-                                  {"l2": 0.0, "optimizer": "sgd", "seed": 1}, {"l2": 1e-4, "optimizer": "adam", "seed": 1}]
+    assert spec.grid_points() == [{"l2": 0.0, "optimizer": "sgd", "seed": 0},
+                                  {"l2": 1e-4, "optimizer": "adam", "seed": 0},
+                                  {"l2": 0.0, "optimizer": "sgd", "seed": 1},
+                                  {"l2": 1e-4, "optimizer": "adam", "seed": 1}]
     assert spec.claims[0]["y"] == "a" and spec.references[0]["config"] == "a"
     assert toml_spec.Spec.from_attr(spec.to_attr()) == spec
 
@@ -67,7 +69,8 @@ def test_a_product_grid_with_repeats():
      "[[claim]] 1 y: no configuration named 'zz'"),
     (_with(claim=[{**SRC, "text": "t", "kind": "higher", "metric": "test_accuracy", "x": "a"}]), "add y ="),
     (_with(claim=[{**SRC, "text": "t", "kind": "at_least", "metric": "test_accuracy", "x": "a"}]), "add the threshold"),
-    (_with(claim=[{**SRC, "text": "t", "kind": "at_least", "metric": "valid_error", "x": "a", "value": 0.5, "epoch": 9}]),
+    (_with(claim=[{**SRC, "text": "t", "kind": "at_least", "metric": "valid_error", "x": "a", "value": 0.5,
+                   "epoch": 9}]),
      "epoch = 9 is past the study's 2 epochs"),
     (_with(study__steps=100), "gives both epochs and steps"),
     (_with(params={"width": 16, "decay_steps": 0}), "decay_steps=0 is invalid: use an integer >= 1"),

@@ -45,7 +45,7 @@ text = "SGD is at least as accurate as Adam, within 0.03."
 kind = "not_lower"
 metric = "test_accuracy"
 margin = 0.03
-margin_why = "planted: the bundled digits test 360 images, so a paired difference of two accuracies near 0.97 varies by about 0.013"
+margin_why = "planted: digits has 360 test images, so a paired difference of two accuracies near 0.97 varies by 0.013"
 x = "optimizer=sgd"
 y = "optimizer=adam"
 """

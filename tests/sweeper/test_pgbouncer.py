@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -11,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import re
 import threading
 import time
 import uuid

@@ -95,7 +95,8 @@ def test_claims_changed_after_trials_keep_their_old_verdicts(sweeper, write_spec
     assert before.columns[:3].tolist() == ["section", "post", "origin"]
     assert (before["post"].tolist(), before["origin"].tolist()) == (["tf-hyperparameters"], ["post"])
     changed = SPEC.replace('text = "adam beats sgd"', 'text = "sgd is not worse than adam"').replace(
-        'kind = "higher"', 'kind = "not_lower"\nmargin = 0.01').replace('x = "adam"\ny = "sgd"', 'x = "sgd"\ny = "adam"')
+        'kind = "higher"', 'kind = "not_lower"\nmargin = 0.01').replace(
+        'x = "adam"\ny = "sgd"', 'x = "sgd"\ny = "adam"')
     created = sweeper("create", str(write_spec(changed, "changed.toml")))
     assert created.returncode == 0, created.stderr
     handle = manager.open_study("reps", url)

@@ -12,12 +12,12 @@ import time
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from tests.clitools import processes_using, read_terminal
-from tests.conftest import ROOT
-from tests.sweeper.conftest import tiny_spec
 
 from storage.contract.errors import BadInput
 from sweeper import manager, report
+from tests.clitools import processes_using, read_terminal
+from tests.conftest import ROOT
+from tests.sweeper.conftest import tiny_spec
 
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
 from tests.clitools import processes_using, read_terminal
 from tests.sweeper.conftest import tiny_spec
 from tests.sweeper.test_run import SLOW

@@ -20,22 +20,11 @@ import pytest
 import sqlalchemy as sa
 
 from storage import epochs
-from sweeper import analysis, manager
-from sweeper import toml_spec
+from sweeper import analysis, manager, toml_spec
+from tests.conftest import need
 
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 
-def _root_conftest():
-    """tests/conftest.py (its `need`): `conftest` here names tests/sweeper/conftest.py."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_tests_root_conftest", Path(__file__).parents[1] / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-need = _root_conftest().need
 
 SPEC = """
 [study]

@@ -189,7 +189,8 @@ def task_of(pid: int) -> str:
 
 @pytest.mark.slow
 def test_an_array_of_6_tasks_2_at_once_survives_a_kill_and_a_stop(slurm, pg_url, tmp_path):
-    """Bar (with 6 tasks, not 4, so that some are still pending at the stop): every trial done once; the tasks in `sweeper status`; a task killed mid-trial with
+    """Bar (with 6 tasks, not 4, so that some are still pending at the stop): every trial done once; the
+    tasks in `sweeper status`; a task killed mid-trial with
     scancel --batch --signal=KILL (SIGKILL at once; without --batch Slurm cancels: SIGTERM, then SIGKILL
     after KillWait): its trial retried from its checkpoint; `sweeper stop` cancels the pending
     tasks; `sweeper resume --submit` sends the array again, which finishes the study."""
@@ -210,7 +211,8 @@ def test_an_array_of_6_tasks_2_at_once_survives_a_kill_and_a_stop(slurm, pg_url,
     engine = sa.create_engine(pg_url)
     try:
         def training():  # a running trial with 2 or more epochs written (checkpoints after each)
-            for t in optuna.load_study(study_name="s", storage=pg_url).get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+            running = (optuna.trial.TrialState.RUNNING,)
+            for t in optuna.load_study(study_name="s", storage=pg_url).get_trials(states=running):
                 with engine.connect() as conn:
                     rows = conn.execute(sa.text("select count(*) from sweeper_epochs where trial_id = :t"),
                                         {"t": t._trial_id}).scalar_one()

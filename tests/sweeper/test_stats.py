@@ -105,7 +105,8 @@ def test_paired_claims_on_planted_effects(kind, y, expected):
 
 
 @pytest.mark.parametrize("kind,value,expected", [
-    ("at_least", 0.97, "supported"), ("at_least", 0.99, "contradicted"), ("at_least", float(BASE.mean()), "inconclusive"),
+    ("at_least", 0.97, "supported"), ("at_least", 0.99, "contradicted"),
+    ("at_least", float(BASE.mean()), "inconclusive"),
     ("at_most", 0.99, "supported"), ("at_most", 0.97, "contradicted"),
 ])
 def test_threshold_claims(kind, value, expected):
@@ -186,7 +187,8 @@ def test_conditions_keep_verdicts_out_of_the_headline_for_the_right_claims():
                       "metric": "test_accuracy", "x": "a", "y": "b"} for t in ("one", "two")]
     data["condition"][-1]["claims"] = [2]  # the difference touches the second claim only
     spec = toml_spec.parse(data)
-    assert [claims.conditions(spec, _trials(), n)["all"] for n in (1, 2)] == [[], ["penalty form differs from the post's"]]
+    found = [claims.conditions(spec, _trials(), n)["all"] for n in (1, 2)]
+    assert found == [[], ["penalty form differs from the post's"]]
     data["condition"][-1]["claims"] = [3]
     with pytest.raises(BadInput, match=r"claims = \[3\]: list the numbers of the \[\[claim\]\] entries"):
         toml_spec.parse(data)
@@ -364,7 +366,8 @@ def test_a_test_set_claim_takes_its_spread_from_the_bootstrap_over_its_own_image
         x = ~hard & ~(rng.random(10_000) < 0.001)
         y = x & ~(rng.random(10_000) < 0.003)  # y errs on x's images and on 0.3 % more
         flags[2 * seed], flags[2 * seed + 1] = x, y
-        rows += [dict(config="x", seed=seed, trial=2 * seed, diverged=False, test_accuracy=x.mean(), test_images=10_000),
+        rows += [dict(config="x", seed=seed, trial=2 * seed, diverged=False, test_accuracy=x.mean(),
+                      test_images=10_000),
                  dict(config="y", seed=seed, trial=2 * seed + 1, diverged=False, test_accuracy=y.mean(),
                       test_images=10_000)]
     measured = pd.DataFrame(rows)

@@ -20,7 +20,8 @@ CASES = [("NCHW", "JAX"), ("NHWC", "JAX"), ("NCHW", "jax_mode")]
 def ref_conv(x, w):
     """(B, C, H, W) x (K, C, kh, kw) -> valid cross-correlation, float64, one SciPy call per map pair."""
     (b, c), k = x.shape[:2], w.shape[0]
-    return np.array([[sum(correlate2d(x[i, j], w[n, j], "valid") for j in range(c)) for n in range(k)] for i in range(b)])
+    return np.array([[sum(correlate2d(x[i, j], w[n, j], "valid") for j in range(c)) for n in range(k)]
+                     for i in range(b)])
 
 
 def ref_conv_grads(x, w, g):

@@ -11,13 +11,13 @@ import sys
 import numpy as np
 import pytest
 
+from storage.contract.errors import BadInput
+from storage.contract.params import resolve
+from tests.conftest import ROOT
 from workers import compiled
 from workers.data import load
 from workers.schedules import learning_rate
 from workers.train import Diverged, EpochRecord, train
-from storage.contract.errors import BadInput
-from storage.contract.params import resolve
-from tests.conftest import ROOT
 
 SMALL = dict(width=32, batch_size=50)
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
 import pytensor
 import pytensor.tensor as pt
+import pytest
 
 from workers import runtime
 from workers.nn import updates

@@ -20,8 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from storage import epochs
-from sweeper import analysis, manager
-from sweeper import toml_spec
+from sweeper import analysis, manager, toml_spec
 
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 

@@ -60,7 +60,8 @@ class Dataset:
         return f"Dataset({self.name!r}, {sizes}, image_shape={self.image_shape})"
 
 
-def load(spec: str, valid_size: float | int = VALID_SIZE, split: str = "random", split_seed: int | None = None) -> Dataset:
+def load(spec: str, valid_size: float | int = VALID_SIZE, split: str = "random",
+         split_seed: int | None = None) -> Dataset:
     """Load a data set once per process (later calls with the same arguments return the cache).
 
     Parameters

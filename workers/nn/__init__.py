@@ -1,1 +1,1 @@
-"""PyTensor building blocks as plain functions: layers, models, update rules, penalties (import after workers.runtime.configure())."""
+"""PyTensor building blocks as plain functions: layers, models, updates, penalties (after runtime.configure())."""

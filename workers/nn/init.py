@@ -1,4 +1,4 @@
-"""Weight initialisation schemes (NumPy, seeded): glorot, uniform01, uniform_pm1, truncated_normal; biases start at zero."""
+"""Weight initialisation (NumPy, seeded): glorot, uniform01, uniform_pm1, truncated_normal; biases start at zero."""
 
 from __future__ import annotations
 

@@ -125,7 +125,7 @@ def state_of(updates, params) -> list:
 
 
 def build(name: str, loss_or_grads, params, hyper: dict):
-    """The update rule `name` with its symbolic hyperparameters from `hyper` (keys lr, momentum, rho, beta1, beta2, eps)."""
+    """The update rule `name` with its symbolic hyperparameters from `hyper` (lr, momentum, rho, beta1, beta2, eps)."""
     lr = hyper["lr"]
     rules = {
         "sgd": lambda: sgd(loss_or_grads, params, lr),
