@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from storage.contract.spec import SEED
 
@@ -14,32 +14,38 @@ ATTR = "sweeper_seeds"  # a study's user attr: the Choice made for it (Choice.to
 @dataclass(frozen=True)
 class Choice:
     """The seeds chosen for a study from its pilot: `seeds` (between `pilot` and `cap`), and per claim of
-    the post (numbered from 1) the seeds it needs (None: more than `cap`)."""
+    the post (numbered from 1) the seeds it needs (None: more than `cap`). `matched`: the seeds of the
+    study it is set beside (a tuned study's at the post's settings), which `seeds` is raised to."""
 
     pilot: int
     cap: int
     seeds: int
     needs: dict = field(default_factory=dict)
+    matched: int = 0
 
     def to_attr(self) -> dict:
         """A JSON-ready dict (claim numbers as strings, as JSON keys are)."""
         return {"pilot": self.pilot, "cap": self.cap, "seeds": self.seeds,
-                "needs": {str(k): v for k, v in self.needs.items()}}
+                "needs": {str(k): v for k, v in self.needs.items()}, "matched": self.matched}
 
     @classmethod
     def from_attr(cls, attr) -> "Choice | None":
         """The inverse of `to_attr`; None for anything else."""
         if not isinstance(attr, dict):
             return None
-        return cls(attr["pilot"], attr["cap"], attr["seeds"], {int(k): v for k, v in attr.get("needs", {}).items()})
+        return cls(attr["pilot"], attr["cap"], attr["seeds"], {int(k): v for k, v in attr.get("needs", {}).items()},
+                   attr.get("matched", 0))
 
     def words(self) -> str:
         """One line for the report: what was chosen and why."""
         short = [f"{k}" for k, n in self.needs.items() if n is None]
         why = (f"; claims {', '.join(short)} would need more than {self.cap}" if short else "")
+        own = max([self.cap if n is None else n for n in self.needs.values()], default=self.pilot)
+        raised = (f"; raised from {max(own, self.pilot)} to {self.seeds}, the seeds of the study at the post's "
+                  "settings it is set beside" if self.matched > max(own, self.pilot) else "")
         return (f"{self.seeds} seeds (pilot {self.pilot}, cap {self.cap}): the fewest that make every claimed "
-                f"effect detectable at 80 % power{why}" if self.needs else
-                f"{self.seeds} seeds (pilot {self.pilot}): no claim of the post states an effect size")
+                f"effect detectable at 80 % power{why}{raised}" if self.needs else
+                f"{self.seeds} seeds (pilot {self.pilot}): no claim of the post states an effect size{raised}")
 
 
 def seeds_for(spread: float, levels: int, claimed: float, pilot: int, cap: int) -> int | None:
@@ -69,12 +75,14 @@ def choose(frame, pilot: int, cap: int) -> Choice:
     return Choice(pilot, cap, max(seeds, pilot), needs)
 
 
-def pilot_choice(handle, pilot: int, cap: int) -> Choice:
-    """`choose` on the study's first `pilot` seeds (so that the choice stays the same however many have run)."""
+def pilot_choice(handle, pilot: int, cap: int, matched: int = 0) -> Choice:
+    """`choose` on the study's first `pilot` seeds (so that the choice stays the same however many have run),
+    raised to `matched` seeds (those of the study it is set beside), within `cap`."""
     from sweeper import analysis, claims
     from sweeper.summary import measures
 
     trials, epochs = analysis.trials(None, handle), analysis.epochs(None, handle)
     trials = trials[trials[SEED] < handle.spec.seed + pilot]
     epochs = epochs[epochs["trial"].isin(trials["trial"])]
-    return choose(claims.claims(handle, trials, epochs, measures(handle, trials, epochs)), pilot, cap)
+    choice = choose(claims.claims(handle, trials, epochs, measures(handle, trials, epochs)), pilot, cap)
+    return replace(choice, seeds=max(choice.seeds, min(matched, cap)), matched=matched)

@@ -52,6 +52,7 @@ class Planned:
     cap: int | None = None  # --repeats auto: the most seeds per configuration
     table: dict | None = None  # the TOML tables it was parsed from, overrides applied ([tune] builds on them)
     post_length: str | None = None  # the post's length when the run is another one
+    matched: int = 0  # --repeats auto: at least the seeds of the study this one is set beside (NAME.tuned)
 
 
 def shipped(folder: Path = STUDIES) -> list[tuple[Path, dict]]:
@@ -220,6 +221,8 @@ def _isolate(item: Planned, fixed, run_one, where: str) -> tuple[int, object]:
         best.append(isolation.best_setting(analysis.trials(None, handle), keys))
     tuned = _planned(item.path, isolation.tuned_table(item.table, item.spec, best), item.pilot, item.cap or 0,
                      item.post_length)
+    chosen = power.Choice.from_attr(fixed.study.user_attrs.get(power.ATTR))
+    tuned = replace(tuned, matched=chosen.seeds if chosen else 0)  # side by side at equal seeds
     code, handle = run_one(tuned, where)
     handle.study.set_user_attr(isolation.LINK, {
         "fixed": item.spec.name, "tuning": names, "best": best,
@@ -244,7 +247,7 @@ def _more_seeds(item: Planned, handle, url: str, n_workers: int, options: Worker
     from storage import budget
     from sweeper import manager
 
-    choice = power.pilot_choice(handle, item.pilot, item.cap)
+    choice = power.pilot_choice(handle, item.pilot, item.cap, item.matched)
     handle.study.set_user_attr(power.ATTR, choice.to_attr())
     wanted = item.spec.n_trials // item.pilot * choice.seeds
     counts = budget.counts(handle.storage.engine, handle.study_id)

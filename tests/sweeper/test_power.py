@@ -80,5 +80,23 @@ def test_repeats_auto_runs_the_pilot_then_the_seeds_it_chose_and_a_rerun_adds_no
         assert "**Seeds by power:** " + expected.words() in report
         went_past.append(chosen["seeds"] > 3)
     assert any(went_past)  # at least one study went past its pilot (2 epochs on digits: small effects, wide spread)
+    fixed = [item.spec.name for item in reproduce.plan(["penalties"], dataset="digits", repeats="auto", epochs=2,
+                                                       cap=4) if item.spec.tune][0]
+    chosen = manager.open_study(fixed, url).study.user_attrs["sweeper_seeds"]
+    tuned = manager.open_study(f"{fixed}.tuned", url).study.user_attrs["sweeper_seeds"]
+    assert tuned["matched"] == chosen["seeds"] and tuned["seeds"] >= chosen["seeds"]  # side by side at equal n
+    ran = analysis.trials(url, f"{fixed}.tuned")
+    assert sorted(ran[ran["state"] == "COMPLETE"]["seed"].unique()) == list(range(tuned["seeds"]))
     again = sweeper(*args, "--out", tmp_path / "again")
     assert again.returncode == 0 and "created" not in again.stderr and "finished" not in again.stderr, again.stderr
+
+
+def test_a_choice_raised_to_match_another_study_says_so_and_round_trips():
+    own = power.Choice(3, 6, 4, {1: 4, 2: 3})
+    raised = power.Choice(3, 6, 6, {1: 4, 2: 3}, matched=6)
+    assert power.Choice.from_attr(raised.to_attr()) == raised
+    assert power.Choice.from_attr({"pilot": 3, "cap": 6, "seeds": 4, "needs": {"1": 4, "2": 3}}) == own  # older
+    assert "raised" not in own.words()
+    assert raised.words().endswith("; raised from 4 to 6, the seeds of the study at the post's settings it is "
+                                   "set beside")
+    assert "raised" not in power.Choice(3, 6, 4, {1: 4}, matched=4).words()  # matched, nothing to raise
