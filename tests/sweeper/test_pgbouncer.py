@@ -313,31 +313,36 @@ def test_storage_calls_through_pgbouncer_use_no_prepared_statements(database):
     storage = rdb.open_storage(pooled, create=True, heartbeat=1, grace=3)
     study_id = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "p")
     trial_id = storage.create_new_trial(study_id)
-    errors = []
 
     def call() -> None:
-        try:
-            for _ in range(30):
-                storage.get_study_id_from_name("p")
-                LeanRDBStorage.record_heartbeat(storage, trial_id)  # not the resilient one, which logs errors
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        for _ in range(30):
+            storage.get_study_id_from_name("p")
+            LeanRDBStorage.record_heartbeat(storage, trial_id)  # not the resilient one, which logs errors
 
-    threads = [threading.Thread(target=call, daemon=True) for _ in range(6)]
-    try:
-        run_all(threads, timeout=120)
-    finally:
-        storage.engine.dispose()
+    errors = in_threads(call, 6, storage.engine)
     assert not errors, repr(errors[0].__cause__ or errors[0])
 
 
-def run_all(threads: list[threading.Thread], timeout: float) -> None:
-    """Start `threads` and wait for them all, `timeout` seconds in all."""
+def in_threads(work, n: int, engine: sa.Engine, timeout: float = 120) -> list[Exception]:
+    """Run `work` in `n` threads at once (`timeout` seconds in all), then dispose of `engine`; what they raised."""
+    errors = []
+
+    def guarded() -> None:
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, daemon=True) for _ in range(n)]
     deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=max(deadline - time.monotonic(), 0))
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=max(deadline - time.monotonic(), 0))
+    finally:
+        engine.dispose()
+    return errors
 
 
 def _engine(url: str) -> sa.Engine:
@@ -350,28 +355,21 @@ def test_locks_exclude_through_transaction_pooling(database):
     holder at a time, and every release finds its lock still held."""
     _, pooled = database
     engine = _engine(pooled)
-    inside, most, released, errors = [0], [0], [], []
+    inside, most, released = [0], [0], []
     count = threading.Lock()
 
     def contend() -> None:
-        try:
-            for _ in range(10):
-                lock = locks.Lock(engine, "sweeper-test", 0, wait_s=20).acquire()
-                with count:
-                    inside[0] += 1
-                    most[0] = max(most[0], inside[0])
-                time.sleep(0.005)
-                with count:
-                    inside[0] -= 1
-                released.append(lock.release())
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        for _ in range(10):
+            lock = locks.Lock(engine, "sweeper-test", 0, wait_s=20).acquire()
+            with count:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.005)
+            with count:
+                inside[0] -= 1
+            released.append(lock.release())
 
-    threads = [threading.Thread(target=contend, daemon=True) for _ in range(8)]
-    try:
-        run_all(threads, timeout=120)
-    finally:
-        engine.dispose()
+    errors = in_threads(contend, 8, engine)
     assert not errors, errors[0]
     assert len(released) == 80
     assert most[0] == 1 and all(released)
