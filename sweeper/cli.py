@@ -284,9 +284,9 @@ def submit(name: str, storage: str | None, engine: str | None, n_workers: int, p
         return
     folder = Path(artifacts).resolve() if artifacts else kept.folder(url)
     request = sub_.Submission(**fields, python=sys.executable, artifacts=str(folder) if folder else None)
+    handle = manager.open_study(name, url)  # an unknown study is the first thing to say
     if not dry_run:
         slurm.command("sbatch")
-    handle = manager.open_study(name, url)
     for line in sub_.check(handle, request, one_node=one_node):
         click.echo(f"warning: {line}", err=True)
     text = slurm.script(request, Path(logs).resolve())

@@ -12,10 +12,20 @@ from pathlib import Path
 from storage import artifacts
 from storage.contract import datasets, samplers
 from storage.contract.errors import BadInput, did_you_mean
-from storage.contract.params import PARAMS, check, check_model, resolve, training_bytes, unknown
+from storage.contract.params import (
+    check,
+    check_model,
+    declare,
+    is_user_model,
+    known,
+    param_to_json,
+    resolve,
+    training_bytes,
+    unknown,
+)
 from storage.contract.spec import DRAWS, METRICS, SEED, Spec, default
 from storage.contract.spec import label as label_of
-from sweeper import evidence
+from sweeper import evidence, usermodels
 
 TABLES = ("study", "params", "point", "enqueue", "reference", "claim", "condition", "tune")
 STUDY_KEYS = ("name", "model", "dataset", "metric", "direction", "n_trials", "epochs", "steps", "seed", "repeats",
@@ -83,6 +93,10 @@ def parse(data: dict, name: str | None = None, *, post_length: str | None = None
     name = _name(name if name is not None else study.get("name"))
     model = check_model(_str(study, "model", "mlp"))
     dataset = datasets.check(study.get("dataset", "digits"))
+    own = {}
+    if is_user_model(model):  # its own parameters, as a worker process imports it (sweeper/usermodels.py)
+        own = usermodels.describe(model, dataset)
+        declare(model, own)
     metric = _metric(study)
     if "epochs" in study and "steps" in study:
         raise BadInput("[study] gives both epochs and steps: give the training length in one of them")
@@ -118,8 +132,8 @@ def parse(data: dict, name: str | None = None, *, post_length: str | None = None
     is_grid = sampler["name"] == "grid"
     fixed, space = {}, {}
     for key, value in params.items():
-        if key not in PARAMS:
-            raise BadInput(f"[params] {unknown(key)}")
+        if key not in known(model):
+            raise BadInput(f"[params] {unknown(key, known(model), model)}")
         if isinstance(value, dict):
             space[key] = _distribution(key, value, model, is_grid)
         elif isinstance(value, list):
@@ -161,6 +175,7 @@ def parse(data: dict, name: str | None = None, *, post_length: str | None = None
                 seed=seed, sampler=sampler, pruner=pruner, heartbeat=heartbeat, grace=grace,
                 max_retry=max_retry, fixed=fixed, space=space, repeats=repeats, points=points,
                 steps=steps, post_train_images=post_images, keep=keep, seed_draws=draws, **words,
+                model_params={k: param_to_json(p) for k, p in own.items()},
                 checkpoint_every=_int(study, "checkpoint_every", default("checkpoint_every"), low=0, high=MAX_EPOCHS,
                                       why="epochs between a running trial's checkpoints (0: none)"))
     spec = replace(spec, enqueue=_enqueue(_tables(data, "enqueue"), spec))
@@ -216,10 +231,10 @@ def _tune(table: dict, spec: Spec) -> dict:
     for key, value in table.items():
         if key == "budget":
             continue
-        if key not in PARAMS:
-            raise BadInput(f"[tune] {unknown(key)}")
+        if key not in known(spec.model):
+            raise BadInput(f"[tune] {unknown(key, known(spec.model), spec.model)}")
         if not isinstance(value, dict) or "grid" in value or "choice" in value:
-            raise BadInput(f"[tune] {key} = {value!r} is not a range: write {key} = {{{_example(key)}}}")
+            raise BadInput(f"[tune] {key} = {value!r} is not a range: write {key} = {{{_example(key, spec.model)}}}")
         if key in spec.varied or key == SEED:
             raise BadInput(f"[tune] {key} is what the configurations differ in: tune another parameter")
         _distribution(key, value, spec.model, False)
@@ -263,8 +278,8 @@ def _points(tables: list[dict], model: str, fixed: dict) -> tuple[list[dict], di
         for key, value in table.items():
             if key == "name":
                 continue
-            if key not in PARAMS:
-                raise BadInput(f"{where}: {unknown(key)}")
+            if key not in known(model):
+                raise BadInput(f"{where}: {unknown(key, known(model), model)}")
             if key in fixed:
                 raise BadInput(f"{where}: {key} is fixed in [params]: remove it from one of them")
             if isinstance(value, (dict, list)):
@@ -316,10 +331,10 @@ def _distribution(name: str, table: dict, model: str, is_grid: bool):
     kinds = [k for k in KINDS if k in table]
     if len(kinds) != 1:
         raise BadInput(f"{where} needs exactly one of {', '.join(KINDS)} (has {', '.join(kinds) or 'none'}): "
-                       f"e.g. {name} = {{{_example(name)}}}")
+                       f"e.g. {name} = {{{_example(name, model)}}}")
     kind = kinds[0]
-    param = PARAMS[name]
-    if model not in param.models:
+    param = known(model)[name]
+    if not is_user_model(model) and model not in param.models:
         raise BadInput(f"{where}: {name} applies to {', '.join(param.models)} only, not {model}: remove it")
     if kind in ("choice", "grid"):
         for key in ("log", "step"):
@@ -328,7 +343,7 @@ def _distribution(name: str, table: dict, model: str, is_grid: bool):
         values = table[kind]
         if not isinstance(values, list) or not values:
             raise BadInput(f"{where}: {kind} must be a non-empty list, "
-                           f"e.g. {name} = {{{kind} = {_example_list(name)}}}")
+                           f"e.g. {name} = {{{kind} = {_example_list(name, model)}}}")
         values = [_check(name, v, model) for v in values]
         if len(set(map(repr, values))) != len(values):
             raise BadInput(f"{where}: {kind} lists a value twice: remove the duplicate")
@@ -346,7 +361,7 @@ def _distribution(name: str, table: dict, model: str, is_grid: bool):
         raise BadInput(f"{where}: {name} is an integer: write {name} = {{int = [LOW, HIGH]}}")
     bounds = table[kind]
     if not isinstance(bounds, list) or len(bounds) != 2:
-        raise BadInput(f"{where}: {kind} must be [LOW, HIGH], e.g. {name} = {{{_example(name)}}}")
+        raise BadInput(f"{where}: {kind} must be [LOW, HIGH], e.g. {name} = {{{_example(name, model)}}}")
     low, high = (_check(name, b, model) for b in bounds)
     if low > high:
         raise BadInput(f"{where}: impossible range [{low}, {high}] (low > high): swap the bounds")
@@ -456,8 +471,10 @@ def _check_memory(spec: Spec) -> None:
         numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
         if numbers:
             largest[key] = max(numbers)
-    config = resolve(spec.model, {k: v for k, v in largest.items() if k in PARAMS})
+    config = resolve(spec.model, {k: v for k, v in largest.items() if k in known(spec.model)})
     need = training_bytes(spec.model, config)
+    if need is None:  # a user's own model: its size is its author's to know
+        return
     have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if need > have:
         shape = ", ".join(f"{k} {config[k]}" for k in ("width", "depth", "conv1_maps", "conv2_maps", "batch_size")
@@ -474,13 +491,13 @@ def _toml(values: list) -> str:
     return "[" + ", ".join(f'"{v}"' if isinstance(v, str) else repr(v) for v in values) + "]"
 
 
-def _example(name: str) -> str:
-    p = PARAMS[name]
+def _example(name: str, model: str) -> str:
+    p = known(model)[name]
     if p.choices:
         return f"choice = {_toml(list(p.choices[:2]))}"
     return "int = [1, 10]" if p.kind is int else "float = [1e-4, 1e-1], log = true"
 
 
-def _example_list(name: str) -> str:
-    p = PARAMS[name]
+def _example_list(name: str, model: str) -> str:
+    p = known(model)[name]
     return _toml(list(p.choices[:2])) if p.choices else ("[1, 2]" if p.kind is int else "[0.1, 0.2]")

@@ -93,10 +93,10 @@ class Checkpoints:
 def fresh(model: str, params: dict, data) -> dict:
     """The training state of the network train() builds for `params` on `data` (compiled once per
     architecture, as train() would): the shapes, types and generator a checkpoint must match."""
-    from storage.contract.params import resolve
     from workers import compiled
+    from workers.entries import resolved
 
-    config = resolve(model, params)
+    config = resolved(model, params)
     return compiled.network(model, config, data.image_shape, data.n_classes).training_state()
 
 

@@ -30,8 +30,9 @@ def _param(ctx, option, values) -> dict:
 
 
 @cli.command()
-@click.option("--model", default="mlp", show_default=True, help="mlp or lenet")
-@click.option("--dataset", default="digits", show_default=True, help="digits, mnist or idx:DIR")
+@click.option("--model", default="mlp", show_default=True, help="mlp, lenet or your own as package.module:function")
+@click.option("--dataset", default="digits", show_default=True,
+              help="digits, mnist, idx:DIR, npz:FILE or your loader as package.module:function")
 @click.option("--param", "params", multiple=True, callback=_param, metavar="NAME=VALUE",
               help="a training parameter (repeatable), e.g. --param lr=0.1")
 @click.option("--epochs", default=None, type=click.IntRange(min=1), help="passes over the training set [default: 10]")
@@ -50,13 +51,19 @@ def train(model, dataset, params, epochs, steps, seed, backend, threads, as_json
     if steps is None:
         epochs = epochs or 10
     from storage.contract.options import WorkerOptions
-    from storage.contract.params import resolve
+    from storage.contract.params import check_model, is_user_model, resolve
     from workers import runtime, weights
 
+    setup = None
+    if is_user_model(check_model(model)):  # its parameters are known once it is imported, with PyTensor
+        setup = runtime.configure(WorkerOptions(threads=threads, backend=backend))
+        from workers.entries import model_of
+
+        model_of(model)
     config = resolve(model, params)  # bad model or parameters fail before any data is read or compiled
     if save is not None:
         weights.writable(save)
-    setup = runtime.configure(WorkerOptions(threads=threads, backend=backend))
+    setup = setup or runtime.configure(WorkerOptions(threads=threads, backend=backend))
     from workers.data import load
     from workers.train import Diverged
     from workers.train import train as run
@@ -107,7 +114,9 @@ def evaluate(file, dataset, backend, as_json) -> None:
         raise BadInput(f"{file} does not name the data set it was trained on: pass --dataset")
     runtime.configure(WorkerOptions(backend=backend))
     from workers.data import load
+    from workers.entries import model_of
 
+    model_of(kept.model)  # a user's own model: imported, its parameters known
     config = kept.config
     data = load(dataset, valid_size=config["valid_size"], split=config["split"])
     figures = weights.evaluate(kept, data)
@@ -117,6 +126,34 @@ def evaluate(file, dataset, backend, as_json) -> None:
     click.echo(f"{kept.model} of {file} on {data!r}")
     click.echo(f"test_error {figures['test_error']!r} ({figures['test_error']:.2%})")
     _say_test_figures(figures["report"], figures["confident"])
+
+
+@cli.command("model")
+@click.argument("entry")
+@click.option("--dataset", default="digits", show_default=True, help="check its network on this data set's images")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object: its own parameters")
+def model_command(entry, dataset, as_json) -> None:
+    """Import a model (package.module:function), build and run its network once on DATASET's images
+    with its defaults, and list its own parameters."""
+    from storage.contract.options import WorkerOptions
+    from storage.contract.params import check_model, param_to_json, resolve
+    from workers import runtime
+
+    runtime.configure(WorkerOptions(threads=1))
+    from workers import compiled
+    from workers.data import load
+    from workers.entries import model_of
+
+    spec = model_of(check_model(entry))
+    config = resolve(entry)
+    data = load(dataset, valid_size=config["valid_size"], split=config["split"])
+    compiled.network(entry, config, data.image_shape, data.n_classes)
+    if as_json:
+        click.echo(json.dumps({"params": {k: param_to_json(p) for k, p in spec.own.items()}}))
+        return
+    click.echo(f"{entry} ({spec.name or 'no name'}): builds and runs on {data!r}; its own parameters:")
+    for p in spec.params:
+        click.echo(f"  {p.name} = {p.default!r}  ({p.describe()}): {p.doc}")
 
 
 def _say_test_figures(report: dict, confident: dict) -> None:

@@ -9,17 +9,15 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
+from storage.contract.errors import BadInput, first_line
+from storage.contract.params import is_user_model
 from workers import netcache, runtime
-from workers.nn import jaxmode, layers, losses, models, penalties, updates
+from workers.entries import MODEL_FIX, model_of
+from workers.nn import jaxmode, losses, penalties, updates
 from workers.nn.init import initial_values
+from workers.nn.model import Dropout
 
-# Graph-shaping parameters; all others are symbolic inputs of the compiled step.
-ARCHITECTURE = {
-    "mlp": ("width", "depth", "width2", "activation", "leaky_slope", "loss", "mse_reduction", "logged_loss",
-            "optimizer"),
-    "lenet": ("width", "conv1_maps", "conv2_maps", "activation", "leaky_slope", "loss", "mse_reduction",
-              "logged_loss", "optimizer"),
-}
+# Graph-shaping parameters are each model's (nn/model.py: Model.shaped_by); all others are symbolic inputs.
 # Symbolic parameters that still change the graph: a drop rate of 0 or more, a moving average or none.
 SWITCHES = ("dropout", "input_dropout", "ema")
 HYPER = ("lr", "l1", "l2", "momentum", "rho", "beta1", "beta2", "eps", "dropout", "input_dropout", "ema")
@@ -107,13 +105,13 @@ class Network:
 
 def shaped_by(model: str) -> set[str]:
     """The parameters whose values can change `model`'s compiled graph (all others are inputs)."""
-    return {*ARCHITECTURE[model], *SWITCHES}
+    return {*model_of(model).shaped_by, *SWITCHES}
 
 
 def network(model: str, config: dict, image_shape: tuple, n_classes: int) -> Network:
     """The compiled Network for this architecture, compiling it on first use in this process."""
     key = (runtime.compile_mode(), model, tuple(image_shape), n_classes,
-           *(config[k] for k in ARCHITECTURE[model]),
+           *(config[k] for k in model_of(model).shaped_by),
            _drops(config), config["ema"] > 0)
     if key not in _cache:
         _cache[key] = _build(key, model, config, image_shape, n_classes)
@@ -122,11 +120,14 @@ def network(model: str, config: dict, image_shape: tuple, n_classes: int) -> Net
 
 def _build(key: tuple, model: str, config: dict, image_shape: tuple, n_classes: int) -> Network:
     """Load the network from the disk cache (workers/netcache.py), else compile it and keep it there.
-    Not kept: networks with dropout (their generator does not unpickle) and other backends."""
+    Not kept: networks with dropout (their generator does not unpickle), other backends, and users' own
+    models (their code may change under the same name)."""
     global compiles
-    keep = runtime.compile_mode() == "JAX" and not _drops(config)
+    keep = runtime.compile_mode() == "JAX" and not _drops(config) and not is_user_model(model)
     net = netcache.load(key) if keep else None
-    if net is None:
+    if net is None and is_user_model(model):
+        net = _checked(model, config, image_shape, n_classes)
+    elif net is None:
         net = _compile(model, config, image_shape, n_classes)
         if keep:
             netcache.save(key, net)
@@ -134,16 +135,27 @@ def _build(key: tuple, model: str, config: dict, image_shape: tuple, n_classes: 
     return net
 
 
+def _checked(model: str, config: dict, image_shape: tuple, n_classes: int) -> Network:
+    """A user model's network, compiled and run once on blank images: BadInput, one line, when its
+    code fails or its predictions are not (N, n_classes)."""
+    try:
+        net = _compile(model, config, image_shape, n_classes)
+        out = np.asarray(net.predict(np.zeros((EVAL_CHUNK, *image_shape), pytensor.config.floatX)))
+    except BadInput:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's graph failed: its own words, on one line
+        raise BadInput(f"model {model}: building or running its network failed: {type(exc).__name__}: "
+                       f"{first_line(exc)}: {MODEL_FIX}") from None
+    if out.shape != (EVAL_CHUNK, n_classes):
+        raise BadInput(f"model {model}: its forward pass gives predictions of shape {out.shape[1:]} per batch, "
+                       f"not ({n_classes},) for {n_classes} classes: {MODEL_FIX}")
+    return net
+
+
 def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Network:
     floatx = pytensor.config.floatX
-    if model == "mlp":
-        layout = models.mlp_layout(int(np.prod(image_shape)), config["width"], config["depth"], n_classes,
-                                   config["width2"])
-        forward = models.mlp
-    else:
-        layout = models.lenet_layout(image_shape, config["conv1_maps"], config["conv2_maps"], config["width"],
-                                     n_classes)
-        forward = models.lenet
+    spec = model_of(model)
+    layout = _layout(model, spec.layout(config, tuple(image_shape), n_classes))
     params = [pytensor.shared(np.zeros(s.shape, floatx), name=s.name, shape=s.shape) for s in layout]
     weights = [p for p, s in zip(params, layout) if s.is_weight]
     x = pt.tensor("x", dtype=floatx, shape=(None, *image_shape))
@@ -154,9 +166,9 @@ def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
 
     use_dropout = _drops(config)
     rng = pytensor.shared(np.random.default_rng(0), name="dropout_rng") if use_dropout else None
-    drop = (hyper["dropout"], hyper["input_dropout"]) if use_dropout else (None, None)
-    act = layers.activation(config["activation"], config["leaky_slope"])
-    logits, rng_updates = forward(params, x, act, *drop, rng=rng)
+    dropout = Dropout(hyper["dropout"], hyper["input_dropout"], rng) if use_dropout else Dropout()
+    logits = _logits(model, spec.forward(params, x, config, dropout), n_classes)
+    rng_updates = dropout.updates
     loss = losses.loss(config, logits, y)
     cost = penalties.regularize(loss, weights, hyper["l1"], hyper["l2"])
     step_updates = updates.build(config["optimizer"], cost, params, hyper)
@@ -173,9 +185,36 @@ def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
     logged = cost if config["logged_loss"] == "objective" else loss
     train_step = pytensor.function([x, y, hyper_vector], [logged, losses.error_rate(logits, y)],
                                    updates=step_updates, mode=mode, on_unused_input="ignore")
-    eval_logits, _ = forward(shadows or params, x, act)
+    eval_logits = _logits(model, spec.forward(shadows or params, x, config, Dropout()), n_classes)
     predict = pytensor.function([x], pt.special.softmax(eval_logits, axis=1), mode=mode)
     return Network(tuple(image_shape), layout, params, shadows, state, rng, train_step, predict)
+
+
+def _layout(model: str, layout) -> list:
+    """`layout` as the contract wants it (a non-empty list of ParamSpec with distinct names), else BadInput."""
+    from workers.nn.model import ParamSpec
+
+    layout = list(layout) if isinstance(layout, (list, tuple)) else layout
+    if not isinstance(layout, list) or not layout or not all(isinstance(p, ParamSpec) for p in layout):
+        raise BadInput(f"model {model}: its layout gave {type(layout).__name__}, not a non-empty list of "
+                       f"ParamSpec: {MODEL_FIX}")
+    names = [p.name for p in layout]
+    if len(set(names)) != len(names):
+        raise BadInput(f"model {model}: its layout names a parameter twice: give each its own name")
+    return layout
+
+
+def _logits(model: str, logits, n_classes: int):
+    """The forward pass's output if it can be logits (B, n_classes) of a float type, else BadInput."""
+    ndim, dtype = getattr(logits, "ndim", None), str(getattr(logits, "dtype", ""))
+    fix = f"return logits of shape (batch, {n_classes}), {MODEL_FIX}"
+    if ndim != 2 or not dtype.startswith("float"):
+        what = f"a {ndim}-d {dtype} tensor" if ndim is not None else type(logits).__name__
+        raise BadInput(f"model {model}: its forward pass gave {what}, not float logits: {fix}")
+    if logits.type.shape[1] not in (None, n_classes):
+        raise BadInput(f"model {model}: its forward pass gives {logits.type.shape[1]} outputs for {n_classes} "
+                       f"classes: {fix}")
+    return logits
 
 
 def _drops(config: dict) -> bool:

@@ -18,10 +18,10 @@ from typing import Callable
 import numpy as np
 
 from storage.contract.errors import BadInput
-from storage.contract.params import resolve
 from storage.contract.spec import DEFAULT_DRAWS
 from workers import compiled, metrics, runtime, weights
 from workers.compiled import HYPER
+from workers.entries import resolved
 from workers.schedules import learning_rate, per_step
 from workers.state import TrainingState
 
@@ -113,7 +113,7 @@ def train(model: str, params: dict, data, *, epochs: int | None = None, steps: i
     Diverged
         When the training loss is not finite.
     """
-    config = resolve(model, params)
+    config = resolved(model, params)
     if config["loss"] == "positive_ce" and data.n_classes != 2:
         raise BadInput(f"loss positive_ce is for two classes; {data.name} has {data.n_classes}: use cross_entropy")
     n = len(data.x_train)
@@ -205,7 +205,7 @@ def length(epochs: int | None, steps: int | None, per_epoch: int) -> tuple[int, 
 def prepare(model: str, params: dict, data) -> None:
     """Compile `model`'s network for `params` on `data` and run it once, so that a later train()
     of the same architecture (its first epoch included) runs at full speed from the start."""
-    config = resolve(model, params)
+    config = resolved(model, params)
     net = compiled.network(model, config, data.image_shape, data.n_classes)
     net.warm_up(min(config["batch_size"], len(data.x_train)), _hyper(config, config["lr"]))
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from storage.contract import files
 from storage.contract.errors import BadInput
+from storage.contract.params import is_user_model
 
 FORMAT = "sweeper-weights"
 VERSION = 1
@@ -51,7 +52,11 @@ def of(net, model: str, config: dict, n_classes: int, figures: dict) -> Weights:
     """The weights a trained workers.compiled.Network evaluates with (the moving average where it is on)."""
     arrays = [np.asarray(a) for a in net.snapshot()]
     layers = [dict(name=spec.name, shape=list(a.shape)) for spec, a in zip(net.layout, arrays)]
-    meta = dict(format=FORMAT, version=VERSION, model=model, params=_plain(config),
+    from storage.contract.params import param_to_json
+    from workers.entries import model_of
+
+    own = {k: param_to_json(p) for k, p in model_of(model).own.items()}
+    meta = dict(format=FORMAT, version=VERSION, model=model, model_params=own, params=_plain(config),
                 image_shape=list(net.image_shape), n_classes=int(n_classes), layers=layers, figures=_plain(figures))
     return Weights(meta, arrays)
 
@@ -134,7 +139,7 @@ def _check_meta(path: Path, meta: dict) -> None:
     train` accepts, an image shape of two positive integers, at least two classes, a list of named
     layers with shapes, and figures naming the data set. Whether the layers are those the parameters
     build is checked when the network is built (`evaluate`)."""
-    from storage.contract.params import resolve
+    from storage.contract.params import declare, param_from_json, resolve
 
     def bad(what: str) -> BadInput:
         return BadInput(f"{path}: {what}: the file is damaged or was edited; export it again")
@@ -148,8 +153,11 @@ def _check_meta(path: Path, meta: dict) -> None:
     if not isinstance(meta.get("params"), dict):
         raise bad(f"params {meta.get('params')!r} is not a table of training parameters")
     try:
+        if is_user_model(model):  # its own parameters, as the file recorded them
+            own = meta.get("model_params")
+            declare(model, {k: param_from_json(v) for k, v in own.items()} if isinstance(own, dict) else {})
         resolve(model, meta["params"])
-    except BadInput as exc:
+    except (BadInput, KeyError, TypeError) as exc:
         raise bad(f"its model and parameters are refused ({exc})") from None
     shape = meta.get("image_shape")
     if not (isinstance(shape, list) and len(shape) == 2 and all(count(d, 1) for d in shape)):

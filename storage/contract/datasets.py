@@ -1,13 +1,15 @@
-"""Data set names both sides accept: digits, mnist, xor, or idx:DIR (checked here without reading any data)."""
+"""Data set names both sides accept: digits, mnist, xor, idx:DIR, npz:FILE or a package.module:function loader."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from storage.contract.errors import BadInput, did_you_mean
+from storage.contract.params import USER_MODEL
 
 NAMES = ("digits", "mnist", "xor")
-FIX = "use digits, mnist, xor or idx:DIR (a folder with the four MNIST IDX files)"
+FIX = ("use digits, mnist, xor, idx:DIR (a folder with the four MNIST IDX files), npz:FILE (arrays x_train, "
+       "y_train, x_test, y_test) or your loader as package.module:function")
 
 
 def check(spec) -> str:
@@ -23,5 +25,17 @@ def check(spec) -> str:
         if not folder.is_dir():
             raise BadInput(f"dataset {spec!r}: no folder {folder}: fix the path, {FIX}")
         return spec
+    if spec.startswith("npz:"):
+        path = Path(spec[4:].strip()).expanduser()
+        if not spec[4:].strip() or not path.is_file():
+            raise BadInput(f"dataset {spec!r}: no file {path}: fix the path, {FIX}")
+        return spec
+    if is_loader(spec):
+        return spec
     hint = did_you_mean(spec, NAMES, otherwise="")
     raise BadInput(f"unknown dataset {spec!r}: " + (f"{hint} " if hint else "") + FIX)
+
+
+def is_loader(spec: str) -> bool:
+    """Whether `spec` names a user's loader function (package.module:function) rather than files."""
+    return USER_MODEL.fullmatch(spec) is not None and spec.partition(":")[0] not in ("idx", "npz")

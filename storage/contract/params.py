@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass
 
 from storage.contract.errors import BadInput, did_you_mean
 
 MODELS = ("mlp", "lenet")
+# A user's own network: `package.module:function`, importable on the worker (workers/nn/model.py: the contract).
+USER_MODEL = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+# The built-in networks' own parameters: a user's model has its own instead (and may use these names for them).
+ARCHITECTURAL = ("width", "depth", "width2", "conv1_maps", "conv2_maps")
 ACTIVATIONS = ("tanh", "relu", "leaky_relu", "sigmoid", "elu", "selu", "softplus", "relu6", "linear")
 INITS = ("glorot", "uniform01", "uniform_pm1", "truncated_normal")
 LOSSES = ("cross_entropy", "mse", "positive_ce")
@@ -31,6 +36,7 @@ class Param:
     low_open: bool = False
     high_open: bool = False
     models: tuple = MODELS
+    default: object = None  # a user model's own parameter: its value unless the study sets it
 
     def describe(self) -> str:
         """The allowed values in words, for error messages."""
@@ -119,8 +125,12 @@ DEFAULTS: dict[str, dict] = {
 OPTIMIZER_DEFAULTS = {"adadelta": dict(rho=0.95, eps=1e-6), "rmsprop": dict(eps=1e-6), "adagrad": dict(eps=1e-6)}
 
 
-def unknown(name: str, known=None) -> BadInput:
-    """The error for an unknown parameter name, with the nearest valid one suggested."""
+def unknown(name: str, known=None, model: str | None = None) -> BadInput:
+    """The error for an unknown parameter name, with the nearest valid one suggested (a built-in
+    network's parameter given to a user's `model`: said so)."""
+    if model is not None and is_user_model(model) and name in PARAMS:
+        return BadInput(f"parameter '{name}' belongs to the built-in {', '.join(PARAMS[name].models)}, not to "
+                        f"{model}: remove it, or declare it among the model's own parameters")
     known = list(known if known is not None else PARAMS)
     hint = did_you_mean(name, known, otherwise="valid names: " + ", ".join(known))
     return BadInput(f"unknown parameter '{name}': {hint}")
@@ -128,10 +138,11 @@ def unknown(name: str, known=None) -> BadInput:
 
 def check(name: str, value, model: str | None = None):
     """Return `value` converted to the parameter's type, or raise BadInput naming the allowed values."""
-    if name not in PARAMS:
-        raise unknown(name)
-    p = PARAMS[name]
-    if model is not None and model not in p.models:
+    params = PARAMS if model is None else known(model)
+    if name not in params:
+        raise unknown(name, params, model)
+    p = params[name]
+    if model is not None and not is_user_model(model) and model not in p.models:
         raise BadInput(f"parameter '{name}' applies to {', '.join(p.models)} only, not {model}: remove it")
     if value is None and name in OPTIONAL:
         return None
@@ -173,16 +184,62 @@ def check(name: str, value, model: str | None = None):
 
 def check_model(model: str) -> str:
     """Return the model name or raise BadInput listing the models."""
-    if model not in MODELS:
-        raise BadInput(f"unknown model '{model}': use one of {', '.join(MODELS)}")
+    if model not in MODELS and not is_user_model(model):
+        raise BadInput(f"unknown model {model!r}: use one of {', '.join(MODELS)}, or your own network as "
+                       "package.module:function (importable on the workers)")
     return model
+
+
+def is_user_model(model) -> bool:
+    """Whether `model` names a user's own network (package.module:function) rather than a built-in one."""
+    return isinstance(model, str) and USER_MODEL.fullmatch(model) is not None
+
+
+_declared: dict[str, dict[str, Param]] = {}  # a user model -> its own parameters, as declared in this process
+
+
+def declare(model: str, own: dict[str, Param]) -> None:
+    """Make a user model's own parameters known in this process: the worker declares what it imported,
+    the control side what the study's spec recorded (Spec.model_params). BadInput when one of them
+    reuses a training parameter's name, has no default, or has a default outside its own range."""
+    for name, p in own.items():
+        if name in PARAMS and name not in ARCHITECTURAL:
+            raise BadInput(f"model {model}: its parameter '{name}' is one of sweeper's training parameters: "
+                           "rename it (sweeper passes the training parameters itself)")
+        if p.default is None:
+            raise BadInput(f"model {model}: its parameter '{name}' has no default: give it one")
+    _declared[model] = dict(own)
+    for name, p in own.items():
+        check(name, p.default, model)
+
+
+def known(model: str) -> dict[str, Param]:
+    """The parameters a study of `model` may set: a built-in model's, or the training parameters
+    and a user model's own (declared first: `declare`)."""
+    if not is_user_model(model):
+        return PARAMS
+    if model not in _declared:
+        raise BadInput(f"model {model}: its parameters are not known in this process: load it on a worker "
+                       f"(python -m workers model {model}) to check that it imports")
+    return {**{k: p for k, p in PARAMS.items() if k not in ARCHITECTURAL}, **_declared[model]}
+
+
+def param_to_json(p: Param) -> dict:
+    """A Param as JSON (a user model's own parameters are stored with the study)."""
+    return {**asdict(p), "kind": p.kind.__name__, "choices": list(p.choices), "models": list(p.models)}
+
+
+def param_from_json(d: dict) -> Param:
+    """The inverse of `param_to_json`."""
+    kinds = {"int": int, "float": float, "str": str, "bool": bool}
+    return Param(**{**d, "kind": kinds[d["kind"]], "choices": tuple(d["choices"]), "models": tuple(d["models"])})
 
 
 def resolve(model: str, overrides: dict | None = None) -> dict:
     """The full configuration of `model`: defaults, then optimizer defaults, then checked overrides."""
     check_model(model)
     overrides = {k: check(k, v, model) for k, v in (overrides or {}).items()}
-    config = dict(DEFAULTS[model])
+    config = dict(DEFAULTS[model]) if model in DEFAULTS else _user_defaults(model)
     optimizer = overrides.get("optimizer", config["optimizer"])
     config.update(OPTIMIZER_DEFAULTS.get(optimizer, {}))
     config.update(overrides)
@@ -196,10 +253,20 @@ def resolve(model: str, overrides: dict | None = None) -> dict:
     return config
 
 
-def training_bytes(model: str, config: dict) -> int:
+def _user_defaults(model: str) -> dict:
+    """A user model's configuration before the study's values: the training defaults, its own parameters'."""
+    own = known(model)
+    training = {k: v for k, v in DEFAULTS["mlp"].items() if k in own}
+    return {**training, "lr": 0.1, "schedule": "constant", **{k: _declared[model][k].default for k in _declared[model]}}
+
+
+def training_bytes(model: str, config: dict) -> int | None:
     """A rough upper bound of the memory one worker needs to train `model` with the resolved `config`
     on 28x28 images and 10 classes: float32 weights six times over (weights, gradients, two optimizer
-    states, the moving average, the kept best epoch) and a minibatch's activations four times over."""
+    states, the moving average, the kept best epoch) and a minibatch's activations four times over; None
+    for a user's own model, whose size sweeper cannot know."""
+    if model not in MODELS:
+        return None
     w, batch = config["width"], config["batch_size"]
     if model == "mlp":
         depth = config["depth"]

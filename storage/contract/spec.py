@@ -8,8 +8,8 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 
 from storage.contract.errors import BadInput
 
-VERSION = 3  # 2: enqueue, keep, checkpoint_every; 3: steps, conditions, post_train_images (older specs read)
-READS = (1, 2, 3)
+VERSION = 4  # 2: enqueue, keep, checkpoint_every; 3: steps, conditions, post_train_images; 4: model_params
+READS = (1, 2, 3, 4)
 # The objective's metric and the direction it is optimised in. The test set is never a metric:
 # choosing hyperparameters on it would leak it into the selection (it is recorded per trial instead).
 METRICS = {"valid_error": "minimize", "valid_accuracy": "maximize"}
@@ -58,6 +58,13 @@ class Spec:
     seed_draws: list = field(default_factory=lambda: list(DEFAULT_DRAWS))  # what a replicate's seed varies (DRAWS)
     compare: list = field(default_factory=list)  # the scientific parameters the configurations differ in
     tune: dict = field(default_factory=dict)  # [tune]: nuisance parameters searched per configuration, and budget
+    model_params: dict = field(default_factory=dict)  # a user model's own parameters (params.param_to_json)
+
+    def __post_init__(self):
+        from storage.contract.params import declare, is_user_model, param_from_json
+
+        if is_user_model(self.model):  # what the worker imported when the study was made, known here too
+            declare(self.model, {k: param_from_json(v) for k, v in self.model_params.items()})
 
     @property
     def direction(self) -> str:

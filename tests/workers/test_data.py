@@ -223,7 +223,7 @@ def test_digits_are_scikit_learns_read_without_importing_it():
 
 @pytest.mark.parametrize("spec", ["foo", "MNIST", "idx:", "idx:  ", "digits ", ""])
 def test_unknown_spec(spec):
-    with pytest.raises(BadInput, match="unknown dataset .*: use digits, mnist, xor or idx:DIR") as info:
+    with pytest.raises(BadInput, match="unknown dataset .*: use digits, mnist, xor, idx:DIR .*npz:FILE") as info:
         load(spec)
     assert "\n" not in str(info.value)
 

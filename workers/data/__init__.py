@@ -1,4 +1,4 @@
-"""Data sets for the compute side: ``load("digits" | "mnist" | "idx:DIR" | "xor")`` -> a read-only `Dataset`."""
+"""Data sets for the compute side: ``load("digits" | "mnist" | "idx:DIR" | "xor" | "npz:FILE" | "pkg.mod:fn")``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from storage.contract import datasets
 from storage.contract.errors import BadInput
 from storage.contract.params import VALID_SIZE
-from workers.data import digits, mnist, xor
+from workers.data import arrays, digits, mnist, xor
 
 __all__ = ["Dataset", "load", "SPLIT_SEED"]
 
@@ -68,8 +69,11 @@ def load(spec: str, valid_size: float | int = VALID_SIZE, split: str = "random",
     ----------
     spec : str
         ``"digits"`` (scikit-learn's bundled 8x8 digits), ``"mnist"`` (``$SWEEPER_DATA_DIR/mnist``,
-        downloaded when missing), ``"idx:DIR"`` (the four MNIST IDX files in DIR) or ``"xor"`` (a
-        generated toy problem: 125 random 2-D points with XOR-like labels, as 1x2 images; 2 classes).
+        downloaded when missing), ``"idx:DIR"`` (the four MNIST IDX files in DIR), ``"xor"`` (a
+        generated toy problem: 125 random 2-D points with XOR-like labels, as 1x2 images; 2 classes),
+        ``"npz:FILE"`` (arrays ``x_train``, ``y_train``, ``x_test``, ``y_test``, optionally ``x_valid``,
+        ``y_valid``: workers/data/arrays.py) or ``"package.module:function"`` (a loader returning such
+        a dict). A data set with its own validation pair validates on it: no split is made.
     valid_size : float or int
         Below 1: the share of the training file held out for validation; 1 or more: a count of
         images. The split is a fixed permutation (seed `SPLIT_SEED`); the test set is separate.
@@ -97,12 +101,15 @@ def load(spec: str, valid_size: float | int = VALID_SIZE, split: str = "random",
         An unknown spec, an impossible ``valid_size``, missing or corrupt files.
     """
     if not isinstance(spec, str):
-        raise BadInput(f"dataset spec must be a string, got {spec!r}: use digits, mnist, xor or idx:DIR")
+        raise BadInput(f"dataset spec must be a string, got {spec!r}: {datasets.FIX}")
     return _load(spec, valid_size, split, split_seed)
 
 
 def _files(spec: str) -> tuple:
-    """(x_train, y_train, x_test, y_test, scale, n_classes) of a data set, read from its files (or made)."""
+    """(x_train, y_train, x_test, y_test, scale, n_classes, validation pair or None) of a data set, read from
+    its files (or made)."""
+    if spec.startswith("npz:") or datasets.is_loader(spec):
+        return _users(spec)
     scale = _scale
     n_classes = 10
     if spec == "digits":
@@ -118,15 +125,43 @@ def _files(spec: str) -> tuple:
     elif spec.startswith("idx:") and spec[4:].strip():
         x_train, y_train, x_test, y_test = mnist.read(Path(spec[4:].strip()).expanduser())
     else:
-        raise BadInput(f"unknown dataset {spec!r}: use digits, mnist, xor or idx:DIR")
-    return x_train, y_train, x_test, y_test, scale, n_classes
+        raise BadInput(f"unknown dataset {spec!r}: {datasets.FIX}")
+    return x_train, y_train, x_test, y_test, scale, n_classes, None
+
+
+def _users(spec: str) -> tuple:
+    """A user's data set: an .npz file or what a package.module:function loader returns, checked."""
+    if spec.startswith("npz:"):
+        if not spec[4:].strip():
+            raise BadInput(f"dataset {spec!r} names no file: {datasets.FIX}")
+        found = arrays.read_npz(Path(spec[4:].strip()).expanduser())
+    else:
+        from workers.entries import imported
+
+        loader = imported(spec, "dataset")
+        try:
+            found = loader()
+        except Exception as exc:  # noqa: BLE001 - the user's loader raised: its own words, on one line
+            raise BadInput(f"dataset {spec}: the loader raised {type(exc).__name__}: {exc}: fix it") from None
+    got = arrays.checked(found, spec)
+    labels = [got[k] for k in got if k.startswith("y_")]
+    n_classes = max(2, max(int(y.max()) for y in labels) + 1)
+    scale = _scale if got["x_train"].dtype == np.uint8 else None
+    pair = (got["x_valid"], got["y_valid"]) if "x_valid" in got else None
+    return got["x_train"], got["y_train"], got["x_test"], got["y_test"], scale, n_classes, pair
 
 
 @functools.lru_cache(maxsize=4)
 def _load(spec: str, valid_size: float | int, split: str = "random", split_seed: int | None = None) -> Dataset:
-    x_train, y_train, x_test, y_test, scale, n_classes = _files(spec)
-    valid, train = split_indices(len(y_train), valid_size, split, split_seed)
-    arrays = [x_train[train], y_train[train], x_train[valid], y_train[valid], x_test, y_test]
+    x_train, y_train, x_test, y_test, scale, n_classes, pair = _files(spec)
+    if pair is not None:  # the data set's own validation pair: no split of the training images
+        if split_seed is not None:
+            raise BadInput(f"dataset {spec} brings its own validation set, so a seed cannot draw one: remove "
+                           "\"split\" from [study] seed_draws")
+        arrays = [x_train, y_train, pair[0], pair[1], x_test, y_test]
+    else:
+        valid, train = split_indices(len(y_train), valid_size, split, split_seed)
+        arrays = [x_train[train], y_train[train], x_train[valid], y_train[valid], x_test, y_test]
     if scale is not None:  # split the uint8 images first: a quarter of the bytes to gather
         arrays[0::2] = [scale(x) for x in arrays[0::2]]
     for a in arrays:

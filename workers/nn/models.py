@@ -1,4 +1,4 @@
-"""The two networks as plain functions: a parameter layout and a symbolic forward pass to logits.
+"""The two built-in networks, MLP and LeNet-5, as implementations of the model contract (nn/model.py).
 
 A layout is a list of ParamSpec (shape, fans, weight or bias); the forward functions take the
 matching list of symbolic parameters, so the same graph serves live weights and their moving average.
@@ -6,41 +6,24 @@ matching list of symbolic parameters, so the same graph serves live weights and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from workers.nn.conv import conv2d, max_pool
-from workers.nn.layers import ACTIVATIONS, dense, dropout, pad_to
+from workers.nn.layers import ACTIVATIONS, activation, dense, pad_to
+from workers.nn.model import GRAPH, Dropout, Model, ParamSpec, dense_params
 
 LENET_KERNEL = 5
 LENET_MIN_SIZE = 16  # smallest image for two 5x5 conv + 2x2 pool stages; smaller images are zero-padded
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One parameter tensor: name, shape, fans for initialisation, and whether it is a weight (penalised)."""
-
-    name: str
-    shape: tuple
-    fan_in: int
-    fan_out: int
-    is_weight: bool
-
-
-def _dense_specs(name: str, n_in: int, n_out: int) -> list[ParamSpec]:
-    return [ParamSpec(f"{name}_W", (n_in, n_out), n_in, n_out, True),
-            ParamSpec(f"{name}_b", (n_out,), n_in, n_out, False)]
 
 
 def mlp_layout(n_in: int, width: int, depth: int, n_out: int, width2: int | None = None) -> list[ParamSpec]:
     """Parameters of an MLP n_in -> width -> (depth - 1) x width2 -> n_out (depth 0: logistic regression;
     width2 defaults to width)."""
     sizes = [n_in] + ([width] + [width2 or width] * (depth - 1) if depth else []) + [n_out]
-    return [s for i, (a, b) in enumerate(zip(sizes, sizes[1:])) for s in _dense_specs(f"dense{i}", a, b)]
+    return [s for i, (a, b) in enumerate(zip(sizes, sizes[1:])) for s in dense_params(f"dense{i}", a, b)]
 
 
-def mlp(params, x, activation: str, drop=None, input_drop=None, rng=None):
+def mlp(params, x, activation: str, dropout: Dropout | None = None):
     """MLP forward pass.
 
     Parameters
@@ -48,31 +31,21 @@ def mlp(params, x, activation: str, drop=None, input_drop=None, rng=None):
     params : list of (W, b) pairs flattened, as in `mlp_layout`.
     x : (B, H, W) or (B, n_in) images.
     activation : hidden activation: its name, or the function (workers.nn.layers.activation).
-    drop, input_drop : symbolic drop rates, or None for no dropout (evaluation).
-    rng : shared random generator, needed when dropping.
+    dropout : the dropout switch (None: off), on the input and after each hidden layer.
 
     Returns
     -------
-    logits (B, n_out), and the list of (rng, next_rng) updates dropout needs.
+    logits (B, n_out).
     """
     act = ACTIVATIONS[activation] if isinstance(activation, str) else activation
+    dropout = dropout or Dropout()
     h = x.reshape((x.shape[0], int(np.prod(x.type.shape[1:]))))  # static width: JAX random needs it
-    rng_updates = []
-    if input_drop is not None:
-        h, rng = _drop(h, input_drop, rng, rng_updates)
+    h = dropout.input(h)
     pairs = list(zip(params[0::2], params[1::2]))
     for w, b in pairs[:-1]:
-        h = act(dense(h, w, b))
-        if drop is not None:
-            h, rng = _drop(h, drop, rng, rng_updates)
+        h = dropout.hidden(act(dense(h, w, b)))
     w, b = pairs[-1]
-    return dense(h, w, b), rng_updates
-
-
-def _drop(h, rate, rng, rng_updates):
-    h, next_rng = dropout(h, rate, rng)
-    rng_updates.append(next_rng)
-    return h, next_rng
+    return dense(h, w, b)
 
 
 def _lenet_sizes(image_shape) -> tuple[int, int]:
@@ -91,13 +64,13 @@ def lenet_layout(image_shape, conv1_maps: int, conv2_maps: int, width: int, n_ou
         ParamSpec("conv2_W", (conv2_maps, conv1_maps, LENET_KERNEL, LENET_KERNEL), conv1_maps * k2,
                   conv2_maps * k2 // 4, True),
         ParamSpec("conv2_b", (conv2_maps,), conv1_maps * k2, conv2_maps * k2 // 4, False),
-        *_dense_specs("fc", conv2_maps * h * w, width),
-        *_dense_specs("out", width, n_out),
+        *dense_params("fc", conv2_maps * h * w, width),
+        *dense_params("out", width, n_out),
     ]
 
 
-def lenet(params, x, activation: str, drop=None, input_drop=None, rng=None):
-    """LeNet-5 forward pass; x: (B, H, W) images -> logits (B, n_out), plus dropout's rng updates.
+def lenet(params, x, activation: str, dropout: Dropout | None = None):
+    """LeNet-5 forward pass; x: (B, H, W) images -> logits (B, n_out).
 
     Maps are NHWC inside (measured about 10 % faster than NCHW on XLA:CPU); kernels
     stay (K, C, kh, kw). Activation is applied after pooling: the same result for our monotone
@@ -106,14 +79,25 @@ def lenet(params, x, activation: str, drop=None, input_drop=None, rng=None):
     """
     act = ACTIVATIONS[activation] if isinstance(activation, str) else activation
     c1w, c1b, c2w, c2b, fw, fb, ow, ob = params
-    rng_updates = []
+    dropout = dropout or Dropout()
     h = pad_to(x, LENET_MIN_SIZE)
-    h = h.reshape((h.shape[0], *h.type.shape[1:], 1))
-    if input_drop is not None:
-        h, rng = _drop(h, input_drop, rng, rng_updates)
+    h = dropout.input(h.reshape((h.shape[0], *h.type.shape[1:], 1)))
     h = act(max_pool(conv2d(h, c1w, layout="NHWC") + c1b, layout="NHWC"))
     h = act(max_pool(conv2d(h, c2w, layout="NHWC") + c2b, layout="NHWC"))
-    h = act(dense(h.reshape((h.shape[0], int(np.prod(h.type.shape[1:])))), fw, fb))
-    if drop is not None:
-        h, rng = _drop(h, drop, rng, rng_updates)
-    return dense(h, ow, ob), rng_updates
+    h = dropout.hidden(act(dense(h.reshape((h.shape[0], int(np.prod(h.type.shape[1:])))), fw, fb)))
+    return dense(h, ow, ob)
+
+
+def _act(config: dict):
+    return activation(config["activation"], config["leaky_slope"])
+
+
+MLP = Model(
+    layout=lambda c, shape, k: mlp_layout(int(np.prod(shape)), c["width"], c["depth"], k, c["width2"]),
+    forward=lambda params, x, c, dropout: mlp(params, x, _act(c), dropout),
+    name="MLP", graph=("width", "depth", "width2", *GRAPH))
+LENET = Model(
+    layout=lambda c, shape, k: lenet_layout(shape, c["conv1_maps"], c["conv2_maps"], c["width"], k),
+    forward=lambda params, x, c, dropout: lenet(params, x, _act(c), dropout),
+    name="LeNet-5", graph=("width", "conv1_maps", "conv2_maps", *GRAPH))
+BUILT_IN = {"mlp": MLP, "lenet": LENET}
