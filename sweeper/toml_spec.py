@@ -93,10 +93,6 @@ def parse(data: dict, name: str | None = None, *, post_length: str | None = None
     name = _name(name if name is not None else study.get("name"))
     model = check_model(_str(study, "model", "mlp"))
     dataset = datasets.check(study.get("dataset", "digits"))
-    own = {}
-    if is_user_model(model):  # its own parameters, as a worker process imports it (sweeper/usermodels.py)
-        own = usermodels.describe(model, dataset)
-        declare(model, own)
     metric = _metric(study)
     if "epochs" in study and "steps" in study:
         raise BadInput("[study] gives both epochs and steps: give the training length in one of them")
@@ -125,6 +121,11 @@ def parse(data: dict, name: str | None = None, *, post_length: str | None = None
 
     params = _table(data, "params")
     point_tables = _tables(data, "point")
+    users = None  # a user's model or data set, as a worker process finds them (sweeper/usermodels.py)
+    if is_user_model(model) or datasets.is_users(dataset):
+        users = usermodels.describe(model, dataset)
+        if is_user_model(model):
+            declare(model, users.params)
     grid_requested = bool(point_tables) or any(isinstance(v, dict) and "grid" in v for v in params.values())
     sampler = samplers.normalize("sampler", study.get("sampler", "grid" if grid_requested else "tpe"),
                                  seed=seed, epochs=epochs)
@@ -142,7 +143,9 @@ def parse(data: dict, name: str | None = None, *, post_length: str | None = None
         else:
             fixed[key] = _check(key, value, model)
     _check_combinations(model, fixed, space)
-    _check_two_classes(dataset, fixed, space, _tables(data, "point"))
+    _check_two_classes(dataset, users.n_classes if users else None, fixed, space, point_tables)
+    if users is not None and users.own_validation:
+        _check_own_validation(dataset, draws, params, point_tables)
     points = []
     if point_tables:
         if not is_grid:
@@ -175,7 +178,7 @@ def parse(data: dict, name: str | None = None, *, post_length: str | None = None
                 seed=seed, sampler=sampler, pruner=pruner, heartbeat=heartbeat, grace=grace,
                 max_retry=max_retry, fixed=fixed, space=space, repeats=repeats, points=points,
                 steps=steps, post_train_images=post_images, keep=keep, seed_draws=draws, **words,
-                model_params={k: param_to_json(p) for k, p in own.items()},
+                model_params={k: param_to_json(p) for k, p in (users.params if users else {}).items()},
                 checkpoint_every=_int(study, "checkpoint_every", default("checkpoint_every"), low=0, high=MAX_EPOCHS,
                                       why="epochs between a running trial's checkpoints (0: none)"))
     spec = replace(spec, enqueue=_enqueue(_tables(data, "enqueue"), spec))
@@ -400,12 +403,25 @@ def _check_combinations(model: str, fixed: dict, space: dict) -> None:
                 raise BadInput(f"[params] {name} can be {value!r}, but {exc}") from None
 
 
-def _check_two_classes(dataset: str, fixed: dict, space: dict, points: list[dict]) -> None:
-    """BadInput when the two-class loss could meet a data set of ten classes."""
+def _check_two_classes(dataset: str, n_classes: int | None, fixed: dict, space: dict, points: list[dict]) -> None:
+    """BadInput when the two-class loss could meet a data set of more classes (`n_classes`: a user's data
+    set's, as a worker found it; None: a built-in one's)."""
     losses = {fixed.get("loss")} | set(getattr(space.get("loss"), "choices", ())) | {p.get("loss") for p in points}
-    if "positive_ce" in losses and dataset != "xor":
-        raise BadInput(f"loss positive_ce is for two classes and {dataset} has ten: use cross_entropy or mse, "
-                       "or dataset = \"xor\"")
+    n_classes = n_classes or (2 if dataset == "xor" else 10)
+    if "positive_ce" in losses and n_classes != 2:
+        raise BadInput(f"loss positive_ce is for two classes and {dataset} has {n_classes}: use cross_entropy or "
+                       "mse, or a data set of two classes")
+
+
+def _check_own_validation(dataset: str, draws: list, params: dict, points: list[dict]) -> None:
+    """BadInput when a study would split a data set that brings its own validation pair."""
+    if "split" in draws:
+        raise BadInput(f"[study] seed_draws has \"split\", but {dataset} brings its own validation set, so a seed "
+                       "cannot draw one: remove \"split\"")
+    for key in ("valid_size", "split"):
+        if key in params or any(key in p for p in points):
+            raise BadInput(f"[params] {key} is set, but {dataset} brings its own validation set and is not split: "
+                           f"remove {key}")
 
 
 def _check(name: str, value, model: str):

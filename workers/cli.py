@@ -128,31 +128,35 @@ def evaluate(file, dataset, backend, as_json) -> None:
     _say_test_figures(figures["report"], figures["confident"])
 
 
-@cli.command("model")
-@click.argument("entry")
-@click.option("--dataset", default="digits", show_default=True, help="check its network on this data set's images")
-@click.option("--json", "as_json", is_flag=True, help="one JSON object: its own parameters")
-def model_command(entry, dataset, as_json) -> None:
-    """Import a model (package.module:function), build and run its network once on DATASET's images
-    with its defaults, and list its own parameters."""
+@cli.command()
+@click.argument("model")
+@click.option("--dataset", default="digits", show_default=True, help="the data set to load and build it for")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object: its own parameters, the data's classes")
+def check(model, dataset, as_json) -> None:
+    """Check MODEL (mlp, lenet or package.module:function) on DATASET as a worker will run them: the
+    model imported, the data loaded and checked, the network built with its defaults and run once."""
     from storage.contract.options import WorkerOptions
     from storage.contract.params import check_model, param_to_json, resolve
     from workers import runtime
 
     runtime.configure(WorkerOptions(threads=1))
+    from storage.contract import datasets
     from workers import compiled
-    from workers.data import load
+    from workers.data import has_own_validation, load
     from workers.entries import model_of
 
-    spec = model_of(check_model(entry))
-    config = resolve(entry)
+    net_model = model_of(check_model(model))
+    config = resolve(model)
     data = load(dataset, valid_size=config["valid_size"], split=config["split"])
-    compiled.network(entry, config, data.image_shape, data.n_classes)
+    compiled.network(model, config, data.image_shape, data.n_classes)
+    own_validation = datasets.is_users(dataset) and has_own_validation(dataset)
     if as_json:
-        click.echo(json.dumps({"params": {k: param_to_json(p) for k, p in spec.own.items()}}))
+        click.echo(json.dumps({"params": {k: param_to_json(p) for k, p in net_model.own.items()},
+                               "n_classes": data.n_classes, "own_validation": own_validation}))
         return
-    click.echo(f"{entry} ({spec.name or 'no name'}): builds and runs on {data!r}; its own parameters:")
-    for p in spec.params:
+    click.echo(f"{model} ({net_model.name or 'no name'}) builds and runs on {data!r}"
+               + (", its own validation set" if own_validation else ""))
+    for p in net_model.params:
         click.echo(f"  {p.name} = {p.default!r}  ({p.describe()}): {p.doc}")
 
 

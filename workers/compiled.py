@@ -154,8 +154,9 @@ def _checked(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
 
 def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Network:
     floatx = pytensor.config.floatX
-    spec = model_of(model)
-    layout = _layout(model, spec.layout(config, tuple(image_shape), n_classes))
+    net_model = model_of(model)
+    shape = {k: config[k] for k in net_model.shaped_by}  # all the model may read: what the cache key holds
+    layout = _layout(model, net_model.layout(shape, tuple(image_shape), n_classes))
     params = [pytensor.shared(np.zeros(s.shape, floatx), name=s.name, shape=s.shape) for s in layout]
     weights = [p for p, s in zip(params, layout) if s.is_weight]
     x = pt.tensor("x", dtype=floatx, shape=(None, *image_shape))
@@ -167,8 +168,9 @@ def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
     use_dropout = _drops(config)
     rng = pytensor.shared(np.random.default_rng(0), name="dropout_rng") if use_dropout else None
     dropout = Dropout(hyper["dropout"], hyper["input_dropout"], rng) if use_dropout else Dropout()
-    logits = _logits(model, spec.forward(params, x, config, dropout), n_classes)
+    logits = _logits(model, net_model.forward(params, x, shape, dropout), n_classes)
     rng_updates = dropout.updates
+    rng = rng if rng_updates else None  # a model that never drops: no generator to save or reseed
     loss = losses.loss(config, logits, y)
     cost = penalties.regularize(loss, weights, hyper["l1"], hyper["l2"])
     step_updates = updates.build(config["optimizer"], cost, params, hyper)
@@ -185,7 +187,7 @@ def _compile(model: str, config: dict, image_shape: tuple, n_classes: int) -> Ne
     logged = cost if config["logged_loss"] == "objective" else loss
     train_step = pytensor.function([x, y, hyper_vector], [logged, losses.error_rate(logits, y)],
                                    updates=step_updates, mode=mode, on_unused_input="ignore")
-    eval_logits = _logits(model, spec.forward(shadows or params, x, config, Dropout()), n_classes)
+    eval_logits = _logits(model, net_model.forward(shadows or params, x, shape, Dropout()), n_classes)
     predict = pytensor.function([x], pt.special.softmax(eval_logits, axis=1), mode=mode)
     return Network(tuple(image_shape), layout, params, shadows, state, rng, train_step, predict)
 

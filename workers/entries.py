@@ -7,7 +7,7 @@ import importlib
 import inspect
 
 from storage.contract.errors import BadInput, first_line
-from storage.contract.params import declare, is_user_model, resolve
+from storage.contract.params import Param, declare, is_user_model, resolve
 from workers.nn.model import Model
 
 MODEL_FIX = "see docs/models.md for the contract"
@@ -45,6 +45,8 @@ def model_of(name: str) -> Model:
     if not isinstance(model, Model):
         raise BadInput(f"model {name} gave {type(model).__name__}, not a workers.nn.model.Model: return "
                        f"Model(layout=..., forward=...), {MODEL_FIX}")
+    if not isinstance(model.params, (tuple, list)) or not all(isinstance(p, Param) for p in model.params):
+        raise BadInput(f"model {name}: its params are not a tuple of storage.contract.params.Param: {MODEL_FIX}")
     _check_signature(name, "layout", model.layout, ("config", "image_shape", "n_classes"))
     _check_signature(name, "forward", model.forward, ("params", "x", "config", "dropout"))
     declare(name, model.own)

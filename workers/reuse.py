@@ -6,9 +6,10 @@ import os
 from dataclasses import replace
 
 from storage import shared
-from storage.contract import runkey
+from storage.contract import datasets, runkey
 from storage.contract.errors import BadInput
 from storage.contract.outcome import COMPLETE, Outcome
+from storage.contract.params import is_user_model
 
 
 def enabled() -> bool:
@@ -28,6 +29,8 @@ def find(spec, storage, study_id: int, params: dict, seed: int, reuse: bool) -> 
         key = runkey.key(spec, params, seed)
     except BadInput:
         return None, None
+    if is_user_model(spec.model) or datasets.is_users(spec.dataset):
+        reuse = False  # a user's code or file may change under the same name: the key cannot tell
     return key, shared.find(storage.engine, key, study_id) if reuse else None
 
 

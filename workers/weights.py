@@ -139,7 +139,7 @@ def _check_meta(path: Path, meta: dict) -> None:
     train` accepts, an image shape of two positive integers, at least two classes, a list of named
     layers with shapes, and figures naming the data set. Whether the layers are those the parameters
     build is checked when the network is built (`evaluate`)."""
-    from storage.contract.params import declare, param_from_json, resolve
+    from storage.contract.params import declare, params_from_json, resolve
 
     def bad(what: str) -> BadInput:
         return BadInput(f"{path}: {what}: the file is damaged or was edited; export it again")
@@ -155,7 +155,7 @@ def _check_meta(path: Path, meta: dict) -> None:
     try:
         if is_user_model(model):  # its own parameters, as the file recorded them
             own = meta.get("model_params")
-            declare(model, {k: param_from_json(v) for k, v in own.items()} if isinstance(own, dict) else {})
+            declare(model, params_from_json(own) if isinstance(own, dict) else {})
         resolve(model, meta["params"])
     except (BadInput, KeyError, TypeError) as exc:
         raise bad(f"its model and parameters are refused ({exc})") from None

@@ -26,14 +26,26 @@ def check(spec) -> str:
             raise BadInput(f"dataset {spec!r}: no folder {folder}: fix the path, {FIX}")
         return spec
     if spec.startswith("npz:"):
-        path = Path(spec[4:].strip()).expanduser()
-        if not spec[4:].strip() or not path.is_file():
+        path = npz_path(spec)
+        if not path.is_file():
             raise BadInput(f"dataset {spec!r}: no file {path}: fix the path, {FIX}")
         return spec
     if is_loader(spec):
         return spec
     hint = did_you_mean(spec, NAMES, otherwise="")
     raise BadInput(f"unknown dataset {spec!r}: " + (f"{hint} " if hint else "") + FIX)
+
+
+def npz_path(spec: str) -> Path:
+    """The file of an npz:FILE data set (`~` expanded); BadInput when it names none."""
+    if not spec[4:].strip():
+        raise BadInput(f"dataset {spec!r} names no file: {FIX}")
+    return Path(spec[4:].strip()).expanduser()
+
+
+def is_users(spec: str) -> bool:
+    """Whether `spec` is a user's own data set (npz:FILE or a loader), whose arrays a worker checks."""
+    return isinstance(spec, str) and (spec.startswith("npz:") or is_loader(spec))
 
 
 def is_loader(spec: str) -> bool:

@@ -195,6 +195,7 @@ def is_user_model(model) -> bool:
     return isinstance(model, str) and USER_MODEL.fullmatch(model) is not None
 
 
+KINDS = {"int": int, "float": float, "str": str, "bool": bool}  # the types a parameter may have
 _declared: dict[str, dict[str, Param]] = {}  # a user model -> its own parameters, as declared in this process
 
 
@@ -203,6 +204,9 @@ def declare(model: str, own: dict[str, Param]) -> None:
     the control side what the study's spec recorded (Spec.model_params). BadInput when one of them
     reuses a training parameter's name, has no default, or has a default outside its own range."""
     for name, p in own.items():
+        if not isinstance(p, Param) or p.kind not in KINDS.values():
+            raise BadInput(f"model {model}: its parameter {name!r} is not a Param of int, float, str or bool: "
+                           "declare it as storage.contract.params.Param(name, int, doc, low=..., default=...)")
         if name in PARAMS and name not in ARCHITECTURAL:
             raise BadInput(f"model {model}: its parameter '{name}' is one of sweeper's training parameters: "
                            "rename it (sweeper passes the training parameters itself)")
@@ -220,7 +224,7 @@ def known(model: str) -> dict[str, Param]:
         return PARAMS
     if model not in _declared:
         raise BadInput(f"model {model}: its parameters are not known in this process: load it on a worker "
-                       f"(python -m workers model {model}) to check that it imports")
+                       f"(python -m workers check {model}) to check that it imports")
     return {**{k: p for k, p in PARAMS.items() if k not in ARCHITECTURAL}, **_declared[model]}
 
 
@@ -231,8 +235,12 @@ def param_to_json(p: Param) -> dict:
 
 def param_from_json(d: dict) -> Param:
     """The inverse of `param_to_json`."""
-    kinds = {"int": int, "float": float, "str": str, "bool": bool}
-    return Param(**{**d, "kind": kinds[d["kind"]], "choices": tuple(d["choices"]), "models": tuple(d["models"])})
+    return Param(**{**d, "kind": KINDS[d["kind"]], "choices": tuple(d["choices"]), "models": tuple(d["models"])})
+
+
+def params_from_json(own: dict) -> dict[str, Param]:
+    """A model's own parameters as `param_to_json` wrote them, by name."""
+    return {name: param_from_json(d) for name, d in own.items()}
 
 
 def resolve(model: str, overrides: dict | None = None) -> dict:

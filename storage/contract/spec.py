@@ -61,10 +61,10 @@ class Spec:
     model_params: dict = field(default_factory=dict)  # a user model's own parameters (params.param_to_json)
 
     def __post_init__(self):
-        from storage.contract.params import declare, is_user_model, param_from_json
+        from storage.contract.params import declare, is_user_model, params_from_json
 
         if is_user_model(self.model):  # what the worker imported when the study was made, known here too
-            declare(self.model, {k: param_from_json(v) for k, v in self.model_params.items()})
+            declare(self.model, params_from_json(self.model_params))
 
     @property
     def direction(self) -> str:

@@ -7,6 +7,7 @@ import itertools
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +112,7 @@ GOOD = dict(x_train=np.zeros((4, 3, 3), np.uint8), y_train=np.arange(4), x_test=
     (dict(x_test=np.full((2, 3, 3), np.nan)), "x_test holds NaN"),
     (dict(x_test=np.zeros((2, 4, 4), np.uint8)), "its images differ in shape"),
     (dict(x_valid=np.zeros((2, 3, 3), np.uint8)), "has x_valid but no y_valid"),
+    (dict(x_test=np.zeros((2, 3, 3), np.float32)), "some of its images are uint8 and some float"),
 ])
 def test_a_bad_array_is_named_in_one_line(tmp_path, change, words):
     arrays = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
@@ -205,9 +207,11 @@ epochs = 1
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, dataset, params, words", [
     ("{m}:model", "digits", "", "its forward pass gives 3 outputs for 10 classes"),
     ("resmlp:model", "npz:{npz}", "", "x_train is int64"),
+    ("mlp", "npz:{npz}", "", "x_train is int64"),  # a built-in model on a user's arrays: checked as well
     ("resmlp:model", "digits", "depth = 2", "'depth' belongs to the built-in mlp"),
     ("resmlp:model", "digits", "blocks = {int = [0, 40]}", "blocks=40 is invalid"),
 ])
@@ -358,3 +362,47 @@ def test_the_dropout_switch_drops_in_training_and_passes_through_in_evaluation()
     assert on.on and len(on.updates) == 2
     off = Dropout()
     assert not off.on and off.hidden(x) is x and off.input(x) is x and off.updates == []
+
+
+def test_a_model_that_never_drops_trains_and_checkpoints_at_any_dropout_rate(tmp_path, monkeypatch):
+    from workers.train import train
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = _module(tmp_path, HEADER + "def model():\n    return Model(layout=layout, forward=forward)\n")
+    saved = []
+    result = train(f"{name}:model", {"dropout": 0.3, "input_dropout": 0.2, "batch_size": 64}, load("digits"),
+                   epochs=3, every=1, on_checkpoint=saved.append)
+    assert [s.epoch for s in saved] == [1, 2] and saved[-1].net["rng"] is None
+    assert result.epochs_run == 3 and result.test_error < 0.5
+
+
+@pytest.mark.slow
+def test_the_shipped_example_study_reads_with_the_models_own_parameters_searched(monkeypatch):
+    from sweeper import toml_spec
+
+    monkeypatch.setenv("PYTHONPATH", str(EXAMPLES))
+    spec = toml_spec.read(EXAMPLES / "resmlp.toml")
+    assert spec.model == "resmlp:model" and {"blocks", "width", "residual_scale", "lr"} <= set(spec.space)
+    assert set(spec.model_params) == {"blocks", "width", "residual_scale"}
+    assert (spec.space["blocks"].low, spec.space["blocks"].high) == (0, 4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra, params, words", [
+    ('seed_draws = ["init", "split"]', "", 'seed_draws has "split", but npz:'),
+    ("", "valid_size = 0.1", "valid_size is set, but npz:"),
+    ("", 'loss = "positive_ce"', None),  # two classes: the two-class loss is fine
+])
+def test_a_study_on_an_npz_is_checked_against_its_arrays_when_it_is_made(tmp_path, extra, params, words):
+    from sweeper import toml_spec
+
+    rows = np.random.default_rng(0).random((12, 4))
+    path = tmp_path / "two.npz"
+    np.savez(path, x_train=rows[:6], y_train=np.array([0, 1] * 3), x_valid=rows[6:9], y_valid=np.array([0, 1, 0]),
+             x_test=rows[9:], y_test=np.array([1, 0, 1]))
+    text = STUDY.format(model="mlp", dataset=f"npz:{path}", params=params).replace("epochs = 1", f"epochs = 1\n{extra}")
+    if words is None:
+        assert toml_spec.parse(tomllib.loads(text)).dataset == f"npz:{path}"
+        return
+    with pytest.raises(BadInput, match=words):
+        toml_spec.parse(tomllib.loads(text))

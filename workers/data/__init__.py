@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from storage.contract import datasets
-from storage.contract.errors import BadInput
+from storage.contract.errors import BadInput, first_line
 from storage.contract.params import VALID_SIZE
 from workers.data import arrays, digits, mnist, xor
 
@@ -33,7 +33,7 @@ class Dataset:
     y_train, y_valid, y_test : np.ndarray
         int32, shape ``(N,)``, values ``0 .. n_classes - 1``, read-only.
     n_classes : int
-        10 (2 for the generated ``xor`` toy problem).
+        10 (2 for the generated ``xor`` toy problem; a user's data set: its largest label + 1, at least 2).
     """
 
     name: str
@@ -108,7 +108,7 @@ def load(spec: str, valid_size: float | int = VALID_SIZE, split: str = "random",
 def _files(spec: str) -> tuple:
     """(x_train, y_train, x_test, y_test, scale, n_classes, validation pair or None) of a data set, read from
     its files (or made)."""
-    if spec.startswith("npz:") or datasets.is_loader(spec):
+    if datasets.is_users(spec):
         return _users(spec)
     scale = _scale
     n_classes = 10
@@ -132,9 +132,7 @@ def _files(spec: str) -> tuple:
 def _users(spec: str) -> tuple:
     """A user's data set: an .npz file or what a package.module:function loader returns, checked."""
     if spec.startswith("npz:"):
-        if not spec[4:].strip():
-            raise BadInput(f"dataset {spec!r} names no file: {datasets.FIX}")
-        found = arrays.read_npz(Path(spec[4:].strip()).expanduser())
+        found = arrays.read_npz(datasets.npz_path(spec))
     else:
         from workers.entries import imported
 
@@ -142,13 +140,19 @@ def _users(spec: str) -> tuple:
         try:
             found = loader()
         except Exception as exc:  # noqa: BLE001 - the user's loader raised: its own words, on one line
-            raise BadInput(f"dataset {spec}: the loader raised {type(exc).__name__}: {exc}: fix it") from None
+            why = f"{type(exc).__name__}: {first_line(exc)}"
+            raise BadInput(f"dataset {spec}: the loader raised {why}: fix it") from None
     got = arrays.checked(found, spec)
     labels = [got[k] for k in got if k.startswith("y_")]
     n_classes = max(2, max(int(y.max()) for y in labels) + 1)
     scale = _scale if got["x_train"].dtype == np.uint8 else None
     pair = (got["x_valid"], got["y_valid"]) if "x_valid" in got else None
     return got["x_train"], got["y_train"], got["x_test"], got["y_test"], scale, n_classes, pair
+
+
+def has_own_validation(spec: str) -> bool:
+    """Whether a user's data set brings its own validation pair (its files read again)."""
+    return _files(spec)[6] is not None
 
 
 @functools.lru_cache(maxsize=4)

@@ -46,6 +46,10 @@ def checked(arrays, where: str) -> dict[str, np.ndarray]:
                            "label per image")
         if len(y) == 0:
             raise BadInput(f"dataset {where}: {part} set is empty: give it images")
+    kinds = {"uint8" if out[k].dtype == np.uint8 else "float" for k in out if k.startswith("x_")}
+    if len(kinds) > 1:
+        raise BadInput(f"dataset {where}: some of its images are uint8 and some float: give every set the same "
+                       "type (uint8 0-255, or floats in the range you want trained)")
     shapes = {out[k].shape[1:] for k in out if k.startswith("x_")}
     if len(shapes) > 1:
         raise BadInput(f"dataset {where}: its images differ in shape ({', '.join(map(str, sorted(shapes)))}): "

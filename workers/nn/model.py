@@ -77,9 +77,9 @@ class Model:
     ----------
     layout : callable
         ``layout(config, image_shape, n_classes) -> list[ParamSpec]``: the parameter tensors, in the
-        order `forward` takes them. `config` is the trial's resolved configuration (a dict: every
-        training parameter and the model's own `params`), `image_shape` ``(H, W)`` (``(1, D)`` for rows
-        of D features), `n_classes` the number of labels. Weights (``is_weight``) get the L1/L2
+        order `forward` takes them. `config` holds the values that shape the graph (`shaped_by`: the
+        model's own `params` and GRAPH's training parameters), `image_shape` ``(H, W)`` (``(1, D)`` for
+        rows of D features), `n_classes` the number of labels. Weights (``is_weight``) get the L1/L2
         penalties; fans set the initialisation (``init``).
     forward : callable
         ``forward(params, x, config, dropout) -> logits``: `params` the symbolic tensors of `layout`,
@@ -89,7 +89,7 @@ class Model:
         The model's own hyperparameters (storage.contract.params.Param, each with a default): a
         study may fix or search them like the built-in ones. Each value compiles a graph of its own.
     name : str
-        A readable name, which ``python -m workers model`` shows (studies and reports name the entry).
+        A readable name, which ``python -m workers check`` shows (studies and reports name the entry).
     """
 
     layout: Callable
