@@ -310,7 +310,7 @@ def extend(name: str, storage: str | None, n_trials: int) -> None:
 
     handle = manager.open_study(name, _url(storage))
     before = manager.extend(handle, n_trials)
-    click.echo(f"study '{name}': budget {n_trials} trials (was {before.budget(handle.spec.n_trials)}; "
+    click.echo(f"study '{name}': budget {n_trials} trials (was {before.budget}; "
                f"{before.done} done, {before.running} running); start workers (sweeper worker {name}) "
                "if none is running", err=True)
 
@@ -369,7 +369,7 @@ def _set_stopped(name: str, storage: str | None, stopped: bool):
         click.echo(f"study '{name}' stopped: its {counts.running} running trial(s) finish, then their workers "
                    f"exit; sweeper resume {name} lifts it", err=True)
     else:
-        click.echo(f"study '{name}' resumed: {counts.done} of {counts.budget(handle.spec.n_trials)} trials done; "
+        click.echo(f"study '{name}' resumed: {counts.done} of {counts.budget} trials done; "
                    f"start workers (sweeper worker {name} or sweeper run SPEC) to go on", err=True)
     return handle
 
@@ -580,7 +580,7 @@ def _say_created(handle, created: bool) -> None:
     from storage import urls
 
     spec = handle.spec
-    what = (f"{handle.counts().budget(spec.n_trials)} trials of {spec.model} on {spec.dataset}, {spec.length} each, "
+    what = (f"{handle.counts().budget} trials of {spec.model} on {spec.dataset}, {spec.length} each, "
             f"sampler {spec.sampler['name']}, pruner {spec.pruner['name']}")
     if created:
         click.echo(f"created study '{spec.name}' in {urls.mask(handle.url)}: {what}", err=True)

@@ -26,8 +26,8 @@ class Handle:
         return self.storage.get_study_id_from_name(self.study.study_name)
 
     def counts(self) -> budget.Counts:
-        """The study's trials by state (see storage.budget)."""
-        return budget.counts(self.storage.engine, self.study_id)
+        """The study's trials by state, with its budget (see storage.budget)."""
+        return budget.counts(self.storage.engine, self.study_id, n_trials=self.spec.n_trials)
 
 
 def create(spec: Spec, url: str) -> tuple[Handle, bool]:
@@ -83,7 +83,7 @@ def more_points(handle: Handle, n_trials: int) -> None:
 
     points = handle.spec.grid_points()
     with budget.lock(handle.storage.engine, handle.study_id) as held:  # no trial starts meanwhile
-        before = budget.counts(held.bind, handle.study_id).budget(handle.spec.n_trials)
+        before = budget.counts(held.bind, handle.study_id, n_trials=handle.spec.n_trials).budget
         if n_trials <= before:
             return
         for point in points[before:n_trials]:
@@ -101,7 +101,7 @@ def extend(handle: Handle, n_trials: int) -> budget.Counts:
         raise BadInput(f"study '{name}' is a grid: its {handle.spec.n_trials} trials are its points; to run more, "
                        "create a study with more values or repeats")
     with budget.lock(handle.storage.engine, handle.study_id) as held:  # no trial starts meanwhile
-        counts = budget.counts(held.bind, handle.study_id)
+        counts = budget.counts(held.bind, handle.study_id, n_trials=handle.spec.n_trials)
         floor = counts.done + counts.running + counts.waiting
         if n_trials < floor:
             raise BadInput(f"study '{name}' has {counts.done} trials done, {counts.running} running and "
@@ -158,8 +158,8 @@ def enqueue_best(handle: Handle, other: Handle, top: int) -> Enqueued:
         if not queued:
             raise BadInput(f"the {len(skipped)} best configuration(s) of '{theirs.name}' are already queued, running "
                            f"or done in study '{spec.name}': nothing queued (a larger --top takes the next ones)")
-        counts = budget.counts(held.bind, handle.study_id)
-        room = counts.budget(spec.n_trials) - counts.done - counts.running - counts.waiting
+        counts = budget.counts(held.bind, handle.study_id, n_trials=spec.n_trials)
+        room = counts.budget - counts.done - counts.running - counts.waiting
         if len(queued) > room:
             raise BadInput(f"study '{spec.name}' has room for {max(room, 0)} more trial(s), not {len(queued)}: "
                            f"raise its budget first (sweeper extend {spec.name} --n-trials N) or copy fewer (--top)")
@@ -321,11 +321,12 @@ def summaries(url: str):
     rows = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=True):
         attr = summary.user_attrs.get(studies.ATTR, {})
-        counts = budget.counts(storage.engine, storage.get_study_id_from_name(summary.study_name))
+        counts = budget.counts(storage.engine, storage.get_study_id_from_name(summary.study_name),
+                               n_trials=attr.get("n_trials"))
         best = summary.best_trial
         rows.append(dict(study=summary.study_name, model=attr.get("model"), dataset=attr.get("dataset"),
                          metric=attr.get("metric"), done=counts.done,
-                         n_trials=None if attr.get("n_trials") is None else counts.budget(attr["n_trials"]),
+                         n_trials=None if attr.get("n_trials") is None else counts.budget,
                          running=counts.running, best=None if best is None else best.value,
                          best_trial=None if best is None else best.number,
                          created=summary.datetime_start))

@@ -48,13 +48,13 @@ class Progress:
                 raise
             self._show(why)
             return False
-        budget = counts.budget(self._handle.spec.n_trials)
+        budget = counts.budget
         if self._tty:
             self._draw(f"best: {self._best[1]}", running, counts.done, budget)
         else:
             self._show(f"{counts.done}/{budget} done ({counts.pruned} pruned, {counts.failed} "
                        f"failed), {counts.running} running | best: {self._best[1]}")
-        return counts.next_step(self._handle.spec.n_trials) is Step.DONE
+        return counts.next_step() is Step.DONE
 
     def close(self) -> None:
         """End the bar (its last state stays on the screen)."""

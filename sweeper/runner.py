@@ -92,10 +92,10 @@ def start(spec, url: str, *, n_workers: int, options: WorkerOptions = WorkerOpti
         raise BadInput(f"--workers {n_workers} is more than {most}, the most for the {len(cores)} core(s) here "
                        f"({WORKERS_PER_CORE} per core, at least {MOST_WORKERS_FLOOR}): more only share the cores and "
                        "the memory; to run more, start workers on other machines (sweeper worker NAME)")
-    stored = _stored(spec.name, url)
+    stored = _stored(spec, url)
     if stored is not None:
         stored.refuse_stopped(spec.name)
-    if stored is not None and stored.next_step(spec.n_trials) is Step.DONE:
+    if stored is not None and stored.next_step() is Step.DONE:
         return Workers([], None, True, "no worker: the study is finished")
     logs = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix=f"sweeper-{spec.name}-"))
     try:
@@ -163,9 +163,9 @@ def _signals_held():
             signal.signal(sig, handler)
 
 
-def _stored(name: str, url: str):
-    """The counts (storage.budget.Counts) of study `name` at `url` if it is there, else None; read
-    without creating anything. BadInput when the database does not answer."""
+def _stored(spec, url: str):
+    """The counts (storage.budget.Counts, with `spec`'s budget) of the study of `spec` at `url` if it is
+    there, else None; read without creating anything. BadInput when the database does not answer."""
     from storage import budget, rdb
 
     if not rdb.has_studies(url):  # a missing SQLite file, or no Optuna tables yet
@@ -175,7 +175,7 @@ def _stored(name: str, url: str):
     except BadInput:  # a schema being made right now, say: creating the study says what is wrong
         return None
     try:
-        return budget.counts(storage.engine, storage.get_study_id_from_name(name))
+        return budget.counts(storage.engine, storage.get_study_id_from_name(spec.name), n_trials=spec.n_trials)
     except KeyError:  # no study of that name
         return None
     finally:
@@ -229,9 +229,9 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
     from sweeper.progress import Progress
 
     spec, counts = handle.spec, handle.counts()
-    if counts.next_step(spec.n_trials) is Step.DONE:
+    if counts.next_step() is Step.DONE:
         workers.cancel()
-        _echo(f"study '{spec.name}' is already done: {counts.done} of {counts.budget(spec.n_trials)} trials")
+        _echo(f"study '{spec.name}' is already done: {counts.done} of {counts.budget} trials")
         return 0 if _close(handle, quiet) is not None else 1
     counts.refuse_stopped(spec.name)
     from storage import rdb, urls
@@ -275,8 +275,8 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     counts = _close(handle, quiet, progress.uid)
-    if counts is not None and counts.next_step(spec.n_trials) is not Step.DONE:
-        _echo(f"not finished: {counts.done} of {counts.budget(spec.n_trials)} trials done; run again (or start "
+    if counts is not None and counts.next_step() is not Step.DONE:
+        _echo(f"not finished: {counts.done} of {counts.budget} trials done; run again (or start "
               "workers) to go on")
     if stops:
         return 130

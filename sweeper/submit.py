@@ -74,8 +74,8 @@ def check(handle, sub: Submission, *, one_node: bool) -> list[str]:
 
     counts = handle.counts()
     counts.refuse_stopped(sub.name)
-    if counts.done >= counts.budget(handle.spec.n_trials):
-        raise BadInput(f"study '{sub.name}' has spent its budget of {counts.budget(handle.spec.n_trials)} trials: "
+    if counts.done >= counts.budget:
+        raise BadInput(f"study '{sub.name}' has spent its budget of {counts.budget} trials: "
                        f"sweeper extend {sub.name} --n-trials N gives it more")
     if urls.sqlite_path(sub.url) is not None and not one_node:
         raise BadInput(f"storage {urls.mask(sub.url)} is an SQLite file, whose locks fail across a cluster's nodes "
