@@ -1,4 +1,5 @@
-"""A study's trial budget over all workers: what counts as done, and a lock so no worker overshoots it."""
+"""A study's trial budget over all workers: what counts as done, the budget `sweeper extend` sets, and a lock so
+no worker overshoots it."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from storage import control, locks, retry, studies
+from storage import locks, retry, stopflag, studies
 from storage.contract.errors import BadInput, optuna_experimental
 
 # Optuna's own tables, only the columns read here.
 _trials = sa.table("trials", sa.column("trial_id"), sa.column("study_id"), sa.column("state"))
 _system_attrs = sa.table("trial_system_attributes", sa.column("trial_id"), sa.column("key"))
 _study_attrs = sa.table("study_system_attributes", sa.column("study_id"), sa.column("key"), sa.column("value_json"))
+
+ATTR = "sweeper_n_trials"  # study system attr: the budget set by `sweeper extend` (else the spec's n_trials)
 
 
 class Step(str, enum.Enum):
@@ -38,8 +41,8 @@ class Counts:
     retried: int = 0
     running: int = 0
     waiting: int = 0
-    stopped: bool = False  # `sweeper stop` holds the study (storage.control), read in the same statement
-    extended: int | None = None  # the budget set by `sweeper extend` (storage.control), same statement
+    stopped: bool = False  # `sweeper stop` holds the study (storage.stopflag), read in the same statement
+    extended: int | None = None  # the budget set by `sweeper extend` (extend, below), same statement
     gone: bool = False  # deleted or replaced since its uid was the one given to counts(), same statement
     n_trials: int | None = None  # the spec's budget, as the reader gave it to counts() (None: not given)
 
@@ -109,11 +112,11 @@ def _counts(engine: sa.Engine | sa.Connection, study_id: int, n_trials: int | No
         _trials, _trials.c.trial_id == _system_attrs.c.trial_id))
         .where(_trials.c.study_id == study_id, _system_attrs.c.key == "failed_trial"))
     stop = (sa.select(sa.literal("stopped", sa.Text), sa.func.count()).select_from(_study_attrs)
-            .where(_study_attrs.c.study_id == study_id, _study_attrs.c.key == control.ATTR,
+            .where(_study_attrs.c.study_id == study_id, _study_attrs.c.key == stopflag.ATTR,
                    _study_attrs.c.value_json == "true"))
     budget = sa.func.max(sa.cast(_study_attrs.c.value_json, sa.BigInteger))
     extended = (sa.select(sa.literal("extended", sa.Text), budget)
-                .where(_study_attrs.c.study_id == study_id, _study_attrs.c.key == control.BUDGET))
+                .where(_study_attrs.c.study_id == study_id, _study_attrs.c.key == ATTR))
     same = [sa.select(sa.literal("same", sa.Text), studies.same(study_id, uid).scalar_subquery())] if uid else []
     with _connection(engine) as conn:
         found = {str(name).lower(): n for name, n in conn.execute(sa.union_all(by_state, retries, stop, extended,
@@ -122,6 +125,12 @@ def _counts(engine: sa.Engine | sa.Connection, study_id: int, n_trials: int | No
                   retried=found["retried"], running=found.get("running", 0), waiting=found.get("waiting", 0),
                   stopped=found["stopped"] > 0, extended=found["extended"], gone=found.get("same", 1) == 0,
                   n_trials=n_trials)
+
+
+def extend(storage, study_id: int, n_trials: int) -> None:
+    """Set the study's trial budget (`sweeper extend`, more seeds of a grid); running workers take it at their
+    next trial."""
+    storage.set_study_system_attr(study_id, ATTR, int(n_trials))
 
 
 @contextlib.contextmanager

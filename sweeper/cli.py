@@ -359,11 +359,11 @@ def delete(name: str, storage: str | None, yes: bool) -> None:
 
 
 def _set_stopped(name: str, storage: str | None, stopped: bool):
-    from storage import control
+    from storage import stopflag
     from sweeper import manager
 
     handle = manager.open_study(name, _url(storage))
-    control.set_stopped(handle.storage, handle.study_id, stopped)
+    stopflag.set_stopped(handle.storage, handle.study_id, stopped)
     counts = handle.counts()
     if stopped:
         click.echo(f"study '{name}' stopped: its {counts.running} running trial(s) finish, then their workers "

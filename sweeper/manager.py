@@ -79,8 +79,6 @@ def open_study(name: str, url: str) -> Handle:
 def more_points(handle: Handle, n_trials: int) -> None:
     """Raise a grid study's budget to its first `n_trials` points (seed by seed: more seeds of every
     configuration), queueing the points it did not hold yet; nothing when it holds them already."""
-    from storage import control
-
     points = handle.spec.grid_points()
     with budget.lock(handle.storage.engine, handle.study_id) as held:  # no trial starts meanwhile
         before = budget.counts(held.bind, handle.study_id, n_trials=handle.spec.n_trials).budget
@@ -88,14 +86,12 @@ def more_points(handle: Handle, n_trials: int) -> None:
             return
         for point in points[before:n_trials]:
             handle.study.enqueue_trial(point)
-        control.set_budget(handle.storage, handle.study_id, n_trials)
+        budget.extend(handle.storage, handle.study_id, n_trials)
 
 
 def extend(handle: Handle, n_trials: int) -> budget.Counts:
     """Set the study's budget to `n_trials` (running workers take it at their next trial); the counts
     before. BadInput for a grid study (its trials are its points) or a budget below the trials done."""
-    from storage import control
-
     name = handle.spec.name
     if handle.spec.is_grid:
         raise BadInput(f"study '{name}' is a grid: its {handle.spec.n_trials} trials are its points; to run more, "
@@ -106,7 +102,7 @@ def extend(handle: Handle, n_trials: int) -> budget.Counts:
         if n_trials < floor:
             raise BadInput(f"study '{name}' has {counts.done} trials done, {counts.running} running and "
                            f"{counts.waiting} queued: --n-trials must be at least {floor}")
-        control.set_budget(handle.storage, handle.study_id, n_trials)
+        budget.extend(handle.storage, handle.study_id, n_trials)
     return counts
 
 

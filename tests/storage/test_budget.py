@@ -11,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from storage import budget, control, rdb
+from storage import budget, rdb, stopflag
 from storage.budget import Counts
 
 
@@ -53,17 +53,15 @@ def test_counts_by_state_with_a_retried_stale_trial(db_url):
 
 
 def test_counts_carry_the_stop_flag(db_url):
-    from storage import control
-
     storage = rdb.open_storage(db_url, create=True)
     optuna.create_study(storage=storage, study_name="s")
     other = optuna.create_study(storage=storage, study_name="other")
     study_id = storage.get_study_id_from_name("s")
     assert budget.counts(storage.engine, study_id).stopped is False
-    control.set_stopped(storage, study_id, True)
+    stopflag.set_stopped(storage, study_id, True)
     assert budget.counts(storage.engine, study_id).stopped is True
     assert budget.counts(storage.engine, other._study_id).stopped is False  # per study
-    control.set_stopped(storage, study_id, False)
+    stopflag.set_stopped(storage, study_id, False)
     assert budget.counts(storage.engine, study_id) == Counts()
 
 
@@ -184,8 +182,6 @@ def test_a_trial_gives_way_when_its_budget_lock_died_and_the_budget_is_taken(pg_
 
 
 def test_the_gate_says_stopped_and_fails_stale_trials_before_waiting(sqlite_url):
-    from storage import control
-
     storage = rdb.open_storage(sqlite_url, create=True, heartbeat=1, grace=1, max_retry=3)
     study = optuna.create_study(storage=storage, study_name="g")
     study_id = study._study_id
@@ -197,7 +193,7 @@ def test_the_gate_says_stopped_and_fails_stale_trials_before_waiting(sqlite_url)
     with gate.reserve() as step:  # it is failed and retried as a WAITING trial, which this worker runs
         assert step is budget.Step.RUN
     assert budget.counts(storage.engine, study_id).waiting == 1
-    control.set_stopped(storage, study_id, True)
+    stopflag.set_stopped(storage, study_id, True)
     with gate.reserve() as step:
         assert step is budget.Step.STOPPED
 
@@ -210,8 +206,8 @@ def test_an_extended_budget_is_read_with_the_counts_and_decides_the_next_step(db
         study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.5)
     assert budget.counts(storage.engine, sid).extended is None
     assert budget.counts(storage.engine, sid, n_trials=2).next_step() is budget.Step.DONE
-    control.set_budget(storage, sid, 3)
+    budget.extend(storage, sid, 3)
     now = budget.counts(storage.engine, sid, n_trials=2)
     assert now.extended == 3 and now.budget == 3 and now.next_step() is budget.Step.RUN
-    control.set_budget(storage, sid, 2)
+    budget.extend(storage, sid, 2)
     assert budget.counts(storage.engine, sid, n_trials=5).next_step() is budget.Step.DONE
