@@ -115,8 +115,8 @@ def run(spec: str, storage: str | None, name: str | None, dataset: str | None, n
 
     runner.sigterm_as_ctrl_c()  # first: a SIGTERM while the spec is read exits 130 like a later one
     from storage import studies
+    from storage.contract.exits import exit_now
     from storage.contract.options import WorkerOptions
-    from storage.contract.process import exit_now
     from sweeper import toml_spec
 
     gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
@@ -509,8 +509,8 @@ def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeat
 
     Run again with the same options, it reuses what is done. Sections: sweeper reproduce --list.
     """
+    from storage.contract.exits import exit_now
     from storage.contract.options import WorkerOptions
-    from storage.contract.process import exit_now
     from sweeper import reproduce as rep
     from sweeper import writeup
 
@@ -594,6 +594,6 @@ def _say_created(handle, created: bool) -> None:
 
 def main() -> None:
     """Entry point: BadInput and usage errors are one line on stderr and exit 2; the rest exit 1."""
-    from storage.contract.process import run_cli
+    from storage.contract.exits import run_cli
 
     run_cli(cli)

@@ -27,7 +27,7 @@ def worker(name, storage, **given) -> None:
     interrupted trial again.
     """
     from storage import urls
-    from storage.contract.process import exit_now
+    from storage.contract.exits import exit_now
     from workers import runtime
 
     url = urls.resolve(storage)
