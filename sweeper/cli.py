@@ -165,13 +165,13 @@ def _forget_if_unstarted(handle, key: str, created: bool, code: int) -> None:
 def studies(storage: str | None, wide: bool) -> None:
     """List the studies in the storage with their progress and best value."""
     from storage import rdb, urls
-    from sweeper import manager, report
+    from sweeper import manager, tables
 
     url = _url(storage)
     if not rdb.has_studies(url):
         click.echo(f"no studies in {urls.mask(url)}", err=True)
         return
-    click.echo(report.table(manager.summaries(url), wide))
+    click.echo(tables.table(manager.summaries(url), wide))
 
 
 @cli.command()
@@ -179,11 +179,11 @@ def studies(storage: str | None, wide: bool) -> None:
 @storage_option
 def status(name: str, storage: str | None) -> None:
     """Trials by state, the best trial, and the running trials with their current epoch."""
-    from sweeper import manager, report
+    from sweeper import manager, tables
     from sweeper import submit as sub_
 
     handle = manager.open_study(name, _url(storage))
-    click.echo(report.status(handle))
+    click.echo(tables.status(handle))
     for line in sub_.array_lines(handle):
         click.echo(line)
 
@@ -397,12 +397,12 @@ cli.command("epochs", help="One row per trial and epoch: train_loss, train_error
 
 def _write_table(name: str, storage: str | None, fmt: str, out: str | None, make, wide: bool = False) -> None:
     """Write `make(handle)` for study `name` as `fmt` to `out` (or stdout), checking the output first."""
-    from sweeper import manager, report
+    from sweeper import manager, tables
 
     if fmt == "parquet" and out is None:
         raise BadInput("parquet is binary: add --out FILE.parquet, or use --format csv")
     _out_check(out)
-    report.write(make(manager.open_study(name, _url(storage))), fmt, out, wide)
+    tables.write(make(manager.open_study(name, _url(storage))), fmt, out, wide)
 
 
 def _out_check(out: str | None) -> None:

@@ -94,9 +94,9 @@ class Progress:
 
     def _running(self) -> str:
         """The running trials with their epoch: " | running: #4 2/10, #5 7/10"."""
-        from sweeper import report
+        from sweeper import tables
 
-        running, last = report.running_epochs(self._handle)
+        running, last = tables.running_epochs(self._handle)
         if not running:
             return ""
         return " | running: " + ", ".join(f"#{t.number} {last.get(t.number, 0)}/{self._handle.spec.epochs or '?'}"
@@ -147,14 +147,14 @@ def trial(handle, number: int | None):
 
 
 def best_line(handle, best) -> str:
-    """report.best_line for the trial `best` (from `best_trial` or the summary's table), or why there is none."""
+    """tables.best_line for the trial `best` (from `best_trial` or the summary's table), or why there is none."""
     from types import SimpleNamespace
 
-    from sweeper import report
+    from sweeper import tables
 
     if best is None:
         return "none yet (no complete trial)"
-    return report.best_line(SimpleNamespace(study=SimpleNamespace(best_trial=best), spec=handle.spec))
+    return tables.best_line(SimpleNamespace(study=SimpleNamespace(best_trial=best), spec=handle.spec))
 
 
 def gone(handle, uid: str | None = None) -> str | None:

@@ -367,7 +367,7 @@ def _absolute(url: str) -> str:
 def _summary(handle) -> None:
     """The best complete trials (lowest value first, or highest, a tie to the lowest number), how many
     of the study's trials were not complete, and the first of them again in one line."""
-    from sweeper import analysis, progress, report
+    from sweeper import analysis, progress, tables
 
     frame = analysis.trials(None, handle)
     keep = ["trial", "state", *handle.spec.space, "valid_error", "test_error", "epochs_run", "seconds"]
@@ -380,7 +380,7 @@ def _summary(handle) -> None:
     others = frame.loc[frame["state"] != "COMPLETE", "state"].value_counts()
     others = ", ".join(f"{n} {_STATES.get(state, state.lower())}" for state, n in others.items())
     click.echo(f"best {len(best)} of {len(frame)} trials{f' ({others})' if others else ''} by {metric}:")
-    click.echo(report.table(best[keep]))
+    click.echo(tables.table(best[keep]))
     number = None if best.empty else int(best["trial"].iloc[0])
     click.echo("best: " + progress.best_line(handle, progress.trial(handle, number)))
 
