@@ -4,7 +4,7 @@
     trials = analysis.trials("sqlite:///sweeper.db", "quickstart")
     trials = analysis.trials("quickstart")  # in $SWEEPER_STORAGE, else ./sweeper.db (every table alike)
     epochs = analysis.epochs("sqlite:///sweeper.db", "quickstart")
-    summary = analysis.summary("sqlite:///sweeper.db", "blog.penalties.l2")  # per configuration, over seeds
+    stats = analysis.config_stats("sqlite:///sweeper.db", "blog.penalties.l2")  # per configuration, over seeds
     claims = analysis.claims("sqlite:///sweeper.db", "blog.penalties.l2")    # a verdict per claim
 """
 
@@ -85,27 +85,27 @@ def epochs(storage, study=None) -> pd.DataFrame:
     return epoch_table.read(handle.storage.engine, handle.study_id)
 
 
-def summary(storage, study=None, by=None) -> pd.DataFrame:
+def config_stats(storage, study=None, by=None) -> pd.DataFrame:
     """One row per configuration (or per value of the `by` parameters): n, diverged, and for validation
     accuracy, test accuracy, final train loss and epochs run the mean, standard deviation and 95 % t
     interval over seeds; beside them the posts' figures and whether they lie inside (docs/reproduce.md)."""
-    from sweeper import summary as tables
+    from sweeper import measures
 
     handle = _handle(storage, study)
-    return tables.summary(handle, _measures(handle), by=[by] if isinstance(by, str) else by)
+    return measures.config_stats(handle, _measures(handle), by=[by] if isinstance(by, str) else by)
 
 
 def references(storage, study=None) -> pd.DataFrame:
     """One row per [[reference]] of the study: the post's figure beside our mean and interval."""
-    from sweeper import summary as tables
+    from sweeper import measures
 
     handle = _handle(storage, study)
     trials_, epochs_ = trials(None, handle), epochs(None, handle)
 
     def at(epoch=None, step=None):
-        return tables.measures(handle, trials_, epochs_, epoch=epoch, step=step)
+        return measures.measures(handle, trials_, epochs_, epoch=epoch, step=step)
 
-    return tables.references(handle, tables.measures(handle, trials_, epochs_), at=at)
+    return measures.references(handle, measures.measures(handle, trials_, epochs_), at=at)
 
 
 def claims(storage, study=None) -> pd.DataFrame:
@@ -117,7 +117,7 @@ def claims(storage, study=None) -> pd.DataFrame:
 
 
 def _measures(handle) -> pd.DataFrame:
-    from sweeper.summary import measures
+    from sweeper.measures import measures
 
     return measures(handle, trials(None, handle), epochs(None, handle))
 

@@ -171,7 +171,7 @@ def studies(storage: str | None, wide: bool) -> None:
     if not rdb.has_studies(url):
         click.echo(f"no studies in {urls.mask(url)}", err=True)
         return
-    click.echo(tables.table(manager.summaries(url), wide))
+    click.echo(tables.table(manager.study_list(url), wide))
 
 
 @cli.command()
@@ -431,7 +431,7 @@ def summary(name: str, storage: str | None, by: tuple[str, ...], fmt: str, out: 
     """One row per configuration: n, mean, std and 95 % interval over seeds, beside the posts' figures."""
     from sweeper import analysis
 
-    _write_table(name, storage, fmt, out, lambda handle: analysis.summary(None, handle, by=list(by) or None), wide)
+    _write_table(name, storage, fmt, out, lambda handle: analysis.config_stats(None, handle, by=list(by) or None), wide)
 
 
 @cli.command()

@@ -308,7 +308,7 @@ def _supersede(old: Handle, spec: Spec) -> None:
     old.study.set_user_attr(SUPERSEDED, superseded(old.study) + [entry])
 
 
-def summaries(url: str):
+def study_list(url: str):
     """One row per study at `url`: name, model, dataset, metric, trials done of the budget, best value."""
     import optuna
     import pandas as pd

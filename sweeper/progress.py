@@ -147,7 +147,8 @@ def trial(handle, number: int | None):
 
 
 def best_line(handle, best) -> str:
-    """tables.best_line for the trial `best` (from `best_trial` or the summary's table), or why there is none."""
+    """tables.best_line for the trial `best` (from `best_trial`, or the first of the best trials `sweeper run`
+    prints), or why there is none."""
     from types import SimpleNamespace
 
     from sweeper import tables

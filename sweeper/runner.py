@@ -294,7 +294,7 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
 
 
 def _close(handle, quiet: bool, uid: str | None = None):
-    """The summary (unless `quiet`), then the study's counts; or, when the database does not answer or
+    """The best trials (unless `quiet`), then the study's counts; or, when the database does not answer or
     the study is gone (deleted while it ran), one line that says so, and None."""
     from sweeper import progress
 
@@ -302,7 +302,7 @@ def _close(handle, quiet: bool, uid: str | None = None):
         why = progress.gone(handle, uid)
         if why is None:
             if not quiet:
-                _summary(handle)
+                _print_best(handle)
             return handle.counts()
     except Exception as exc:  # noqa: BLE001 - only what unreadable() names; the rest is raised
         why = progress.unreadable(handle, exc, uid)
@@ -364,7 +364,7 @@ def _absolute(url: str) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
-def _summary(handle) -> None:
+def _print_best(handle) -> None:
     """The best complete trials (lowest value first, or highest, a tie to the lowest number), how many
     of the study's trials were not complete, and the first of them again in one line."""
     from sweeper import analysis, progress, tables

@@ -19,7 +19,7 @@ from storage.contract.spec import SEED, short
 from sweeper import claims as verdicts
 from sweeper import plots
 from sweeper.evidence import at_end, digest
-from sweeper.summary import measures, summary
+from sweeper.measures import config_stats, measures
 
 VERDICTS = (verdicts.SUPPORTED, verdicts.CONTRADICTED, verdicts.INCONCLUSIVE)
 MODELS = {"mlp": "MLP", "lenet": "LeNet-5"}
@@ -281,7 +281,7 @@ def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -
         lines += [chosen, ""]
     if spec.is_grid:
         matched = _matched(spec, data.trials)
-        lines += [f"{level}# Our figures beside the post's", "", _summary_table(handle, data, matched), "",
+        lines += [f"{level}# Our figures beside the post's", "", _stats_table(handle, data, matched), "",
                   "Intervals: 95 % Student t over seeds. " + (
                       "*inside*/*outside*: whether the post's figure (one run) lies in the 95 % prediction "
                       "interval of one run of ours." if matched else
@@ -405,8 +405,8 @@ def _matched(spec, trials: pd.DataFrame) -> bool:
     return spec.post_length is None and not verdicts.fewer_images(spec, trials)
 
 
-def _summary_table(handle, data: _Data, matched: bool = True) -> str:
-    frame = summary(handle, data.measured)
+def _stats_table(handle, data: _Data, matched: bool = True) -> str:
+    frame = config_stats(handle, data.measured)
     head = ["configuration", "n", "validation accuracy [95 % CI]", "the post", "test accuracy [95 % CI]",
             "the post", "final train loss", "epochs", "the post says"]
     rows = []

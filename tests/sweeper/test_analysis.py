@@ -124,7 +124,7 @@ def test_an_accuracy_study_shows_both_errors_and_its_metric(sqlite_url):
 def test_a_point_that_leaves_a_parameter_unset_is_found_among_the_trials():
     """A parameter that some points set and others leave at its default None (width2) comes back from the
     trials table as NaN: the trial still belongs to its configuration."""
-    from sweeper.summary import config_of
+    from sweeper.measures import config_of
     from sweeper.toml_spec import parse
 
     spec = parse({"study": {"name": "w2", "dataset": "xor", "epochs": 2, "repeats": 2},

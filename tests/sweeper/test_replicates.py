@@ -62,16 +62,16 @@ def test_replicates_end_to_end(sweeper, write_spec, tmp_path):
     assert sgd["test_error"].nunique() == 2
 
     url = f"sqlite:///{tmp_path / 'sweeper.db'}"
-    summary = analysis.summary(url, "reps")
-    assert summary["config"].tolist() == ["sgd", "adam"] and summary["n"].tolist() == [2, 2]
+    stats = analysis.config_stats(url, "reps")
+    assert stats["config"].tolist() == ["sgd", "adam"] and stats["n"].tolist() == [2, 2]
     mean = 1 - sgd["test_error"].mean()
-    assert abs(summary.loc[0, "test_accuracy_mean"] - mean) < 1e-12
-    assert summary.loc[0, "post_test_accuracy"] == 0.5 and summary.loc[0, "test_accuracy_low"] <= mean
+    assert abs(stats.loc[0, "test_accuracy_mean"] - mean) < 1e-12
+    assert stats.loc[0, "post_test_accuracy"] == 0.5 and stats.loc[0, "test_accuracy_low"] <= mean
     claims = analysis.claims(url, "reps")
     assert claims["verdict"].tolist()[0] in ("supported", "contradicted", "inconclusive")
     assert claims.loc[0, "n"] == 2
 
-    for command, frame in (("summary", summary), ("claims", claims)):
+    for command, frame in (("summary", stats), ("claims", claims)):
         csv = pd.read_csv(io.StringIO(sweeper(command, "reps", "--format", "csv").stdout))
         assert list(csv.columns) == list(frame.columns)
         records = json.loads(sweeper(command, "reps", "--format", "json").stdout)
