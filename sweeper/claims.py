@@ -42,7 +42,7 @@ def claims(handle, trials: pd.DataFrame, epochs: pd.DataFrame,
 
     spec = handle.spec
     at = {} if measured is None else {(None, None, None): measured}
-    flags = analysis.test_flags(None, handle)
+    flags = analysis.test_flags(handle)
     rows = []
     for number, claim in enumerate(spec.claims, 1):
         caveats = conditions(spec, trials, number)

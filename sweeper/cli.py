@@ -384,7 +384,7 @@ def _table_command(kind: str):
         from sweeper import analysis
 
         _write_table(name, storage, fmt, out,
-                     lambda handle: (analysis.trials if kind == "results" else analysis.epochs)(None, handle), wide)
+                     lambda handle: (analysis.trials if kind == "results" else analysis.epochs)(handle), wide)
 
     return command
 
@@ -431,7 +431,7 @@ def summary(name: str, storage: str | None, by: tuple[str, ...], fmt: str, out: 
     """One row per configuration: n, mean, std and 95 % interval over seeds, beside the posts' figures."""
     from sweeper import analysis
 
-    _write_table(name, storage, fmt, out, lambda handle: analysis.config_stats(None, handle, by=list(by) or None), wide)
+    _write_table(name, storage, fmt, out, lambda handle: analysis.config_stats(handle, by=list(by) or None), wide)
 
 
 @cli.command()
@@ -444,7 +444,7 @@ def claims(name: str, storage: str | None, fmt: str, out: str | None, wide: bool
     """One row per claim of the study: effect, 95 % interval, p over seeds, verdict."""
     from sweeper import analysis
 
-    _write_table(name, storage, fmt, out, lambda handle: analysis.claims(None, handle), wide)
+    _write_table(name, storage, fmt, out, analysis.claims, wide)
 
 
 @cli.command()

@@ -298,10 +298,10 @@ def _supersede(old: Handle, spec: Spec) -> None:
     before, after = digest(old.spec.claims), digest(spec.claims)
     if before == after or not old.spec.claims:
         return
-    trials = analysis.trials(None, old)
+    trials = analysis.trials(old)
     if not (trials["state"] == "COMPLETE").any():
         return
-    frame = claims.claims(old, trials, analysis.epochs(None, old))
+    frame = claims.claims(old, trials, analysis.epochs(old))
     rows = json.loads(frame[list(SUPERSEDED_COLUMNS)].to_json(orient="records"))  # NaN as null
     when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     entry = dict(replaced=when, digest=before, by=after, claims=rows)

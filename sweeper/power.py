@@ -81,7 +81,7 @@ def pilot_choice(handle, pilot: int, cap: int, matched: int = 0) -> Choice:
     from sweeper import analysis, claims
     from sweeper.measures import measures
 
-    trials, epochs = analysis.trials(None, handle), analysis.epochs(None, handle)
+    trials, epochs = analysis.trials(handle), analysis.epochs(handle)
     trials = trials[trials[SEED] < handle.spec.seed + pilot]
     epochs = epochs[epochs["trial"].isin(trials["trial"])]
     choice = choose(claims.claims(handle, trials, epochs, measures(handle, trials, epochs)), pilot, cap)

@@ -218,7 +218,7 @@ def _isolate(item: Planned, fixed, run_one, where: str) -> tuple[int, object]:
         if code != 0:
             return code, handle
         names.append(handle.spec.name)
-        best.append(isolation.best_setting(analysis.trials(None, handle), keys))
+        best.append(isolation.best_setting(analysis.trials(handle), keys))
     tuned = _planned(item.path, isolation.tuned_table(item.table, item.spec, best), item.pilot, item.cap or 0,
                      item.post_length)
     chosen = power.Choice.from_attr(fixed.study.user_attrs.get(power.ATTR))

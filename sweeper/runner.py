@@ -369,7 +369,7 @@ def _print_best(handle) -> None:
     of the study's trials were not complete, and the first of them again in one line."""
     from sweeper import analysis, progress, tables
 
-    frame = analysis.trials(None, handle)
+    frame = analysis.trials(handle)
     keep = ["trial", "state", *handle.spec.space, "valid_error", "test_error", "epochs_run", "seconds"]
     if handle.spec.metric != "valid_error":
         keep.insert(keep.index("valid_error") + 1, handle.spec.metric)

@@ -156,7 +156,7 @@ class _Data:
 def _measure(handle) -> _Data:
     from sweeper import analysis
 
-    trials, epochs = analysis.trials(None, handle), analysis.epochs(None, handle)
+    trials, epochs = analysis.trials(handle), analysis.epochs(handle)
     measured = measures(handle, trials, epochs)
     return _Data(trials, epochs, measured, verdicts.claims(handle, trials, epochs, measured))
 
@@ -329,7 +329,7 @@ def _isolation(handle, data: _Data, folder: Path) -> tuple[list[str], Path | Non
         rows.append([str(number + 1), theirs["claim"], _effect(theirs), theirs["verdict"], _effect(ours),
                      ours["verdict"]])
     side = _table(["#", "the claim", "at the post's setting", "verdict", "each at its best", "verdict"], rows)
-    tuning = [(arm, analysis.trials(handle.url, name)) for arm, name in zip(arms, link["tuning"])]
+    tuning = [(arm, analysis.trials(manager.open_study(name, handle.url))) for arm, name in zip(arms, link["tuning"])]
     drawn = plots._save(plots.isolation(handle.spec, tuning, keys[0], link["post"][keys[0]], at_post.measured,
                                         data.measured), plots.png_path(folder, handle.spec.name, "isolation"))
     intro = (f"Each configuration's {', '.join(keys)} was tuned on validation error (studies "
