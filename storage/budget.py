@@ -1,4 +1,5 @@
-"""A study's trial budget over all workers: what counts as done, and a lock so no worker overshoots it."""
+"""A study's trial budget over all workers: what counts as done, the budget `sweeper extend` sets, and a lock so
+no worker overshoots it."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from storage import control, locks, retry, studies
+from storage import locks, retry, stopflag, studies
 from storage.contract.errors import BadInput, optuna_experimental
 
 # Optuna's own tables, only the columns read here.
 _trials = sa.table("trials", sa.column("trial_id"), sa.column("study_id"), sa.column("state"))
 _system_attrs = sa.table("trial_system_attributes", sa.column("trial_id"), sa.column("key"))
 _study_attrs = sa.table("study_system_attributes", sa.column("study_id"), sa.column("key"), sa.column("value_json"))
+
+ATTR = "sweeper_n_trials"  # study system attr: the budget set by `sweeper extend` (else the spec's n_trials)
 
 
 class Step(str, enum.Enum):
@@ -38,9 +41,10 @@ class Counts:
     retried: int = 0
     running: int = 0
     waiting: int = 0
-    stopped: bool = False  # `sweeper stop` holds the study (storage.control), read in the same statement
-    extended: int | None = None  # the budget set by `sweeper extend` (storage.control), same statement
+    stopped: bool = False  # `sweeper stop` holds the study (storage.stopflag), read in the same statement
+    extended: int | None = None  # the budget set by `sweeper extend` (extend, below), same statement
     gone: bool = False  # deleted or replaced since its uid was the one given to counts(), same statement
+    n_trials: int | None = None  # the spec's budget, as the reader gave it to counts() (None: not given)
 
     @property
     def failed(self) -> int:
@@ -62,19 +66,23 @@ class Counts:
         if self.stopped:
             raise BadInput(f"study '{name}' is stopped (sweeper stop): lift it with sweeper resume {name}")
 
-    def budget(self, n_trials: int) -> int:
-        """The study's budget: `sweeper extend`'s if it set one, else the spec's `n_trials`."""
-        return n_trials if self.extended is None else self.extended
+    @property
+    def budget(self) -> int | None:
+        """The study's budget: `sweeper extend`'s if it set one, else the spec's `n_trials` (None when the
+        counts were read without it and the study was never extended)."""
+        return self.n_trials if self.extended is None else self.extended
 
-    def next_step(self, n_trials: int) -> Step:
-        """What a worker should do: RUN a trial, WAIT for running ones, or stop (DONE); `n_trials` is
-        the spec's, which `sweeper extend` overrides (see `budget`).
+    def next_step(self) -> Step:
+        """What a worker should do: RUN a trial, WAIT for running ones, or stop (DONE), against `budget`.
 
         WAITING trials (retries, grid points) always run. A new trial starts only while the trials
         done and running leave room in the budget; when only running trials fill it, the worker
         waits, since a running trial whose worker dies is failed and retried, and needs a worker.
         """
-        n_trials = self.budget(n_trials)
+        n_trials = self.budget
+        if n_trials is None:
+            raise TypeError("these counts carry no budget: read them with the spec's, "
+                            "budget.counts(engine, study_id, n_trials=spec.n_trials)")
         if self.waiting:
             return Step.RUN
         if self.done + self.running < n_trials:
@@ -82,15 +90,18 @@ class Counts:
         return Step.DONE if self.done >= n_trials else Step.WAIT
 
 
-def counts(engine: sa.Engine | sa.Connection, study_id: int, uid: str | None = None) -> Counts:
-    """Count a study's trials by state; with `uid` (storage.studies.uid), whether the study is still
-    that one. On an engine, tried again on transient errors (storage.retry)."""
+def counts(engine: sa.Engine | sa.Connection, study_id: int, *, n_trials: int | None = None,
+           uid: str | None = None) -> Counts:
+    """Count a study's trials by state; with the spec's `n_trials`, counts that know the study's budget
+    (Counts.budget, Counts.next_step); with `uid` (storage.studies.uid), whether the study is still that
+    one. On an engine, tried again on transient errors (storage.retry)."""
     if isinstance(engine, sa.Connection):
-        return _counts(engine, study_id, uid)
-    return retry.call(_counts, engine, study_id, uid, _what="budget.counts")
+        return _counts(engine, study_id, n_trials, uid)
+    return retry.call(_counts, engine, study_id, n_trials, uid, _what="budget.counts")
 
 
-def _counts(engine: sa.Engine | sa.Connection, study_id: int, uid: str | None = None) -> Counts:
+def _counts(engine: sa.Engine | sa.Connection, study_id: int, n_trials: int | None = None,
+            uid: str | None = None) -> Counts:
     """Count a study's trials by state, read its stop flag and budget, and (with `uid`) whether it is
     still that study, in one query (on `engine` or a connection)."""
     by_state = (sa.select(sa.cast(_trials.c.state, sa.Text), sa.func.count())
@@ -101,18 +112,25 @@ def _counts(engine: sa.Engine | sa.Connection, study_id: int, uid: str | None = 
         _trials, _trials.c.trial_id == _system_attrs.c.trial_id))
         .where(_trials.c.study_id == study_id, _system_attrs.c.key == "failed_trial"))
     stop = (sa.select(sa.literal("stopped", sa.Text), sa.func.count()).select_from(_study_attrs)
-            .where(_study_attrs.c.study_id == study_id, _study_attrs.c.key == control.ATTR,
+            .where(_study_attrs.c.study_id == study_id, _study_attrs.c.key == stopflag.ATTR,
                    _study_attrs.c.value_json == "true"))
     budget = sa.func.max(sa.cast(_study_attrs.c.value_json, sa.BigInteger))
     extended = (sa.select(sa.literal("extended", sa.Text), budget)
-                .where(_study_attrs.c.study_id == study_id, _study_attrs.c.key == control.BUDGET))
+                .where(_study_attrs.c.study_id == study_id, _study_attrs.c.key == ATTR))
     same = [sa.select(sa.literal("same", sa.Text), studies.same(study_id, uid).scalar_subquery())] if uid else []
     with _connection(engine) as conn:
         found = {str(name).lower(): n for name, n in conn.execute(sa.union_all(by_state, retries, stop, extended,
                                                                                *same))}
     return Counts(complete=found.get("complete", 0), pruned=found.get("pruned", 0), fail=found.get("fail", 0),
                   retried=found["retried"], running=found.get("running", 0), waiting=found.get("waiting", 0),
-                  stopped=found["stopped"] > 0, extended=found["extended"], gone=found.get("same", 1) == 0)
+                  stopped=found["stopped"] > 0, extended=found["extended"], gone=found.get("same", 1) == 0,
+                  n_trials=n_trials)
+
+
+def extend(storage, study_id: int, n_trials: int) -> None:
+    """Set the study's trial budget (`sweeper extend`, more seeds of a grid); running workers take it at their
+    next trial."""
+    storage.set_study_system_attr(study_id, ATTR, int(n_trials))
 
 
 @contextlib.contextmanager
@@ -166,10 +184,10 @@ class Gate:
         held, self._held = self._held, None
         if held is None or held.release():
             return
-        now = counts(self._engine, self._study_id)
-        if now.done + now.running > now.budget(self._n_trials):
+        now = counts(self._engine, self._study_id, n_trials=self._n_trials)
+        if now.done + now.running > now.budget:
             raise Overshoot(f"not run: the budget lock was lost in a database restart and the study's "
-                            f"{now.budget(self._n_trials)} trials were already taken")
+                            f"{now.budget} trials were already taken")
 
     def gone(self) -> bool:
         """Whether the study was deleted or replaced since the worker started (never without a `uid`)."""
@@ -182,18 +200,18 @@ class Gate:
         Before waiting on running trials, fail the stale ones (their worker died): each is retried as
         a WAITING trial, which this worker then runs.
         """
-        now = counts(bind, self._study_id, self._uid)
+        now = counts(bind, self._study_id, n_trials=self._n_trials, uid=self._uid)
         if now.gone:
             return Step.GONE
         if now.stopped:
             return Step.STOPPED
-        step = now.next_step(self._n_trials)
+        step = now.next_step()
         if step is Step.WAIT:
             import optuna
 
             with optuna_experimental():
                 optuna.storages.fail_stale_trials(self._study)
-            step = counts(bind, self._study_id).next_step(self._n_trials)
+            step = counts(bind, self._study_id, n_trials=self._n_trials).next_step()
         return step
 
     def _decide(self) -> tuple[locks.Lock, Step]:

@@ -1,14 +1,19 @@
-"""Tables of a study for people and pandas: one row per trial, one row per epoch, curves, per-class reports.
+"""Tables of a study for people and pandas: one row per trial, one row per epoch, curves, per-class reports,
+statistics per configuration, claims. From Python, `open` is the way in:
 
     from sweeper import analysis
-    trials = analysis.trials("sqlite:///sweeper.db", "quickstart")
-    trials = analysis.trials("quickstart")  # in $SWEEPER_STORAGE, else ./sweeper.db (every table alike)
-    epochs = analysis.epochs("sqlite:///sweeper.db", "quickstart")
-    summary = analysis.summary("sqlite:///sweeper.db", "blog.penalties.l2")  # per configuration, over seeds
-    claims = analysis.claims("sqlite:///sweeper.db", "blog.penalties.l2")    # a verdict per claim
+    study = analysis.open("quickstart", storage="sqlite:///sweeper.db")
+    study = analysis.open("quickstart")  # in $SWEEPER_STORAGE, else ./sweeper.db
+    trials, epochs = study.trials(), study.epochs()
+    stats = analysis.open("blog.penalties.l2").config_stats()  # per configuration, over seeds
+    claims = analysis.open("blog.penalties.l2").claims()        # a verdict per claim
+
+The functions beside it take a study already open (sweeper.manager.Handle): what the rest of sweeper calls.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -27,15 +32,67 @@ _ATTRS = ("number", "state", "value", "datetime_start", "datetime_complete", "pa
           "system_attrs")
 
 
-def trials(storage, study=None) -> pd.DataFrame:
+def open(name: str, storage: str | None = None) -> StudyTables:
+    """Study `name` at the database URL `storage` (default: $SWEEPER_STORAGE, else sqlite:///sweeper.db), opened
+    to read its tables; BadInput naming the studies there when it is missing."""
+    from sweeper import manager
+
+    if not isinstance(name, str) or "://" in name:
+        shown = urls.mask(name) if isinstance(name, str) else type(name).__name__
+        raise TypeError(f"{shown!r} is not a study's name: pass the name, and the database URL as storage, e.g. "
+                        "analysis.open('quickstart', storage='sqlite:///sweeper.db')")
+    if storage is not None and not isinstance(storage, str):
+        raise TypeError(f"storage is a database URL, not a {type(storage).__name__}: e.g. "
+                        f"analysis.open({name!r}, storage='sqlite:///sweeper.db')")
+    return StudyTables(manager.open_study(name, urls.resolve(storage)))
+
+
+@dataclass(frozen=True)
+class StudyTables:
+    """A study opened by `open`: each method reads one of its tables afresh (columns: docs/sweep.md and
+    docs/reproduce.md)."""
+
+    handle: object  # sweeper.manager.Handle: the Optuna study, its spec, storage and URL
+
+    def trials(self) -> pd.DataFrame:
+        """One row per trial (see `trials` below)."""
+        return trials(self.handle)
+
+    def epochs(self) -> pd.DataFrame:
+        """One row per trial and epoch (see `epochs` below)."""
+        return epochs(self.handle)
+
+    def curves(self, column: str = "valid_error") -> pd.DataFrame:
+        """One column of the epoch table, index epoch, one column per trial (see `curves` below)."""
+        return curves(self.handle, column)
+
+    def reports(self) -> pd.DataFrame:
+        """Per-class test reports, long (see `reports` below)."""
+        return reports(self.handle)
+
+    def config_stats(self, by: str | list[str] | None = None) -> pd.DataFrame:
+        """One row per configuration (or per value of `by`), over seeds (see `config_stats` below)."""
+        return config_stats(self.handle, by)
+
+    def references(self) -> pd.DataFrame:
+        """One row per [[reference]] of the study (see `references` below)."""
+        return references(self.handle)
+
+    def claims(self) -> pd.DataFrame:
+        """One row per [[claim]] of the study, with its verdict (see `claims` below)."""
+        return claims(self.handle)
+
+    def test_flags(self) -> dict:
+        """{trial number: right or not per test image} (see `test_flags` below)."""
+        return test_flags(self.handle)
+
+
+def trials(handle) -> pd.DataFrame:
     """One row per trial: number, state, parameters, errors, epochs run, seconds, why it failed or was pruned.
 
-    `storage` is a URL (or None for $SWEEPER_STORAGE / ./sweeper.db) or an RDBStorage; `study` a name
-    or an optuna Study; `trials(study)` alone is `trials(None, study)`, an optuna Study read from its own
-    storage (so for every function here). Columns: see TRIAL_COLUMNS and docs/sweep.md. A study whose
-    metric is not valid_error also gets a column named after its metric (the value Optuna optimises).
+    Columns: see TRIAL_COLUMNS and docs/sweep.md. A study whose metric is not valid_error also gets a
+    column named after its metric (the value Optuna optimises).
     """
-    handle = _handle(storage, study)
     spec = handle.spec
     raw = handle.study.trials_dataframe(attrs=_ATTRS)
     if raw.empty:
@@ -65,12 +122,11 @@ def trials(storage, study=None) -> pd.DataFrame:
     return out[columns].reset_index(drop=True)
 
 
-def test_flags(storage, study=None) -> dict:
+def test_flags(handle) -> dict:
     """{trial number: bool per test image, right or not} of the trials that stored them (workers since the
     `test_correct` attr): what a paired bootstrap over test images needs."""
     from storage.contract import flags
 
-    handle = _handle(storage, study)
     out = {}
     for t in handle.study.get_trials(deepcopy=False):
         got = flags.unpack(Outcome.from_attrs(t.user_attrs).test_correct)
@@ -79,57 +135,52 @@ def test_flags(storage, study=None) -> dict:
     return out
 
 
-def epochs(storage, study=None) -> pd.DataFrame:
+def epochs(handle) -> pd.DataFrame:
     """The long table of per-epoch metrics: trial, epoch, train_loss, train_error, valid_error, lr, seconds."""
-    handle = _handle(storage, study)
     return epoch_table.read(handle.storage.engine, handle.study_id)
 
 
-def summary(storage, study=None, by=None) -> pd.DataFrame:
+def config_stats(handle, by: str | list[str] | None = None) -> pd.DataFrame:
     """One row per configuration (or per value of the `by` parameters): n, diverged, and for validation
     accuracy, test accuracy, final train loss and epochs run the mean, standard deviation and 95 % t
     interval over seeds; beside them the posts' figures and whether they lie inside (docs/reproduce.md)."""
-    from sweeper import summary as tables
+    from sweeper import measures
 
-    handle = _handle(storage, study)
-    return tables.summary(handle, _measures(handle), by=[by] if isinstance(by, str) else by)
+    return measures.config_stats(handle, _measures(handle), by=[by] if isinstance(by, str) else by)
 
 
-def references(storage, study=None) -> pd.DataFrame:
+def references(handle) -> pd.DataFrame:
     """One row per [[reference]] of the study: the post's figure beside our mean and interval."""
-    from sweeper import summary as tables
+    from sweeper import measures
 
-    handle = _handle(storage, study)
-    trials_, epochs_ = trials(None, handle), epochs(None, handle)
+    trials_, epochs_ = trials(handle), epochs(handle)
 
     def at(epoch=None, step=None):
-        return tables.measures(handle, trials_, epochs_, epoch=epoch, step=step)
+        return measures.measures(handle, trials_, epochs_, epoch=epoch, step=step)
 
-    return tables.references(handle, tables.measures(handle, trials_, epochs_), at=at)
+    return measures.references(handle, measures.measures(handle, trials_, epochs_), at=at)
 
 
-def claims(storage, study=None) -> pd.DataFrame:
+def claims(handle) -> pd.DataFrame:
     """One row per [[claim]]: effect, its 95 % interval, p over seeds, verdict (docs/reproduce.md)."""
     from sweeper import claims as verdicts
 
-    handle = _handle(storage, study)
-    return verdicts.claims(handle, trials(None, handle), epochs(None, handle))
+    return verdicts.claims(handle, trials(handle), epochs(handle))
 
 
 def _measures(handle) -> pd.DataFrame:
-    from sweeper.summary import measures
+    from sweeper.measures import measures
 
-    return measures(handle, trials(None, handle), epochs(None, handle))
+    return measures(handle, trials(handle), epochs(handle))
 
 
-def curves(storage, study=None, column: str = "valid_error") -> pd.DataFrame:
+def curves(handle, column: str = "valid_error") -> pd.DataFrame:
     """One column of the epoch table in wide form: index epoch, one column per trial (for plotting)."""
-    return epochs(storage, study).pivot(index="epoch", columns="trial", values=column)
+    return epochs(handle).pivot(index="epoch", columns="trial", values=column)
 
 
-def reports(storage, study=None) -> pd.DataFrame:
+def reports(handle) -> pd.DataFrame:
     """scikit-learn's per-class test report of every completed trial, long: trial, label, metric, value."""
-    handle = _handle(storage, study)
     reports = pd.Series({t.number: r for t in handle.study.get_trials(deepcopy=False)
                          if (r := Outcome.from_attrs(t.user_attrs).report) is not None}, dtype="object")
     if reports.empty:
@@ -187,37 +238,3 @@ def _reasons(out: pd.DataFrame, system: pd.DataFrame, spec) -> pd.Series:
 
 def _prefixed(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
     return frame.filter(regex=f"^{prefix}").rename(columns=lambda c: c[len(prefix):])
-
-
-def _handle(storage, study):
-    """The study's Handle from (storage, study), or from a study given alone (`study` None, the study in
-    `storage`'s place): a name is looked up in $SWEEPER_STORAGE, else ./sweeper.db; an optuna Study
-    without a storage is read from its own."""
-    import optuna
-
-    from sweeper import manager
-
-    if study is None:
-        storage, study = None, storage
-        if isinstance(study, str) and "://" in study:
-            raise TypeError(f"{urls.mask(study)!r} is a storage, not a study: pass both, e.g. "
-                            f"analysis.trials({urls.mask(study)!r}, 'NAME'), or the study's name alone")
-        if study is None:
-            raise TypeError("no study given: pass its name, e.g. analysis.trials('quickstart')")
-    if isinstance(study, manager.Handle):
-        return study
-    if storage is None and isinstance(study, optuna.Study):
-        storage = study._storage
-    storage = getattr(storage, "_backend", storage)  # Optuna's cache around an RDBStorage
-    if isinstance(storage, str) or storage is None:
-        return manager.open_study(_name(study), urls.resolve(storage))
-    # An RDBStorage object: reuse it.
-    from storage import studies
-
-    loaded = optuna.load_study(study_name=_name(study), storage=storage)
-    return manager.Handle(loaded, studies.spec_of(loaded), storage,
-                          storage.engine.url.render_as_string(hide_password=False))
-
-
-def _name(study) -> str:
-    return study if isinstance(study, str) else study.study_name

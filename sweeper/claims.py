@@ -24,7 +24,7 @@ import pandas as pd
 
 from sweeper import stats
 from sweeper.evidence import ALONE
-from sweeper.summary import measures
+from sweeper.measures import measures
 
 COLUMNS = ("section", "post", "origin", "claim", "kind", "metric", "x", "y", "target", "n", "x_mean", "y_mean",
            "effect", "effect_low", "effect_high", "prob_better", "prob_better_low", "prob_better_high", "detectable",
@@ -37,12 +37,12 @@ DIVERGE_RATE = 0.5  # a 'diverges' claim says: more often than not, unless it st
 def claims(handle, trials: pd.DataFrame, epochs: pd.DataFrame,
            measured: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per [[claim]] of the study (COLUMNS), in the order of the spec. `measured`: the study's
-    measures (sweeper.summary.measures) when the caller has them already."""
+    measures (sweeper.measures.measures) when the caller has them already."""
     from sweeper import analysis
 
     spec = handle.spec
     at = {} if measured is None else {(None, None, None): measured}
-    flags = analysis.test_flags(None, handle)
+    flags = analysis.test_flags(handle)
     rows = []
     for number, claim in enumerate(spec.claims, 1):
         caveats = conditions(spec, trials, number)
@@ -144,7 +144,7 @@ def fewer_images(spec, trials: pd.DataFrame) -> int | None:
 
 def evaluate(claim: dict, measured: pd.DataFrame, epochs: int | None, shortened: bool = False,
              flags: dict | None = None) -> dict:
-    """The row of one claim, from the per-trial measures (sweeper.summary.measures). `shortened`: the run
+    """The row of one claim, from the per-trial measures (sweeper.measures.measures). `shortened`: the run
     is shorter than the post's, so one that did not diverge says nothing of divergence later. `flags`:
     {trial: right/wrong per test image} (analysis.test_flags); with them a claim about a test figure takes
     its least spread from a paired bootstrap over seeds and test images, else from the binomial error."""

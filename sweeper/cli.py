@@ -115,8 +115,8 @@ def run(spec: str, storage: str | None, name: str | None, dataset: str | None, n
 
     runner.sigterm_as_ctrl_c()  # first: a SIGTERM while the spec is read exits 130 like a later one
     from storage import studies
+    from storage.contract.exits import exit_now
     from storage.contract.options import WorkerOptions
-    from storage.contract.process import exit_now
     from sweeper import toml_spec
 
     gpu_list = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
@@ -165,13 +165,13 @@ def _forget_if_unstarted(handle, key: str, created: bool, code: int) -> None:
 def studies(storage: str | None, wide: bool) -> None:
     """List the studies in the storage with their progress and best value."""
     from storage import rdb, urls
-    from sweeper import manager, report
+    from sweeper import manager, tables
 
     url = _url(storage)
     if not rdb.has_studies(url):
         click.echo(f"no studies in {urls.mask(url)}", err=True)
         return
-    click.echo(report.table(manager.summaries(url), wide))
+    click.echo(tables.table(manager.study_list(url), wide))
 
 
 @cli.command()
@@ -179,11 +179,11 @@ def studies(storage: str | None, wide: bool) -> None:
 @storage_option
 def status(name: str, storage: str | None) -> None:
     """Trials by state, the best trial, and the running trials with their current epoch."""
-    from sweeper import manager, report
+    from sweeper import manager, tables
     from sweeper import submit as sub_
 
     handle = manager.open_study(name, _url(storage))
-    click.echo(report.status(handle))
+    click.echo(tables.status(handle))
     for line in sub_.array_lines(handle):
         click.echo(line)
 
@@ -310,7 +310,7 @@ def extend(name: str, storage: str | None, n_trials: int) -> None:
 
     handle = manager.open_study(name, _url(storage))
     before = manager.extend(handle, n_trials)
-    click.echo(f"study '{name}': budget {n_trials} trials (was {before.budget(handle.spec.n_trials)}; "
+    click.echo(f"study '{name}': budget {n_trials} trials (was {before.budget}; "
                f"{before.done} done, {before.running} running); start workers (sweeper worker {name}) "
                "if none is running", err=True)
 
@@ -359,17 +359,17 @@ def delete(name: str, storage: str | None, yes: bool) -> None:
 
 
 def _set_stopped(name: str, storage: str | None, stopped: bool):
-    from storage import control
+    from storage import stopflag
     from sweeper import manager
 
     handle = manager.open_study(name, _url(storage))
-    control.set_stopped(handle.storage, handle.study_id, stopped)
+    stopflag.set_stopped(handle.storage, handle.study_id, stopped)
     counts = handle.counts()
     if stopped:
         click.echo(f"study '{name}' stopped: its {counts.running} running trial(s) finish, then their workers "
                    f"exit; sweeper resume {name} lifts it", err=True)
     else:
-        click.echo(f"study '{name}' resumed: {counts.done} of {counts.budget(handle.spec.n_trials)} trials done; "
+        click.echo(f"study '{name}' resumed: {counts.done} of {counts.budget} trials done; "
                    f"start workers (sweeper worker {name} or sweeper run SPEC) to go on", err=True)
     return handle
 
@@ -384,7 +384,7 @@ def _table_command(kind: str):
         from sweeper import analysis
 
         _write_table(name, storage, fmt, out,
-                     lambda handle: (analysis.trials if kind == "results" else analysis.epochs)(None, handle), wide)
+                     lambda handle: (analysis.trials if kind == "results" else analysis.epochs)(handle), wide)
 
     return command
 
@@ -397,12 +397,12 @@ cli.command("epochs", help="One row per trial and epoch: train_loss, train_error
 
 def _write_table(name: str, storage: str | None, fmt: str, out: str | None, make, wide: bool = False) -> None:
     """Write `make(handle)` for study `name` as `fmt` to `out` (or stdout), checking the output first."""
-    from sweeper import manager, report
+    from sweeper import manager, tables
 
     if fmt == "parquet" and out is None:
         raise BadInput("parquet is binary: add --out FILE.parquet, or use --format csv")
     _out_check(out)
-    report.write(make(manager.open_study(name, _url(storage))), fmt, out, wide)
+    tables.write(make(manager.open_study(name, _url(storage))), fmt, out, wide)
 
 
 def _out_check(out: str | None) -> None:
@@ -431,7 +431,7 @@ def summary(name: str, storage: str | None, by: tuple[str, ...], fmt: str, out: 
     """One row per configuration: n, mean, std and 95 % interval over seeds, beside the posts' figures."""
     from sweeper import analysis
 
-    _write_table(name, storage, fmt, out, lambda handle: analysis.summary(None, handle, by=list(by) or None), wide)
+    _write_table(name, storage, fmt, out, lambda handle: analysis.config_stats(handle, by=list(by) or None), wide)
 
 
 @cli.command()
@@ -444,7 +444,7 @@ def claims(name: str, storage: str | None, fmt: str, out: str | None, wide: bool
     """One row per claim of the study: effect, 95 % interval, p over seeds, verdict."""
     from sweeper import analysis
 
-    _write_table(name, storage, fmt, out, lambda handle: analysis.claims(None, handle), wide)
+    _write_table(name, storage, fmt, out, analysis.claims, wide)
 
 
 @cli.command()
@@ -509,8 +509,8 @@ def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeat
 
     Run again with the same options, it reuses what is done. Sections: sweeper reproduce --list.
     """
+    from storage.contract.exits import exit_now
     from storage.contract.options import WorkerOptions
-    from storage.contract.process import exit_now
     from sweeper import reproduce as rep
     from sweeper import writeup
 
@@ -580,7 +580,7 @@ def _say_created(handle, created: bool) -> None:
     from storage import urls
 
     spec = handle.spec
-    what = (f"{handle.counts().budget(spec.n_trials)} trials of {spec.model} on {spec.dataset}, {spec.length} each, "
+    what = (f"{handle.counts().budget} trials of {spec.model} on {spec.dataset}, {spec.length} each, "
             f"sampler {spec.sampler['name']}, pruner {spec.pruner['name']}")
     if created:
         click.echo(f"created study '{spec.name}' in {urls.mask(handle.url)}: {what}", err=True)
@@ -594,6 +594,6 @@ def _say_created(handle, created: bool) -> None:
 
 def main() -> None:
     """Entry point: BadInput and usage errors are one line on stderr and exit 2; the rest exit 1."""
-    from storage.contract.process import run_cli
+    from storage.contract.exits import run_cli
 
     run_cli(cli)

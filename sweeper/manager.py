@@ -26,8 +26,8 @@ class Handle:
         return self.storage.get_study_id_from_name(self.study.study_name)
 
     def counts(self) -> budget.Counts:
-        """The study's trials by state (see storage.budget)."""
-        return budget.counts(self.storage.engine, self.study_id)
+        """The study's trials by state, with its budget (see storage.budget)."""
+        return budget.counts(self.storage.engine, self.study_id, n_trials=self.spec.n_trials)
 
 
 def create(spec: Spec, url: str) -> tuple[Handle, bool]:
@@ -79,34 +79,30 @@ def open_study(name: str, url: str) -> Handle:
 def more_points(handle: Handle, n_trials: int) -> None:
     """Raise a grid study's budget to its first `n_trials` points (seed by seed: more seeds of every
     configuration), queueing the points it did not hold yet; nothing when it holds them already."""
-    from storage import control
-
     points = handle.spec.grid_points()
     with budget.lock(handle.storage.engine, handle.study_id) as held:  # no trial starts meanwhile
-        before = budget.counts(held.bind, handle.study_id).budget(handle.spec.n_trials)
+        before = budget.counts(held.bind, handle.study_id, n_trials=handle.spec.n_trials).budget
         if n_trials <= before:
             return
         for point in points[before:n_trials]:
             handle.study.enqueue_trial(point)
-        control.set_budget(handle.storage, handle.study_id, n_trials)
+        budget.extend(handle.storage, handle.study_id, n_trials)
 
 
 def extend(handle: Handle, n_trials: int) -> budget.Counts:
     """Set the study's budget to `n_trials` (running workers take it at their next trial); the counts
     before. BadInput for a grid study (its trials are its points) or a budget below the trials done."""
-    from storage import control
-
     name = handle.spec.name
     if handle.spec.is_grid:
         raise BadInput(f"study '{name}' is a grid: its {handle.spec.n_trials} trials are its points; to run more, "
                        "create a study with more values or repeats")
     with budget.lock(handle.storage.engine, handle.study_id) as held:  # no trial starts meanwhile
-        counts = budget.counts(held.bind, handle.study_id)
+        counts = budget.counts(held.bind, handle.study_id, n_trials=handle.spec.n_trials)
         floor = counts.done + counts.running + counts.waiting
         if n_trials < floor:
             raise BadInput(f"study '{name}' has {counts.done} trials done, {counts.running} running and "
                            f"{counts.waiting} queued: --n-trials must be at least {floor}")
-        control.set_budget(handle.storage, handle.study_id, n_trials)
+        budget.extend(handle.storage, handle.study_id, n_trials)
     return counts
 
 
@@ -158,8 +154,8 @@ def enqueue_best(handle: Handle, other: Handle, top: int) -> Enqueued:
         if not queued:
             raise BadInput(f"the {len(skipped)} best configuration(s) of '{theirs.name}' are already queued, running "
                            f"or done in study '{spec.name}': nothing queued (a larger --top takes the next ones)")
-        counts = budget.counts(held.bind, handle.study_id)
-        room = counts.budget(spec.n_trials) - counts.done - counts.running - counts.waiting
+        counts = budget.counts(held.bind, handle.study_id, n_trials=spec.n_trials)
+        room = counts.budget - counts.done - counts.running - counts.waiting
         if len(queued) > room:
             raise BadInput(f"study '{spec.name}' has room for {max(room, 0)} more trial(s), not {len(queued)}: "
                            f"raise its budget first (sweeper extend {spec.name} --n-trials N) or copy fewer (--top)")
@@ -302,17 +298,17 @@ def _supersede(old: Handle, spec: Spec) -> None:
     before, after = digest(old.spec.claims), digest(spec.claims)
     if before == after or not old.spec.claims:
         return
-    trials = analysis.trials(None, old)
+    trials = analysis.trials(old)
     if not (trials["state"] == "COMPLETE").any():
         return
-    frame = claims.claims(old, trials, analysis.epochs(None, old))
+    frame = claims.claims(old, trials, analysis.epochs(old))
     rows = json.loads(frame[list(SUPERSEDED_COLUMNS)].to_json(orient="records"))  # NaN as null
     when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     entry = dict(replaced=when, digest=before, by=after, claims=rows)
     old.study.set_user_attr(SUPERSEDED, superseded(old.study) + [entry])
 
 
-def summaries(url: str):
+def study_list(url: str):
     """One row per study at `url`: name, model, dataset, metric, trials done of the budget, best value."""
     import optuna
     import pandas as pd
@@ -321,11 +317,12 @@ def summaries(url: str):
     rows = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=True):
         attr = summary.user_attrs.get(studies.ATTR, {})
-        counts = budget.counts(storage.engine, storage.get_study_id_from_name(summary.study_name))
+        counts = budget.counts(storage.engine, storage.get_study_id_from_name(summary.study_name),
+                               n_trials=attr.get("n_trials"))
         best = summary.best_trial
         rows.append(dict(study=summary.study_name, model=attr.get("model"), dataset=attr.get("dataset"),
                          metric=attr.get("metric"), done=counts.done,
-                         n_trials=None if attr.get("n_trials") is None else counts.budget(attr["n_trials"]),
+                         n_trials=None if attr.get("n_trials") is None else counts.budget,
                          running=counts.running, best=None if best is None else best.value,
                          best_trial=None if best is None else best.number,
                          created=summary.datetime_start))

@@ -79,9 +79,9 @@ def pilot_choice(handle, pilot: int, cap: int, matched: int = 0) -> Choice:
     """`choose` on the study's first `pilot` seeds (so that the choice stays the same however many have run),
     raised to `matched` seeds (those of the study it is set beside), within `cap`."""
     from sweeper import analysis, claims
-    from sweeper.summary import measures
+    from sweeper.measures import measures
 
-    trials, epochs = analysis.trials(None, handle), analysis.epochs(None, handle)
+    trials, epochs = analysis.trials(handle), analysis.epochs(handle)
     trials = trials[trials[SEED] < handle.spec.seed + pilot]
     epochs = epochs[epochs["trial"].isin(trials["trial"])]
     choice = choose(claims.claims(handle, trials, epochs, measures(handle, trials, epochs)), pilot, cap)

@@ -48,13 +48,13 @@ class Progress:
                 raise
             self._show(why)
             return False
-        budget = counts.budget(self._handle.spec.n_trials)
+        budget = counts.budget
         if self._tty:
             self._draw(f"best: {self._best[1]}", running, counts.done, budget)
         else:
             self._show(f"{counts.done}/{budget} done ({counts.pruned} pruned, {counts.failed} "
                        f"failed), {counts.running} running | best: {self._best[1]}")
-        return counts.next_step(self._handle.spec.n_trials) is Step.DONE
+        return counts.next_step() is Step.DONE
 
     def close(self) -> None:
         """End the bar (its last state stays on the screen)."""
@@ -94,9 +94,9 @@ class Progress:
 
     def _running(self) -> str:
         """The running trials with their epoch: " | running: #4 2/10, #5 7/10"."""
-        from sweeper import report
+        from sweeper import tables
 
-        running, last = report.running_epochs(self._handle)
+        running, last = tables.running_epochs(self._handle)
         if not running:
             return ""
         return " | running: " + ", ".join(f"#{t.number} {last.get(t.number, 0)}/{self._handle.spec.epochs or '?'}"
@@ -147,14 +147,15 @@ def trial(handle, number: int | None):
 
 
 def best_line(handle, best) -> str:
-    """report.best_line for the trial `best` (from `best_trial` or the summary's table), or why there is none."""
+    """tables.best_line for the trial `best` (from `best_trial`, or the first of the best trials `sweeper run`
+    prints), or why there is none."""
     from types import SimpleNamespace
 
-    from sweeper import report
+    from sweeper import tables
 
     if best is None:
         return "none yet (no complete trial)"
-    return report.best_line(SimpleNamespace(study=SimpleNamespace(best_trial=best), spec=handle.spec))
+    return tables.best_line(SimpleNamespace(study=SimpleNamespace(best_trial=best), spec=handle.spec))
 
 
 def gone(handle, uid: str | None = None) -> str | None:

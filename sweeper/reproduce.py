@@ -193,7 +193,7 @@ def _study(item: Planned, where: str, *, url: str, n_workers: int, options: Work
     handle, created = manager.create(spec, url)
     counts = handle.counts()
     head = f"{where}: {spec.name} ({spec.n_trials} trials, {spec.length})"
-    if counts.next_step(spec.n_trials) is Step.DONE:
+    if counts.next_step() is Step.DONE:
         _echo(f"{head}: done already, {counts.done} trials")
     else:
         _echo(f"{head}: {'created' if created else f'{counts.done} done, going on'}")
@@ -218,7 +218,7 @@ def _isolate(item: Planned, fixed, run_one, where: str) -> tuple[int, object]:
         if code != 0:
             return code, handle
         names.append(handle.spec.name)
-        best.append(isolation.best_setting(analysis.trials(None, handle), keys))
+        best.append(isolation.best_setting(analysis.trials(handle), keys))
     tuned = _planned(item.path, isolation.tuned_table(item.table, item.spec, best), item.pilot, item.cap or 0,
                      item.post_length)
     chosen = power.Choice.from_attr(fixed.study.user_attrs.get(power.ATTR))
@@ -244,14 +244,13 @@ def _run_workers(handle, url: str, n_workers: int, options: WorkerOptions, head:
 def _more_seeds(item: Planned, handle, url: str, n_workers: int, options: WorkerOptions, head: str) -> int:
     """--repeats auto: choose the study's seeds from its pilot (stored as the study's user attr power.ATTR),
     raise its budget to them and run what that adds."""
-    from storage import budget
     from sweeper import manager
 
     choice = power.pilot_choice(handle, item.pilot, item.cap, item.matched)
     handle.study.set_user_attr(power.ATTR, choice.to_attr())
     wanted = item.spec.n_trials // item.pilot * choice.seeds
-    counts = budget.counts(handle.storage.engine, handle.study_id)
-    if counts.budget(item.spec.n_trials) >= wanted and counts.next_step(wanted) is Step.DONE:
+    counts = handle.counts()
+    if counts.budget >= wanted and counts.next_step() is Step.DONE:
         return 0
     manager.more_points(handle, wanted)
     _echo(f"{head}: {choice.words()}")

@@ -92,10 +92,10 @@ def start(spec, url: str, *, n_workers: int, options: WorkerOptions = WorkerOpti
         raise BadInput(f"--workers {n_workers} is more than {most}, the most for the {len(cores)} core(s) here "
                        f"({WORKERS_PER_CORE} per core, at least {MOST_WORKERS_FLOOR}): more only share the cores and "
                        "the memory; to run more, start workers on other machines (sweeper worker NAME)")
-    stored = _stored(spec.name, url)
+    stored = _stored(spec, url)
     if stored is not None:
         stored.refuse_stopped(spec.name)
-    if stored is not None and stored.next_step(spec.n_trials) is Step.DONE:
+    if stored is not None and stored.next_step() is Step.DONE:
         return Workers([], None, True, "no worker: the study is finished")
     logs = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix=f"sweeper-{spec.name}-"))
     try:
@@ -163,9 +163,9 @@ def _signals_held():
             signal.signal(sig, handler)
 
 
-def _stored(name: str, url: str):
-    """The counts (storage.budget.Counts) of study `name` at `url` if it is there, else None; read
-    without creating anything. BadInput when the database does not answer."""
+def _stored(spec, url: str):
+    """The counts (storage.budget.Counts, with `spec`'s budget) of the study of `spec` at `url` if it is
+    there, else None; read without creating anything. BadInput when the database does not answer."""
     from storage import budget, rdb
 
     if not rdb.has_studies(url):  # a missing SQLite file, or no Optuna tables yet
@@ -175,7 +175,7 @@ def _stored(name: str, url: str):
     except BadInput:  # a schema being made right now, say: creating the study says what is wrong
         return None
     try:
-        return budget.counts(storage.engine, storage.get_study_id_from_name(name))
+        return budget.counts(storage.engine, storage.get_study_id_from_name(spec.name), n_trials=spec.n_trials)
     except KeyError:  # no study of that name
         return None
     finally:
@@ -229,9 +229,9 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
     from sweeper.progress import Progress
 
     spec, counts = handle.spec, handle.counts()
-    if counts.next_step(spec.n_trials) is Step.DONE:
+    if counts.next_step() is Step.DONE:
         workers.cancel()
-        _echo(f"study '{spec.name}' is already done: {counts.done} of {counts.budget(spec.n_trials)} trials")
+        _echo(f"study '{spec.name}' is already done: {counts.done} of {counts.budget} trials")
         return 0 if _close(handle, quiet) is not None else 1
     counts.refuse_stopped(spec.name)
     from storage import rdb, urls
@@ -275,8 +275,8 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     counts = _close(handle, quiet, progress.uid)
-    if counts is not None and counts.next_step(spec.n_trials) is not Step.DONE:
-        _echo(f"not finished: {counts.done} of {counts.budget(spec.n_trials)} trials done; run again (or start "
+    if counts is not None and counts.next_step() is not Step.DONE:
+        _echo(f"not finished: {counts.done} of {counts.budget} trials done; run again (or start "
               "workers) to go on")
     if stops:
         return 130
@@ -294,7 +294,7 @@ def run(handle, workers: Workers, *, quiet: bool = False) -> int:
 
 
 def _close(handle, quiet: bool, uid: str | None = None):
-    """The summary (unless `quiet`), then the study's counts; or, when the database does not answer or
+    """The best trials (unless `quiet`), then the study's counts; or, when the database does not answer or
     the study is gone (deleted while it ran), one line that says so, and None."""
     from sweeper import progress
 
@@ -302,7 +302,7 @@ def _close(handle, quiet: bool, uid: str | None = None):
         why = progress.gone(handle, uid)
         if why is None:
             if not quiet:
-                _summary(handle)
+                _print_best(handle)
             return handle.counts()
     except Exception as exc:  # noqa: BLE001 - only what unreadable() names; the rest is raised
         why = progress.unreadable(handle, exc, uid)
@@ -364,12 +364,12 @@ def _absolute(url: str) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
-def _summary(handle) -> None:
+def _print_best(handle) -> None:
     """The best complete trials (lowest value first, or highest, a tie to the lowest number), how many
     of the study's trials were not complete, and the first of them again in one line."""
-    from sweeper import analysis, progress, report
+    from sweeper import analysis, progress, tables
 
-    frame = analysis.trials(None, handle)
+    frame = analysis.trials(handle)
     keep = ["trial", "state", *handle.spec.space, "valid_error", "test_error", "epochs_run", "seconds"]
     if handle.spec.metric != "valid_error":
         keep.insert(keep.index("valid_error") + 1, handle.spec.metric)
@@ -380,7 +380,7 @@ def _summary(handle) -> None:
     others = frame.loc[frame["state"] != "COMPLETE", "state"].value_counts()
     others = ", ".join(f"{n} {_STATES.get(state, state.lower())}" for state, n in others.items())
     click.echo(f"best {len(best)} of {len(frame)} trials{f' ({others})' if others else ''} by {metric}:")
-    click.echo(report.table(best[keep]))
+    click.echo(tables.table(best[keep]))
     number = None if best.empty else int(best["trial"].iloc[0])
     click.echo("best: " + progress.best_line(handle, progress.trial(handle, number)))
 

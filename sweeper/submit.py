@@ -74,8 +74,8 @@ def check(handle, sub: Submission, *, one_node: bool) -> list[str]:
 
     counts = handle.counts()
     counts.refuse_stopped(sub.name)
-    if counts.done >= counts.budget(handle.spec.n_trials):
-        raise BadInput(f"study '{sub.name}' has spent its budget of {counts.budget(handle.spec.n_trials)} trials: "
+    if counts.done >= counts.budget:
+        raise BadInput(f"study '{sub.name}' has spent its budget of {counts.budget} trials: "
                        f"sweeper extend {sub.name} --n-trials N gives it more")
     if urls.sqlite_path(sub.url) is not None and not one_node:
         raise BadInput(f"storage {urls.mask(sub.url)} is an SQLite file, whose locks fail across a cluster's nodes "
@@ -98,7 +98,7 @@ def slurm_array(handle, text: str, workers: int, logs: Path) -> tuple[str, Path]
     import datetime as dt
     import os
 
-    from storage import control
+    from storage import arrays
     from sweeper import slurm
 
     made = not logs.exists()
@@ -113,7 +113,7 @@ def slurm_array(handle, text: str, workers: int, logs: Path) -> tuple[str, Path]
         raise
     kept = logs / f"{handle.study.study_name}-{job}.sbatch"
     kept.write_text(text)
-    control.add_array(handle.storage, handle.study_id, {
+    arrays.add(handle.storage, handle.study_id, {
         "engine": slurm.ENGINE, "job": job, "workers": workers, "script": str(kept), "text": text,
         "submitted": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
     return job, kept
@@ -121,22 +121,22 @@ def slurm_array(handle, text: str, workers: int, logs: Path) -> tuple[str, Path]
 
 def last_array(handle) -> dict:
     """The study's last submitted Slurm array; BadInput if it has none (`sweeper resume --submit`)."""
-    from storage import control
+    from storage import arrays
 
-    arrays = control.arrays(handle.storage, handle.study_id)
-    if not arrays:
+    submitted = arrays.submitted(handle.storage, handle.study_id)
+    if not submitted:
         name = handle.study.study_name
         raise BadInput(f"study '{name}' was never submitted to Slurm: use sweeper submit {name} --slurm ...")
-    return arrays[-1]
+    return submitted[-1]
 
 
 def array_lines(handle) -> list[str]:
     """One line per submitted array of the study: its tasks by state, as its engine reports them."""
-    from storage import control
+    from storage import arrays
     from sweeper import slurm
 
     lines = []
-    for record in control.arrays(handle.storage, handle.study_id):
+    for record in arrays.submitted(handle.storage, handle.study_id):
         counts = slurm.tasks(record["job"], record["workers"])
         head = f"slurm array {record['job']} ({record['workers']} tasks, submitted {record['submitted']})"
         if counts is None:
@@ -148,11 +148,11 @@ def array_lines(handle) -> list[str]:
 
 def cancel_pending(handle) -> list[str]:
     """Cancel the pending tasks of the study's arrays (`sweeper stop`): what was done, one line each."""
-    from storage import control
+    from storage import arrays
     from sweeper import slurm
 
     lines = []
-    for record in control.arrays(handle.storage, handle.study_id):
+    for record in arrays.submitted(handle.storage, handle.study_id):
         if slurm.cancel_pending(record["job"]):
             lines.append(f"slurm array {record['job']}: its pending tasks cancelled")
         else:

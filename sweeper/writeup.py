@@ -19,7 +19,7 @@ from storage.contract.spec import SEED, short
 from sweeper import claims as verdicts
 from sweeper import plots
 from sweeper.evidence import at_end, digest
-from sweeper.summary import measures, summary
+from sweeper.measures import config_stats, measures
 
 VERDICTS = (verdicts.SUPPORTED, verdicts.CONTRADICTED, verdicts.INCONCLUSIVE)
 MODELS = {"mlp": "MLP", "lenet": "LeNet-5"}
@@ -156,7 +156,7 @@ class _Data:
 def _measure(handle) -> _Data:
     from sweeper import analysis
 
-    trials, epochs = analysis.trials(None, handle), analysis.epochs(None, handle)
+    trials, epochs = analysis.trials(handle), analysis.epochs(handle)
     measured = measures(handle, trials, epochs)
     return _Data(trials, epochs, measured, verdicts.claims(handle, trials, epochs, measured))
 
@@ -281,7 +281,7 @@ def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -
         lines += [chosen, ""]
     if spec.is_grid:
         matched = _matched(spec, data.trials)
-        lines += [f"{level}# Our figures beside the post's", "", _summary_table(handle, data, matched), "",
+        lines += [f"{level}# Our figures beside the post's", "", _stats_table(handle, data, matched), "",
                   "Intervals: 95 % Student t over seeds. " + (
                       "*inside*/*outside*: whether the post's figure (one run) lies in the 95 % prediction "
                       "interval of one run of ours." if matched else
@@ -329,7 +329,7 @@ def _isolation(handle, data: _Data, folder: Path) -> tuple[list[str], Path | Non
         rows.append([str(number + 1), theirs["claim"], _effect(theirs), theirs["verdict"], _effect(ours),
                      ours["verdict"]])
     side = _table(["#", "the claim", "at the post's setting", "verdict", "each at its best", "verdict"], rows)
-    tuning = [(arm, analysis.trials(handle.url, name)) for arm, name in zip(arms, link["tuning"])]
+    tuning = [(arm, analysis.trials(manager.open_study(name, handle.url))) for arm, name in zip(arms, link["tuning"])]
     drawn = plots._save(plots.isolation(handle.spec, tuning, keys[0], link["post"][keys[0]], at_post.measured,
                                         data.measured), plots.png_path(folder, handle.spec.name, "isolation"))
     intro = (f"Each configuration's {', '.join(keys)} was tuned on validation error (studies "
@@ -405,8 +405,8 @@ def _matched(spec, trials: pd.DataFrame) -> bool:
     return spec.post_length is None and not verdicts.fewer_images(spec, trials)
 
 
-def _summary_table(handle, data: _Data, matched: bool = True) -> str:
-    frame = summary(handle, data.measured)
+def _stats_table(handle, data: _Data, matched: bool = True) -> str:
+    frame = config_stats(handle, data.measured)
     head = ["configuration", "n", "validation accuracy [95 % CI]", "the post", "test accuracy [95 % CI]",
             "the post", "final train loss", "epochs", "the post says"]
     rows = []

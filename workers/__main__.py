@@ -8,7 +8,7 @@ it. The bare group keeps its own name (`python -m workers --help`).
 import functools
 import sys
 
-from storage.contract.process import run_cli
+from storage.contract.exits import run_cli
 from workers.cli import cli
 
 named = len(sys.argv) > 1 and sys.argv[1] in cli.commands

@@ -10,7 +10,7 @@ import click
 from storage.contract.errors import BadInput
 from workers.worker_cli import worker
 
-EXIT_DIVERGED = 3  # the training diverged (bad input is 2: storage.contract.process.run_cli)
+EXIT_DIVERGED = 3  # the training diverged (bad input is 2: storage.contract.exits.run_cli)
 
 
 @click.group(context_settings=dict(help_option_names=["-h", "--help"]))
@@ -173,6 +173,6 @@ cli.add_command(worker)
 
 def main() -> None:
     """Run the compute CLI: BadInput and usage errors are one line and exit 2."""
-    from storage.contract.process import run_cli
+    from storage.contract.exits import run_cli
 
     run_cli(cli)

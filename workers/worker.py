@@ -117,9 +117,9 @@ def work(name: str, url: str, options: WorkerOptions = WorkerOptions(), *, on_tr
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is ours (_log_trial)
     study, spec, storage = connect(name, url, worker=options.worker_index, patient=options.stdin_start)
     study_id = storage.get_study_id_from_name(name)
-    counts = budget.counts(storage.engine, study_id)
-    if counts.next_step(spec.n_trials) is Step.DONE:
-        log.info("the study's budget of %d trials is spent: nothing to do", counts.budget(spec.n_trials))
+    counts = budget.counts(storage.engine, study_id, n_trials=spec.n_trials)
+    if counts.next_step() is Step.DONE:
+        log.info("the study's budget of %d trials is spent: nothing to do", counts.budget)
         return 0
     uid = studies.uid(storage, study_id)
     gate = budget.Gate(study, storage, study_id, spec.n_trials, uid=uid)
@@ -129,7 +129,7 @@ def work(name: str, url: str, options: WorkerOptions = WorkerOptions(), *, on_tr
     shutdown.install()  # after what can refuse to start (the data, the artifact folder): nothing to restore then
     if parent is not None:
         shutdown.watch(parent)
-    log.info("worker %s on study '%s': %d trials of %s on %s; %s", WORKER, name, counts.budget(spec.n_trials),
+    log.info("worker %s on study '%s': %d trials of %s on %s; %s", WORKER, name, counts.budget,
              spec.model, spec.dataset, runtime_line())
     _warn_shared_sqlite(storage, study_id)
     limits, database = Limits(options.n_trials, options.timeout), urls.SameFile(url)
@@ -146,7 +146,8 @@ def work(name: str, url: str, options: WorkerOptions = WorkerOptions(), *, on_tr
                 elif step is Step.GONE:
                     raise studies.StudyGone
                 elif step is not Step.RUN:
-                    _log_end(step, spec, limits.ran, budget.counts(storage.engine, study_id).budget(spec.n_trials))
+                    _log_end(step, spec, limits.ran,
+                             budget.counts(storage.engine, study_id, n_trials=spec.n_trials).budget)
                     break
         except KeyboardInterrupt:
             requeue_interrupted(study, spec, objective)
@@ -219,7 +220,7 @@ def seed_offset(worker: int | None, trials: int) -> int:
 
 
 def _log_end(step: Step, spec: Spec, ran: int, n_trials: int) -> None:
-    """Why the loop ended when the study itself ended it (stopped, or its budget spent)."""
+    """Why the loop ended when the study itself ended it (stopped, or its budget of `n_trials` spent)."""
     if step is Step.STOPPED:
         log.info("study '%s' is stopped (sweeper stop) after %d trial(s) here: sweeper resume %s lifts it",
                  spec.name, ran, spec.name)

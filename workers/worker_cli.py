@@ -21,13 +21,13 @@ STARTED_BY = os.getppid()  # read when the command loads, before its slow import
 @click_options("n_trials", "timeout", "threads", "backend", "device", "cpus", "worker_index", "quiet",
                "stdin_start")
 def worker(name, storage, **given) -> None:
-    """Pull trials of study NAME until its n_trials (over all workers), --n-trials or --timeout.
+    """Pull trials of study NAME until its budget (over all workers), --n-trials or --timeout.
 
     SIGTERM or Ctrl-C once: finish the current trial, then stop; twice: stop now and queue the
     interrupted trial again.
     """
     from storage import urls
-    from storage.contract.process import exit_now
+    from storage.contract.exits import exit_now
     from workers import runtime
 
     url = urls.resolve(storage)

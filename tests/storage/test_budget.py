@@ -11,17 +11,25 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from storage import budget, control, rdb
+from storage import budget, rdb, stopflag
 from storage.budget import Counts
 
 
 def test_next_step():
-    assert Counts().next_step(3) == "run"
-    assert Counts(complete=2, running=1).next_step(3) == "wait"
-    assert Counts(complete=2, pruned=1).next_step(3) == "done"
-    assert Counts(complete=3, waiting=1).next_step(3) == "run"  # a retry always runs
-    assert Counts(complete=1, fail=2, retried=1, running=0).next_step(3) == "run"
-    assert Counts(complete=1, fail=2, retried=0).next_step(3) == "done"  # failures count as done
+    assert Counts(n_trials=3).next_step() == "run"
+    assert Counts(complete=2, running=1, n_trials=3).next_step() == "wait"
+    assert Counts(complete=2, pruned=1, n_trials=3).next_step() == "done"
+    assert Counts(complete=3, waiting=1, n_trials=3).next_step() == "run"  # a retry always runs
+    assert Counts(complete=1, fail=2, retried=1, running=0, n_trials=3).next_step() == "run"
+    assert Counts(complete=1, fail=2, retried=0, n_trials=3).next_step() == "done"  # failures count as done
+
+
+def test_the_budget_is_the_extended_one_else_the_specs():
+    assert Counts(n_trials=3).budget == 3 and Counts(extended=5, n_trials=3).budget == 5
+    assert Counts(complete=3, extended=5, n_trials=3).next_step() == "run"
+    assert Counts().budget is None
+    with pytest.raises(TypeError, match=r"n_trials=spec.n_trials"):  # read without it: says how
+        Counts().next_step()
 
 
 @pytest.mark.slow  # waits on the clock (a grace period) or another process
@@ -39,23 +47,21 @@ def test_counts_by_state_with_a_retried_stale_trial(db_url):
     time.sleep(3.2)  # SQLite keeps whole seconds: 3 > grace 2 for sure
     with pytest.warns(optuna.exceptions.ExperimentalWarning):
         optuna.storages.fail_stale_trials(study)  # FAIL, and a WAITING retry with the same parameters
-    counts = budget.counts(storage.engine, study_id)
-    assert counts == Counts(complete=1, pruned=1, fail=2, retried=1, waiting=1)
-    assert counts.done == 3 and counts.next_step(4) == "run"
+    counts = budget.counts(storage.engine, study_id, n_trials=4)
+    assert counts == Counts(complete=1, pruned=1, fail=2, retried=1, waiting=1, n_trials=4)
+    assert counts.done == 3 and counts.next_step() == "run"
 
 
 def test_counts_carry_the_stop_flag(db_url):
-    from storage import control
-
     storage = rdb.open_storage(db_url, create=True)
     optuna.create_study(storage=storage, study_name="s")
     other = optuna.create_study(storage=storage, study_name="other")
     study_id = storage.get_study_id_from_name("s")
     assert budget.counts(storage.engine, study_id).stopped is False
-    control.set_stopped(storage, study_id, True)
+    stopflag.set_stopped(storage, study_id, True)
     assert budget.counts(storage.engine, study_id).stopped is True
     assert budget.counts(storage.engine, other._study_id).stopped is False  # per study
-    control.set_stopped(storage, study_id, False)
+    stopflag.set_stopped(storage, study_id, False)
     assert budget.counts(storage.engine, study_id) == Counts()
 
 
@@ -143,7 +149,7 @@ def test_release_tells_when_the_lock_died_with_its_connection(pg_url):
 def test_counts_of_an_empty_study(db_url, n):
     storage = rdb.open_storage(db_url, create=True)
     optuna.create_study(storage=storage, study_name="e")
-    assert budget.counts(storage.engine, storage.get_study_id_from_name("e")).next_step(n) == \
+    assert budget.counts(storage.engine, storage.get_study_id_from_name("e"), n_trials=n).next_step() == \
         ("done" if n == 0 else "run")
 
 
@@ -176,8 +182,6 @@ def test_a_trial_gives_way_when_its_budget_lock_died_and_the_budget_is_taken(pg_
 
 
 def test_the_gate_says_stopped_and_fails_stale_trials_before_waiting(sqlite_url):
-    from storage import control
-
     storage = rdb.open_storage(sqlite_url, create=True, heartbeat=1, grace=1, max_retry=3)
     study = optuna.create_study(storage=storage, study_name="g")
     study_id = study._study_id
@@ -189,7 +193,7 @@ def test_the_gate_says_stopped_and_fails_stale_trials_before_waiting(sqlite_url)
     with gate.reserve() as step:  # it is failed and retried as a WAITING trial, which this worker runs
         assert step is budget.Step.RUN
     assert budget.counts(storage.engine, study_id).waiting == 1
-    control.set_stopped(storage, study_id, True)
+    stopflag.set_stopped(storage, study_id, True)
     with gate.reserve() as step:
         assert step is budget.Step.STOPPED
 
@@ -201,9 +205,9 @@ def test_an_extended_budget_is_read_with_the_counts_and_decides_the_next_step(db
     for _ in range(2):
         study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.5)
     assert budget.counts(storage.engine, sid).extended is None
-    assert budget.counts(storage.engine, sid).next_step(2) is budget.Step.DONE
-    control.set_budget(storage, sid, 3)
-    now = budget.counts(storage.engine, sid)
-    assert now.extended == 3 and now.budget(2) == 3 and now.next_step(2) is budget.Step.RUN
-    control.set_budget(storage, sid, 2)
-    assert budget.counts(storage.engine, sid).next_step(5) is budget.Step.DONE
+    assert budget.counts(storage.engine, sid, n_trials=2).next_step() is budget.Step.DONE
+    budget.extend(storage, sid, 3)
+    now = budget.counts(storage.engine, sid, n_trials=2)
+    assert now.extended == 3 and now.budget == 3 and now.next_step() is budget.Step.RUN
+    budget.extend(storage, sid, 2)
+    assert budget.counts(storage.engine, sid, n_trials=5).next_step() is budget.Step.DONE

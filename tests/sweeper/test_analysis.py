@@ -63,7 +63,7 @@ def _lose(url) -> None:
 @pytest.mark.slow  # waits on the clock (a grace period) or another process
 def test_trials_has_one_row_per_trial_with_documented_columns(made):
     _lose(made)
-    frame = analysis.trials(made, "tiny")
+    frame = analysis.open("tiny", storage=made).trials()
     assert frame["trial"].tolist() == [0, 1, 2, 3, 4]
     assert frame["state"].tolist() == ["COMPLETE", "PRUNED", "FAIL", "FAIL", "WAITING"]
     assert list(frame.columns) == ["trial", "state", "lr", "l2", "seed", *analysis.TRIAL_COLUMNS]
@@ -81,15 +81,15 @@ def test_trials_has_one_row_per_trial_with_documented_columns(made):
 
 
 def test_epochs_is_the_long_table(made):
-    frame = analysis.epochs(made, "tiny")
+    frame = analysis.open("tiny", storage=made).epochs()
     assert list(frame.columns) == list(analysis.EPOCH_COLUMNS)
     assert frame[["trial", "epoch"]].values.tolist() == [[0, 1], [0, 2], [1, 1], [3, 1]]
-    wide = analysis.curves(made, "tiny")
+    wide = analysis.open("tiny", storage=made).curves()
     assert list(wide.columns) == [0, 1, 3] and wide.loc[2, 0] == pytest.approx(0.1)
 
 
 def test_reports_is_long(made):
-    frame = analysis.reports(made, "tiny")
+    frame = analysis.open("tiny", storage=made).reports()
     assert set(frame["trial"]) == {0}
     row = frame[(frame["label"] == "1") & (frame["metric"] == "recall")]
     assert row["value"].tolist() == [1.0]
@@ -98,16 +98,20 @@ def test_reports_is_long(made):
 
 def test_an_empty_study_gives_empty_tables_with_the_columns(sqlite_url):
     manager.create(toml_spec.parse(tomllib.loads(tiny_spec())), sqlite_url)
-    frame = analysis.trials(sqlite_url, "tiny")
+    frame = analysis.open("tiny", storage=sqlite_url).trials()
     assert frame.empty and list(frame.columns) == ["trial", "state", "lr", "l2", "seed", *analysis.TRIAL_COLUMNS]
-    assert analysis.epochs(sqlite_url, "tiny").empty
+    assert analysis.open("tiny", storage=sqlite_url).epochs().empty
 
 
-def test_storage_objects_and_studies_are_accepted(made):
+def test_open_gives_every_table_and_says_how_to_call_it(made):
+    study = analysis.open("tiny", storage=made)
+    assert len(study.trials()) == 4 and len(study.epochs()) == 4 and list(study.test_flags()) == []
+    assert study.curves("train_loss").loc[1, 0] == pytest.approx(1.0)
     storage = rdb.open_storage(made)
-    study = optuna.load_study(study_name="tiny", storage=storage)
-    assert len(analysis.trials(storage, study)) == 4
-    assert len(analysis.epochs(storage, "tiny")) == 4
+    with pytest.raises(TypeError, match=r"a database URL, not a \w*RDBStorage: e\.g\. analysis\.open\('tiny'"):
+        analysis.open("tiny", storage=storage)
+    with pytest.raises(TypeError, match=r"'Study' is not a study's name: pass the name"):
+        analysis.open(optuna.load_study(study_name="tiny", storage=storage))
 
 
 def test_an_accuracy_study_shows_both_errors_and_its_metric(sqlite_url):
@@ -116,7 +120,7 @@ def test_an_accuracy_study_shows_both_errors_and_its_metric(sqlite_url):
     assert handle.study.direction == optuna.study.StudyDirection.MAXIMIZE
     trial = handle.study.ask(handle.spec.space)
     handle.study.tell(trial, 0.9)
-    frame = analysis.trials(sqlite_url, "tiny")
+    frame = analysis.open("tiny", storage=sqlite_url).trials()
     assert frame.loc[0, "valid_accuracy"] == 0.9 and frame.loc[0, "valid_error"] == pytest.approx(0.1)
     assert list(frame.columns).index("valid_accuracy") == list(frame.columns).index("valid_error") + 1
 
@@ -124,7 +128,7 @@ def test_an_accuracy_study_shows_both_errors_and_its_metric(sqlite_url):
 def test_a_point_that_leaves_a_parameter_unset_is_found_among_the_trials():
     """A parameter that some points set and others leave at its default None (width2) comes back from the
     trials table as NaN: the trial still belongs to its configuration."""
-    from sweeper.summary import config_of
+    from sweeper.measures import config_of
     from sweeper.toml_spec import parse
 
     spec = parse({"study": {"name": "w2", "dataset": "xor", "epochs": 2, "repeats": 2},

@@ -71,7 +71,7 @@ def test_identical_configurations_are_never_supported_and_a_large_effect_always_
         spec = write_spec(SPEC.format(seed=seed), f"c{seed}.toml")
         done = sweeper("run", spec, "--storage", url, "--workers", "2", timeout=600)
         assert done.returncode == 0, done.stderr
-        claims = analysis.claims(url, f"calibration{seed}")
+        claims = analysis.open(f"calibration{seed}", storage=url).claims()
         assert claims["verdict"].iloc[:2].tolist() == ["inconclusive"] * 2, claims  # neither way: no effect
         assert claims["verdict"].iloc[2] == "supported", claims
         assert claims["n"].tolist() == [4, 4, 4]

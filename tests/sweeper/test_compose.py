@@ -80,7 +80,7 @@ def test_compose_services_commands_run_against_postgresql(pg_url):
                           timeout=240)
     assert done.returncode == 0, done.stderr
     assert PASSWORD not in done.stdout + done.stderr
-    assert (analysis.trials(pg_url, "tiny")["state"] == "COMPLETE").sum() == 2
+    assert (analysis.open("tiny", storage=pg_url).trials()["state"] == "COMPLETE").sum() == 2
 
     command = [_expand(part, env) for part in services["dashboard"]["command"]]
     command[command.index("--port") + 1] = "0"  # a free port here; the container's 8080 is its own

@@ -97,13 +97,13 @@ def test_one_fixed_rate_says_adam_wins_each_at_its_best_says_sgd_is_as_good(tmp_
     assert code == 0
     fixed, tuned = (h.spec.name for _, h in done)
     assert tuned == fixed + ".tuned"
-    at_post, at_best = analysis.claims(url, fixed), analysis.claims(url, tuned)
+    at_post, at_best = analysis.open(fixed, storage=url).claims(), analysis.open(tuned, storage=url).claims()
     assert at_post["verdict"].tolist() == ["supported", "contradicted"]  # one rate: Adam's, SGD far behind
     assert at_best["verdict"][1] == "supported"  # each at its best: SGD within 0.03 of Adam
     assert at_best["verdict"][0] != "supported"
-    best = [isolation.best_setting(analysis.trials(url, isolation.tuning_name(fixed, i)), ["lr"])["lr"]
+    best = [isolation.best_setting(analysis.open(isolation.tuning_name(fixed, i), storage=url).trials(), ["lr"])["lr"]
             for i in (1, 2)]
-    trials = analysis.trials(url, tuned)
+    trials = analysis.open(tuned, storage=url).trials()
     assert sorted(trials.groupby("optimizer")["lr"].first().tolist()) == sorted(best) and best[1] > 0.05
     report = writeup.write(reproduce.report_parts(done), tmp_path / "out", title="planted").read_text()
     side = report[report.index("One setting for all against each at its best"):]

@@ -127,20 +127,22 @@ def test_a_dashboard_on_every_address_answers_for_the_address_it_is_reached_at(s
         server.wait(timeout=30)
 
 
-def test_analysis_takes_the_study_alone_from_the_storage_the_docs_name(sqlite_url, tmp_path, monkeypatch):
+def test_analysis_opens_the_study_alone_in_the_storage_the_docs_name(sqlite_url, tmp_path, monkeypatch):
     monkeypatch.delenv("SWEEPER_STORAGE", raising=False)
     monkeypatch.chdir(tmp_path)
     _study("sqlite:///sweeper.db", "tiny", values=(0.3, 0.2))  # ./sweeper.db
     _study(sqlite_url.replace("sweeper.db", "env.db"), "tiny", values=(0.4,))
-    assert analysis.trials("tiny")["valid_error"].tolist() == [0.3, 0.2]
-    assert analysis.epochs("tiny").empty and analysis.curves("tiny").empty
+    study = analysis.open("tiny")
+    assert study.trials()["valid_error"].tolist() == [0.3, 0.2]
+    assert study.epochs().empty and study.curves().empty
     monkeypatch.setenv("SWEEPER_STORAGE", sqlite_url.replace("sweeper.db", "env.db"))
-    assert analysis.trials("tiny")["valid_error"].tolist() == [0.4]
-    study = optuna.load_study(study_name="tiny", storage="sqlite:///sweeper.db")
-    assert analysis.trials(study)["valid_error"].tolist() == [0.3, 0.2]  # an optuna Study: its own storage
-    assert analysis.trials(None, "tiny")["valid_error"].tolist() == [0.4]
-    with pytest.raises(TypeError, match="is a storage, not a study: pass both"):
-        analysis.trials("sqlite:///sweeper.db")
+    assert analysis.open("tiny").trials()["valid_error"].tolist() == [0.4]
+    assert analysis.open("tiny", storage="sqlite:///sweeper.db").trials()["valid_error"].tolist() == [0.3, 0.2]
+    with pytest.raises(TypeError, match=r"'sqlite:///sweeper.db' is not a study's name: pass the name, and the "
+                                        r"database URL as storage"):
+        analysis.open("sqlite:///sweeper.db")
+    with pytest.raises(BadInput, match="no study 'nope'"):
+        analysis.open("nope")
 
 
 def test_a_reversed_cpus_range_is_refused():

@@ -70,7 +70,7 @@ def test_repeats_auto_runs_the_pilot_then_the_seeds_it_chose_and_a_rerun_adds_no
         assert chosen["pilot"] == 3 and 3 <= chosen["seeds"] <= 4
         expected = power.pilot_choice(handle, 3, 4)  # decided on the pilot's seeds alone, again
         assert expected.seeds == chosen["seeds"]
-        trials = analysis.trials(url, item.spec.name)
+        trials = analysis.open(item.spec.name, storage=url).trials()
         ran = trials[trials["state"].isin(["COMPLETE", "FAIL"])]
         configs = len(item.spec.configs())
         assert len(ran) == configs * chosen["seeds"]
@@ -85,7 +85,7 @@ def test_repeats_auto_runs_the_pilot_then_the_seeds_it_chose_and_a_rerun_adds_no
     chosen = manager.open_study(fixed, url).study.user_attrs["sweeper_seeds"]
     tuned = manager.open_study(f"{fixed}.tuned", url).study.user_attrs["sweeper_seeds"]
     assert tuned["matched"] == chosen["seeds"] and tuned["seeds"] >= chosen["seeds"]  # side by side at equal n
-    ran = analysis.trials(url, f"{fixed}.tuned")
+    ran = analysis.open(f"{fixed}.tuned", storage=url).trials()
     assert sorted(ran[ran["state"] == "COMPLETE"]["seed"].unique()) == list(range(tuned["seeds"]))
     again = sweeper(*args, "--out", tmp_path / "again")
     assert again.returncode == 0 and "created" not in again.stderr and "finished" not in again.stderr, again.stderr

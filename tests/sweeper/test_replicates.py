@@ -62,16 +62,16 @@ def test_replicates_end_to_end(sweeper, write_spec, tmp_path):
     assert sgd["test_error"].nunique() == 2
 
     url = f"sqlite:///{tmp_path / 'sweeper.db'}"
-    summary = analysis.summary(url, "reps")
-    assert summary["config"].tolist() == ["sgd", "adam"] and summary["n"].tolist() == [2, 2]
+    stats = analysis.open("reps", storage=url).config_stats()
+    assert stats["config"].tolist() == ["sgd", "adam"] and stats["n"].tolist() == [2, 2]
     mean = 1 - sgd["test_error"].mean()
-    assert abs(summary.loc[0, "test_accuracy_mean"] - mean) < 1e-12
-    assert summary.loc[0, "post_test_accuracy"] == 0.5 and summary.loc[0, "test_accuracy_low"] <= mean
-    claims = analysis.claims(url, "reps")
+    assert abs(stats.loc[0, "test_accuracy_mean"] - mean) < 1e-12
+    assert stats.loc[0, "post_test_accuracy"] == 0.5 and stats.loc[0, "test_accuracy_low"] <= mean
+    claims = analysis.open("reps", storage=url).claims()
     assert claims["verdict"].tolist()[0] in ("supported", "contradicted", "inconclusive")
     assert claims.loc[0, "n"] == 2
 
-    for command, frame in (("summary", summary), ("claims", claims)):
+    for command, frame in (("summary", stats), ("claims", claims)):
         csv = pd.read_csv(io.StringIO(sweeper(command, "reps", "--format", "csv").stdout))
         assert list(csv.columns) == list(frame.columns)
         records = json.loads(sweeper(command, "reps", "--format", "json").stdout)
@@ -91,7 +91,7 @@ def test_claims_changed_after_trials_keep_their_old_verdicts(sweeper, write_spec
 
     assert sweeper("run", str(write_spec(SPEC)), "--workers", "2", timeout=300).returncode == 0
     url = f"sqlite:///{tmp_path / 'sweeper.db'}"
-    before = analysis.claims(url, "reps")
+    before = analysis.open("reps", storage=url).claims()
     assert before.columns[:3].tolist() == ["section", "post", "origin"]
     assert (before["post"].tolist(), before["origin"].tolist()) == (["tf-hyperparameters"], ["post"])
     changed = SPEC.replace('text = "adam beats sgd"', 'text = "sgd is not worse than adam"').replace(
@@ -107,7 +107,7 @@ def test_claims_changed_after_trials_keep_their_old_verdicts(sweeper, write_spec
     [old] = entry["claims"]
     assert (old["claim"], old["verdict"], old["target"]) == ("adam beats sgd", before.loc[0, "verdict"], "x > y")
     assert old["effect"] == pytest.approx(before.loc[0, "effect"])
-    assert analysis.claims(url, "reps")["claim"].tolist() == ["sgd is not worse than adam"]
+    assert analysis.open("reps", storage=url).claims()["claim"].tolist() == ["sgd is not worse than adam"]
     out = tmp_path / "report"
     assert sweeper("report", "reps", "--out", str(out)).returncode == 0
     text = (out / "report.md").read_text()

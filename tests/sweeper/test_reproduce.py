@@ -52,10 +52,10 @@ def test_the_report_has_a_section_per_topic_and_a_verdict_per_claim(reproduced):
     tuned = [item.spec.name + ".tuned" for item in planned if item.spec.tune]
     assert len(tuned) == 2  # the activation and L2 studies, each also at every configuration's own rate
     for item in planned:
-        claims = analysis.claims(url, item.spec.name)
+        claims = analysis.open(item.spec.name, storage=url).claims()
         assert len(claims) == len(item.spec.claims)
         if item.spec.tune:  # the same claims again, each configuration at its tuned rate
-            again = analysis.claims(url, item.spec.name + ".tuned")
+            again = analysis.open(item.spec.name + ".tuned", storage=url).claims()
             assert len(again) == len(claims) and not again["counted"].any()
             n_claims += len(again)
         assert set(claims["verdict"]) <= {SUPPORTED, CONTRADICTED, INCONCLUSIVE, UNTESTABLE}
@@ -185,7 +185,7 @@ def test_a_study_takes_new_claims_and_words_but_refuses_other_trials(sweeper, tm
     spec.write_text(renamed.replace("Glorot's range makes training", "Glorot's range makes learning"))
     again = sweeper("create", spec, "--storage", url)
     assert again.returncode == 0 and "exists" in again.stderr, again.stderr
-    claims = analysis.claims(url, "blog.init")
+    claims = analysis.open("blog.init", storage=url).claims()
     assert ("Glorot's range makes learning much faster than uniform [-1, 1]: fewer steps to a validation error "
             "under 12.5 %.") in list(claims["claim"])
     from sweeper import manager
@@ -236,7 +236,7 @@ def test_the_init_section_on_real_mnist_through_the_questions_steps(mnist_dir, s
     assert done.returncode == 0, done.stderr
     (item,) = reproduce.plan(["init"], dataset=f"idx:{mnist_dir}", repeats=2, fraction=0.07)
     assert item.spec.steps == 1120
-    claims = analysis.claims(url, item.spec.name)
+    claims = analysis.open(item.spec.name, storage=url).claims()
     stuck = claims.iloc[0]  # [0, 1) at the question's 1,000 steps: about one image in ten right
     assert stuck["x"] == "uniform [0, 1)" and 0.05 < stuck["x_mean"] < 0.15, stuck
     glorot = claims.iloc[5]  # Glorot at the answer's 500 steps: far from chance

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from storage.contract.errors import BadInput
-from sweeper import manager, report
+from sweeper import manager, tables
 from tests.clitools import processes_using, read_terminal
 from tests.conftest import ROOT
 from tests.sweeper.conftest import tiny_spec
@@ -72,7 +72,7 @@ def test_quickstart_on_postgres_with_two_workers(sweeper, pg_url, tmp_path):
         except BadInput:  # not created yet
             time.sleep(0.05)
             continue
-        status = report.status(handle)
+        status = tables.status(handle)
         if "running:" in status:
             seen_running = status
         time.sleep(0.05)

@@ -76,7 +76,7 @@ def trials(url: str, name: str = "s"):
 
 def check_complete(url: str, n_complete: int, epochs_per_trial: int, name: str = "s"):
     """n_complete COMPLETE trials, none RUNNING or WAITING, each COMPLETE trial's epoch rows exactly once."""
-    frame = analysis.trials(url, name)
+    frame = analysis.open(name, storage=url).trials()
     assert (frame["state"] == "COMPLETE").sum() == n_complete, frame[["trial", "state", "reason"]]
     assert not frame["state"].isin(["RUNNING", "WAITING"]).any()
     engine = sa.create_engine(url)
@@ -201,7 +201,7 @@ def test_workers_survive_a_postgresql_restart(pg_url, tmp_path):
         wait_until(lambda: _pg_answers(pg_url), 60, "PostgreSQL to answer again")
     assert run.returncode == 0, err
     check_complete(pg_url, 8, 3)
-    assert not (analysis.trials(pg_url, "s")["state"] == "FAIL").any()
+    assert not (analysis.open("s", storage=pg_url).trials()["state"] == "FAIL").any()
     worker_logs = [(logs / f"worker-{i}.log").read_text() for i in range(2)]
     assert any("retrying for up to" in text for text in worker_logs), "no worker met the restart"
     # the thread budget reached each worker: one thread, its own core (2 workers on >= 2 cores)
@@ -220,7 +220,7 @@ def test_load_8_workers_500_trials_on_postgresql(pg_url, tmp_path, capsys):
     run = sweeper("run", spec, "--storage", pg_url, "--workers", "8", timeout=300)
     elapsed = time.monotonic() - started
     assert run.returncode == 0, run.stderr[-3000:]
-    frame = analysis.trials(pg_url, "load")
+    frame = analysis.open("load", storage=pg_url).trials()
     assert len(frame) == 500 and frame["trial"].is_unique
     assert set(frame["state"]) == {"COMPLETE"}
     assert frame["worker"].nunique() == 8

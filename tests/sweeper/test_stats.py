@@ -201,7 +201,7 @@ def test_measures_of_the_loss_curve_and_of_a_step_by_hand():
     """mean_train_loss, loss_rises, epochs_to and the figures at a step against loops over the rows."""
     from storage.contract.spec import Spec
     from sweeper.manager import Handle
-    from sweeper.summary import measures
+    from sweeper.measures import measures
 
     spec = Spec(name="m", model="mlp", dataset="digits", n_trials=2, epochs=6, sampler={"name": "grid"},
                 space={"seed": __import__("optuna").distributions.CategoricalDistribution([0, 1])})

@@ -96,9 +96,10 @@ def test_a_run_two_studies_hold_is_trained_once_and_copied(url, tmp_path):
         assert "shared_from" not in b[n].user_attrs and b[n].user_attrs["fail_reason"] == "diverged at epoch 1"
         assert b[n].user_attrs["run_key"] == a[n].user_attrs["run_key"]
 
-    frame = analysis.trials(url, "b")
+    frame = analysis.open("b", storage=url).trials()
     assert frame["shared_from"].tolist()[1:2] + frame["shared_from"].tolist()[4:5] == ["a#1", "a#4"]
-    assert frame["shared_from"].isna().sum() == 4 and analysis.trials(url, "a")["shared_from"].isna().all()
+    assert frame["shared_from"].isna().sum() == 4
+    assert analysis.open("a", storage=url).trials()["shared_from"].isna().all()
 
     report = writeup.write([writeup.Part("", handles=[first, second])], tmp_path / "out", title="t").read_text()
     assert "**Shared runs:** 2 of 6 trials reused runs that other studies trained (2 from `a`)" in report

@@ -82,7 +82,7 @@ def test_a_diverged_trial_fails_with_its_reason_and_the_worker_goes_on(sqlite_ur
     create(sqlite_url, extra='sampler = "grid"', params="lr = {grid = [1e6, 0.1]}")
     done = worker(sqlite_url)
     assert done.returncode == 0, done.stderr
-    frame = analysis.trials(sqlite_url, "w")
+    frame = analysis.open("w", storage=sqlite_url).trials()
     assert frame["state"].tolist() == ["FAIL", "COMPLETE"]
     assert frame["lr"].tolist() == [1e6, 0.1]  # the grid's points, in order
     assert frame.loc[0, "reason"] == "diverged at epoch 1"
@@ -141,13 +141,13 @@ def test_second_sigterm_stops_now_and_queues_the_trial_again(sqlite_url):
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
-    frame = analysis.trials(sqlite_url, "w")
+    frame = analysis.open("w", storage=sqlite_url).trials()
     assert frame["state"].tolist() == ["FAIL", "WAITING"]
     assert frame.loc[0, "reason"].startswith("interrupted")
     assert frame.loc[1, "retry_of"] == 0 and frame.loc[1, "lr"] == frame.loc[0, "lr"]
     rest = worker(sqlite_url)  # the retry runs next; the interrupted trial does not count
     assert rest.returncode == 0, rest.stderr
-    frame = analysis.trials(sqlite_url, "w")
+    frame = analysis.open("w", storage=sqlite_url).trials()
     assert frame["state"].tolist() == ["FAIL", "COMPLETE"]
     assert pd.isna(frame.loc[1, "reason"])  # the retry inherited trial 0's attrs, not its reason
     assert frame.loc[0, "reason"] == "interrupted: its worker was stopped; retried as trial 1"
@@ -161,7 +161,7 @@ def test_a_killed_workers_trial_goes_stale_and_is_retried(sqlite_url):
     doomed.wait()
     rescue = worker(sqlite_url)  # waits while trial 0 is RUNNING, fails it once stale, runs its retry
     assert rescue.returncode == 0, rescue.stderr
-    frame = analysis.trials(sqlite_url, "w")
+    frame = analysis.open("w", storage=sqlite_url).trials()
     assert frame["state"].tolist() == ["FAIL", "COMPLETE"]
     assert frame.loc[0, "reason"] == "no heartbeat for 2 s: its worker died or hung; retried as trial 1"
     assert frame.loc[1, "retry_of"] == 0 and frame.loc[1, "lr"] == frame.loc[0, "lr"]

@@ -61,7 +61,7 @@ def check_after_the_fault(url: str, n_complete: int) -> None:
     for t in trials:
         if t.state.name == "COMPLETE":
             assert rows[rows["trial"] == t.number]["epoch"].tolist() == list(range(1, EPOCHS + 1))
-    frame = analysis.trials(url, "w")
+    frame = analysis.open("w", storage=url).trials()
     assert frame[frame["state"] == "FAIL"]["reason"].str.contains("retried as trial").all(), frame["reason"]
 
 

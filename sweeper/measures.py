@@ -1,5 +1,5 @@
-"""Per-trial measures of a grid study, and one row per configuration with means and 95 % intervals over
-seeds, beside the posts' figures."""
+"""Per-trial measures of a study, and per-configuration statistics: means and 95 % intervals over seeds, beside
+the posts' figures."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from storage.contract.spec import SEED, label
 from sweeper import stats
 from sweeper.evidence import at_end, same
 
-# The figures `summary` gives per configuration, each as _mean, _std, _low, _high.
-SUMMARY_METRICS = ("valid_accuracy", "test_accuracy", "train_loss", "epochs_run")
+# The figures `config_stats` gives per configuration, each as _mean, _std, _low, _high.
+STATS_METRICS = ("valid_accuracy", "test_accuracy", "train_loss", "epochs_run")
 MEASURES = ("valid_accuracy", "test_accuracy", "valid_error", "test_error", "train_loss", "train_error", "gap",
             "best_valid_error", "epochs_run", "mean_train_loss", "loss_rises", "confident_precision", "epochs_to",
             "near_zero", "clean_gap", "last_valid_error")
@@ -86,9 +86,9 @@ def config_of(configs: list[dict], params: dict) -> str:
     return label(params)
 
 
-def summary(handle, measured: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
+def config_stats(handle, measured: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
     """One row per configuration (or per value of the `by` parameters): n, diverged, and for each of
-    SUMMARY_METRICS its mean, standard deviation and 95 % t interval over seeds; without `by`, the
+    STATS_METRICS its mean, standard deviation and 95 % t interval over seeds; without `by`, the
     posts' figures for the configuration and whether they lie inside our interval."""
     spec = handle.spec
     keys = list(by) if by else ["config"]
@@ -103,7 +103,7 @@ def summary(handle, measured: pd.DataFrame, by: list[str] | None = None) -> pd.D
             row.update({k: group[k].iloc[0] for k in spec.varied})
         row["n"] = int((~group["diverged"]).sum())
         row["diverged"] = int(group["diverged"].sum())
-        for metric in SUMMARY_METRICS:
+        for metric in STATS_METRICS:
             est = (stats.mean_share if metric in SHARES else stats.mean_interval)(group[metric])
             row.update({f"{metric}_mean": est.mean, f"{metric}_std": est.std, f"{metric}_low": est.low,
                         f"{metric}_high": est.high})
@@ -111,7 +111,7 @@ def summary(handle, measured: pd.DataFrame, by: list[str] | None = None) -> pd.D
             row[f"{metric}_pred_low"], row[f"{metric}_pred_high"] = stats.prediction_interval(group[metric])
         rows.append(row)
     columns = [*keys, *([k for k in spec.varied if k not in keys] if not by else []), "n", "diverged",
-               *(f"{m}_{s}" for m in SUMMARY_METRICS for s in ("mean", "std", "low", "high")),
+               *(f"{m}_{s}" for m in STATS_METRICS for s in ("mean", "std", "low", "high")),
                *(f"{m}_pred_{s}" for m in SHARES for s in ("low", "high"))]
     frame = pd.DataFrame(rows, columns=columns)
     if order is not None:
@@ -126,14 +126,14 @@ def references(handle, measured: pd.DataFrame, at=None) -> pd.DataFrame:
     it lies in the 95 % prediction interval of one run of ours (a post's figure is one run). A figure
     from the middle of the post's run (its `step` or `epoch`) is set beside ours at the same point:
     `at(epoch=, step=)` gives the measures there (without it, such rows have none of ours)."""
-    final = summary(handle, measured).set_index("config")
+    final = config_stats(handle, measured).set_index("config")
     rows = []
     for ref in handle.spec.references:
         point = dict(epoch=ref.get("epoch"), step=ref.get("step"))
         if at_end(ref):
             ours = final
         else:
-            ours = summary(handle, at(**point)).set_index("config") if at is not None else final.iloc[:0]
+            ours = config_stats(handle, at(**point)).set_index("config") if at is not None else final.iloc[:0]
             ours = ours.assign(test_accuracy_mean=math.nan, test_accuracy_low=math.nan, test_accuracy_high=math.nan,
                                test_accuracy_pred_low=math.nan, test_accuracy_pred_high=math.nan)
         row = dict(section=ref["section"], config=ref["config"], at=ref["at"], **point, outcome=ref["outcome"],

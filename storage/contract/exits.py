@@ -1,4 +1,4 @@
-"""A command's process: run its click group with one-line errors; exit without the interpreter's teardown."""
+"""How both commands (sweeper, python -m workers) exit: one-line errors with their codes, and at once."""
 
 from __future__ import annotations
 

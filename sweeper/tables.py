@@ -96,7 +96,7 @@ def status(handle) -> str:
     lines = [f"study {spec.name}: {spec.model} on {spec.dataset}, {spec.direction} {spec.metric}, "
              f"{spec.length}, sampler {spec.sampler['name']}, pruner {spec.pruner['name']}",
              f"storage: {urls.mask(handle.url)}",
-             f"trials: {counts.done} of {counts.budget(spec.n_trials)} done ({counts.complete} complete, "
+             f"trials: {counts.done} of {counts.budget} done ({counts.complete} complete, "
              f"{counts.pruned} pruned, {counts.failed} failed), {counts.running} running, {counts.waiting} waiting"
              + (f"; {counts.retried} lost and retried" if counts.retried else "")]
     lines.append("best: " + best_line(handle))
