@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 
 import pandas as pd
 import pytest
 
 from sweeper import analysis
+from tests.clitools import sweeper_cli
 
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 
@@ -51,9 +53,25 @@ y = "sgd"
 """
 
 
-def test_replicates_end_to_end(sweeper, write_spec, tmp_path):
-    run = sweeper("run", str(write_spec(SPEC)), "--workers", "2", timeout=300)
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    """The folder of one `sweeper run --workers 2` of SPEC (its sweeper.db), shared by this file's tests."""
+    folder = tmp_path_factory.mktemp("reps")
+    (folder / "spec.toml").write_text(SPEC)
+    run = sweeper_cli("run", "spec.toml", "--workers", "2", cwd=folder, timeout=300)
     assert run.returncode == 0, run.stderr
+    return folder
+
+
+@pytest.fixture
+def reps(ran, tmp_path) -> str:
+    """A copy of the run's database in the test's folder (sqlite:///sweeper.db there): its own to change."""
+    for path in ran.glob("sweeper.db*"):  # with the kept files' folder beside it
+        (shutil.copytree if path.is_dir() else shutil.copyfile)(path, tmp_path / path.name)
+    return f"sqlite:///{tmp_path / 'sweeper.db'}"
+
+
+def test_replicates_end_to_end(sweeper, reps, tmp_path):
     results = pd.read_csv(io.StringIO(sweeper("results", "reps", "--format", "csv").stdout))
     assert sorted(zip(results["optimizer"], results["seed"])) == [("adam", 7), ("adam", 8), ("sgd", 7), ("sgd", 8)]
     assert (results["state"] == "COMPLETE").all()
@@ -61,7 +79,7 @@ def test_replicates_end_to_end(sweeper, write_spec, tmp_path):
     sgd = results[results["optimizer"] == "sgd"]
     assert sgd["test_error"].nunique() == 2
 
-    url = f"sqlite:///{tmp_path / 'sweeper.db'}"
+    url = reps
     stats = analysis.open("reps", storage=url).config_stats()
     assert stats["config"].tolist() == ["sgd", "adam"] and stats["n"].tolist() == [2, 2]
     mean = 1 - sgd["test_error"].mean()
@@ -84,13 +102,12 @@ def test_replicates_end_to_end(sweeper, write_spec, tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "does not vary it" in bad.stderr
 
 
-def test_claims_changed_after_trials_keep_their_old_verdicts(sweeper, write_spec, tmp_path):
+def test_claims_changed_after_trials_keep_their_old_verdicts(sweeper, write_spec, reps, tmp_path):
     """A study's claims rewritten after it ran: the new ones are judged, the old ones and the verdicts they
     had are kept in the study with the date and listed in the report's superseded appendix."""
     from sweeper import manager
 
-    assert sweeper("run", str(write_spec(SPEC)), "--workers", "2", timeout=300).returncode == 0
-    url = f"sqlite:///{tmp_path / 'sweeper.db'}"
+    url = reps
     before = analysis.open("reps", storage=url).claims()
     assert before.columns[:3].tolist() == ["section", "post", "origin"]
     assert (before["post"].tolist(), before["origin"].tolist()) == (["tf-hyperparameters"], ["post"])

@@ -26,6 +26,7 @@ from tests.workers.test_worker import create, epoch_rows, wait_for_epoch, worker
 pytestmark = pytest.mark.slow
 
 EPOCHS = 40  # about 0.3 s each (digits, batch 1): a trial outlives the fault
+SHORT = 10  # where only a stopped (SIGSTOP) worker must outlive its epoch: no outage to outlast
 
 
 def _admin(url: str, *statements: str) -> None:
@@ -51,8 +52,8 @@ def allow(url: str) -> None:
     _admin(url, 'alter database "{name}" allow_connections true')
 
 
-def check_after_the_fault(url: str, n_complete: int) -> None:
-    """Every COMPLETE trial has its epoch rows exactly once; nothing RUNNING; every FAIL retried."""
+def check_after_the_fault(url: str, n_complete: int, epochs: int = EPOCHS) -> None:
+    """Every COMPLETE trial has its `epochs` epoch rows exactly once; nothing RUNNING; every FAIL retried."""
     trials = optuna.load_study(study_name="w", storage=url).trials
     states = [t.state.name for t in trials]
     assert states.count("COMPLETE") == n_complete and "RUNNING" not in states, states
@@ -60,7 +61,7 @@ def check_after_the_fault(url: str, n_complete: int) -> None:
     assert rows.duplicated(["trial", "epoch"]).sum() == 0
     for t in trials:
         if t.state.name == "COMPLETE":
-            assert rows[rows["trial"] == t.number]["epoch"].tolist() == list(range(1, EPOCHS + 1))
+            assert rows[rows["trial"] == t.number]["epoch"].tolist() == list(range(1, epochs + 1))
     frame = analysis.open("w", storage=url).trials()
     assert frame[frame["state"] == "FAIL"]["reason"].str.contains("retried as trial").all(), frame["reason"]
 
@@ -148,7 +149,7 @@ def test_a_full_disk_under_the_sqlite_file_stops_the_worker(small_disk):
 def test_a_worker_woken_after_its_trial_was_taken_drops_it_and_goes_on(pg_url):
     """SIGSTOP past the grace, then SIGCONT: it trained on, wrote its epochs into the FAIL trial that
     another worker had retried, then died with 'Cannot tell a FAIL trial'."""
-    create(pg_url, epochs=EPOCHS, batch_size=1, extra="n_trials = 2")
+    create(pg_url, epochs=SHORT, batch_size=1, extra="n_trials = 2")
     sleeper = worker(pg_url, wait=False)
     try:
         wait_for_epoch(pg_url, sleeper)
@@ -175,7 +176,7 @@ def test_a_worker_woken_after_its_trial_was_taken_drops_it_and_goes_on(pg_url):
     assert sum("was failed by another worker" in line or "finished by another worker" in line
                for line in out.splitlines()) == 1, out[-3000:]
     assert (epoch_rows(pg_url)["trial"] == 0).sum() == rows_of_0  # nothing written into the taken trial
-    check_after_the_fault(pg_url, 2)
+    check_after_the_fault(pg_url, 2, SHORT)
 
 
 def test_sweeper_run_ends_when_the_study_is_done_and_names_the_worker_it_left(pg_url, tmp_path):
@@ -185,7 +186,7 @@ def test_sweeper_run_ends_when_the_study_is_done_and_names_the_worker_it_left(pg
     from tests.workers.test_worker import SPEC
 
     spec = tmp_path / "w.toml"
-    spec.write_text(SPEC.format(epochs=EPOCHS, batch_size=1, extra="n_trials = 2", dataset="digits",
+    spec.write_text(SPEC.format(epochs=SHORT, batch_size=1, extra="n_trials = 2", dataset="digits",
                                 params='lr = {float = [0.01, 0.3], log = true}'))
     run = subprocess.Popen([sys.executable, "-m", "sweeper", "run", str(spec), "--storage", pg_url, "--workers", "2",
                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -202,7 +203,7 @@ def test_sweeper_run_ends_when_the_study_is_done_and_names_the_worker_it_left(pg
     assert run.returncode == 0, out[-3000:]
     assert f"(pid {pid}) had not exited" in out and "killed it" in out, out[-3000:]
     assert not alive(pid)
-    check_after_the_fault(pg_url, 2)
+    check_after_the_fault(pg_url, 2, SHORT)
 
 
 def test_a_trial_killed_at_epoch_7_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(pg_url, tmp_path):
