@@ -153,17 +153,43 @@ LIES = {
 }
 
 
-@pytest.mark.parametrize("lie", list(LIES))
-def test_evaluate_of_a_weights_file_that_lies_isone_line(saved, tmp_path, lie):
+def _crafted(saved: Path, folder: Path, lie: str) -> Path:
+    """A copy of the weights file `saved` with the lie `lie` told in it."""
     with np.load(saved) as archive:
         meta = json.loads(str(archive[META]))
         arrays = {k: archive[k] for k in archive.files if k != META}
     meta, arrays = LIES[lie](meta, arrays)
-    crafted = tmp_path / "crafted.npz"
+    crafted = folder / "crafted.npz"
     with open(crafted, "wb") as f:
         np.savez(f, **arrays, **{META: np.asarray(json.dumps(meta))})
+    return crafted
+
+
+# Through the real command: a lie found when the file is read, one found when its network is built, and one
+# the command itself finds (no data set). The others are told to the same functions in this process.
+BY_THE_COMMAND = ("null params", "a depth its layers lack", "no data set named")
+
+
+@pytest.mark.parametrize("lie", BY_THE_COMMAND)
+def test_evaluate_of_a_weights_file_that_lies_isone_line(saved, tmp_path, lie):
+    crafted = _crafted(saved, tmp_path, lie)
     line = one_line(_sweeper("evaluate", crafted, cwd=tmp_path))
     assert str(crafted) in line or "the weights file " in line, line  # the file, or its layers when built
+
+
+@pytest.mark.parametrize("lie", [lie for lie in LIES if lie not in BY_THE_COMMAND])
+def test_a_weights_file_that_lies_is_refused_in_one_line_when_read_or_built(saved, tmp_path, lie):
+    from storage.contract.errors import BadInput
+    from workers import weights
+    from workers.data import load
+
+    crafted = _crafted(saved, tmp_path, lie)
+    with pytest.raises(BadInput) as refused:  # what `sweeper evaluate` does with the file, in its order
+        kept = weights.load(crafted)
+        weights.evaluate(kept, load(kept.meta["figures"]["dataset"], valid_size=kept.config["valid_size"],
+                                    split=kept.config["split"]))
+    line = str(refused.value)
+    assert "\n" not in line and (str(crafted) in line or "the weights file " in line), line
 
 
 def test_evaluate_of_the_true_file_still_works(saved, tmp_path):
