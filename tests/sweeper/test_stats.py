@@ -306,11 +306,13 @@ def test_intervals_cover_and_holm_keeps_the_family_wise_error_of_a_report_at_5_p
     low, high = sp.ttest_1samp(d[:, 0, :], 0.0, axis=1).confidence_interval(0.95)
     assert ((low < 0) & (high > 0)).mean() == pytest.approx(0.95, abs=0.015)
     raw = (p < 0.05).any(axis=1).mean()
-    # Holm rejects anything iff its first step does (the smallest p below 0.05 / 20): checked on 60
-    # reports (statsmodels' multipletests runs a garbage collection per call), then counted on all
-    for row in p[:60]:
+    # Holm rejects anything iff its first step does (the smallest p below 0.05 / 20): checked on 5 reports
+    # where it does and 5 where it does not (statsmodels' multipletests runs a garbage collection per call,
+    # slow in a process that holds compiled networks), then counted on all
+    first = p.min(axis=1) < 0.05 / claims_per
+    for row in np.concatenate([p[first][:5], p[~first][:5]]):
         assert (stats.holm(row) < 0.05).any() == (row.min() < 0.05 / claims_per)
-    adjusted = (p.min(axis=1) < 0.05 / claims_per).mean()
+    adjusted = first.mean()
     assert raw > 0.5 and adjusted <= 0.05 + 0.012
 
 
