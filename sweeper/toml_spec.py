@@ -481,6 +481,8 @@ def _int(study: dict, key: str, default, *, low: int, high: int, why: str = "") 
 
 def _check_memory(spec: Spec) -> None:
     """BadInput when the largest network the spec allows would not fit in this machine's memory."""
+    if is_user_model(spec.model):  # a user's own model: its size is its author's to know
+        return
     largest = dict(spec.fixed)
     for key, dist in spec.space.items():
         values = getattr(dist, "choices", None) or [dist.high]
@@ -489,8 +491,6 @@ def _check_memory(spec: Spec) -> None:
             largest[key] = max(numbers)
     config = resolve(spec.model, {k: v for k, v in largest.items() if k in known(spec.model)})
     need = training_bytes(spec.model, config)
-    if need is None:  # a user's own model: its size is its author's to know
-        return
     have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if need > have:
         shape = ", ".join(f"{k} {config[k]}" for k in ("width", "depth", "conv1_maps", "conv2_maps", "batch_size")
