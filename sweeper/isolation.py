@@ -15,7 +15,8 @@ import copy
 from storage.contract.errors import BadInput
 
 TUNE_SEED = 10_000  # the tuning studies train on [study] seed + this: no seed the study's own runs use
-# the tuned study's user attr: {"fixed": name, "tuning": [names], "best": [...], "post": {...}}
+# the tuned study's user attr: {"fixed": name, "tuning": [names], "best": [...], "post": [...]}: per configuration
+# its best setting and the post's (a dict of the tuned parameters each; "post" was one dict before 2026-12-06)
 LINK = "sweeper_isolation"
 TUNED_SUFFIX = ".tuned"
 
@@ -34,12 +35,13 @@ def tuning_tables(data: dict, spec) -> list[dict]:
     """The TOML tables of the study's tuning studies, one per configuration: its fixed settings and the
     configuration's own, the `[tune]` parameters searched by TPE on validation error for `budget` trials
     with one seed that none of the study's runs uses (so that the re-run at the best setting is not the
-    run the setting was chosen on), the post's fixed value of each (where it lies in the range) first."""
+    run the setting was chosen on), the post's value of each for that configuration (where it lies in the
+    range) first."""
     tune, budget = {k: spec.tune[k] for k in tuned(spec)}, spec.tune["budget"]
     out = []
     for arm, config in enumerate(spec.configs(), 1):
         params = {k: v for k, v in {**data.get("params", {}), **config["params"]}.items() if k not in tune}
-        first = {k: v for k, v in ((k, data.get("params", {}).get(k)) for k in tune) if _inside(v, tune[k])}
+        first = {k: v for k, v in post_setting(data, config, tune).items() if _inside(v, tune[k])}
         study = {k: v for k, v in data["study"].items()
                  if k in ("model", "dataset", "epochs", "steps", "seed", "seed_draws", "section")}
         study.update(name=tuning_name(spec.name, arm), n_trials=budget, metric="valid_error",
@@ -49,6 +51,19 @@ def tuning_tables(data: dict, spec) -> list[dict]:
         out.append({"study": study, "params": {**params, **copy.deepcopy(tune)},
                     **({"enqueue": [first]} if first else {})})
     return out
+
+
+def post_setting(data: dict, config: dict, keys) -> dict:
+    """The post's value of each of `keys` for one configuration: its own where it sets one (a [[point]]),
+    else the study's [params] value (None where neither sets it)."""
+    return {k: config["params"].get(k, data.get("params", {}).get(k)) for k in keys}
+
+
+def post_settings(link: dict, n_arms: int) -> list[dict]:
+    """The post's setting of each configuration from a tuned study's LINK attr (one dict for all before
+    2026-12-06, one per configuration since)."""
+    post = link["post"]
+    return [dict(post) for _ in range(n_arms)] if isinstance(post, dict) else [dict(p) for p in post]
 
 
 def best_setting(trials, keys) -> dict:

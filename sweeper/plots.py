@@ -358,10 +358,12 @@ def accuracy(spec, measured: pd.DataFrame) -> Figure:
     return fig
 
 
-def isolation(spec, tuning: list[tuple[str, pd.DataFrame]], key: str, post, fixed: pd.DataFrame,
+def isolation(spec, tuning: list[tuple[str, pd.DataFrame]], key: str, post: list, fixed: pd.DataFrame,
               tuned: pd.DataFrame) -> Figure:
     """The isolation plot of a study tuned per configuration (sweeper.isolation). Left: each configuration's
-    search, validation error against the tuned parameter `key` (the post's value dashed, each best ringed).
+    search, validation error against the tuned parameter `key` (the post's value of each configuration,
+    `post`, dashed: one grey line where all share it, else one in each configuration's colour; each best
+    ringed).
     Right: each configuration's validation error over seeds (mean, 95 % t interval) at the post's setting
     (the study `fixed`'s measures) and at its own best (`tuned`'s): the comparison the post made at one
     setting, and the one each at its best."""
@@ -374,8 +376,14 @@ def isolation(spec, tuning: list[tuple[str, pd.DataFrame]], key: str, post, fixe
         if not done.empty:
             best = done.sort_values(["valid_error", "trial"]).iloc[0]
             search.scatter([best[key]], [best["valid_error"]], s=140, facecolors="none", edgecolors=colour, lw=1.8)
-    if isinstance(post, (int, float)) and not isinstance(post, bool):
-        search.axvline(post, color="0.3", ls="--", lw=1.2, label=f"the post's {key} = {post:g}")
+    numbers = [p for p in post if isinstance(p, (int, float)) and not isinstance(p, bool)]
+    if numbers and len(numbers) == len(post) and len(set(numbers)) == 1:
+        search.axvline(numbers[0], color="0.3", ls="--", lw=1.2, label=f"the post's {key} = {numbers[0]:g}")
+    elif numbers:
+        for value, (colour, _) in zip(post, styles):
+            if value in numbers:
+                search.axvline(value, color=colour, ls="--", lw=1.2, alpha=0.8)
+        search.plot([], [], color="0.3", ls="--", lw=1.2, label=f"the post's {key} of each (its colour)")
     if key in LOG_PARAMS:
         search.set_xscale("log")
     search.set_yscale("log")

@@ -226,7 +226,7 @@ def _isolate(item: Planned, fixed, run_one, where: str) -> tuple[int, object]:
     code, handle = run_one(tuned, where)
     handle.study.set_user_attr(isolation.LINK, {
         "fixed": item.spec.name, "tuning": names, "best": best,
-        "post": {k: item.table.get("params", {}).get(k) for k in keys}})
+        "post": [isolation.post_setting(item.table, c, keys) for c in item.spec.configs()]})
     return code, handle
 
 

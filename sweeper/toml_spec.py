@@ -182,7 +182,8 @@ def parse(data: dict, name: str | None = None, *, post_length: str | None = None
                 checkpoint_every=_int(study, "checkpoint_every", default("checkpoint_every"), low=0, high=MAX_EPOCHS,
                                       why="epochs between a running trial's checkpoints (0: none)"))
     spec = replace(spec, enqueue=_enqueue(_tables(data, "enqueue"), spec))
-    spec = replace(spec, compare=_compare(study.get("compare", []), spec), tune=_tune(_table(data, "tune"), spec))
+    spec = replace(spec, compare=_compare(study.get("compare", []), spec))
+    spec = replace(spec, tune=_tune(_table(data, "tune"), spec))
     samplers.rehearse(sampler, pruner, space, epochs, grid=spec.grid_space() if is_grid else None)
     _check_memory(spec)
     return evidence.attach(spec, _tables(data, "reference"), _tables(data, "claim"), _tables(data, "condition"),
@@ -218,7 +219,8 @@ def _compare(value, spec: Spec) -> list[str]:
 
 def _tune(table: dict, spec: Spec) -> dict:
     """[tune]: the nuisance parameters searched for each configuration (ranges as in [params]) and `budget`,
-    the trials of each search; checked, kept as written."""
+    the trials of each search; checked, kept as written. A parameter the configurations also differ in may
+    be tuned when [study] compare names the others (each configuration's own value is then its start)."""
     if not table:
         return {}
     if not spec.is_grid:
@@ -238,8 +240,9 @@ def _tune(table: dict, spec: Spec) -> dict:
             raise BadInput(f"[tune] {unknown(key, known(spec.model), spec.model)}")
         if not isinstance(value, dict) or "grid" in value or "choice" in value:
             raise BadInput(f"[tune] {key} = {value!r} is not a range: write {key} = {{{_example(key, spec.model)}}}")
-        if key in spec.varied or key == SEED:
-            raise BadInput(f"[tune] {key} is what the configurations differ in: tune another parameter")
+        if key == SEED or key in (spec.compare or spec.varied):  # with compare, the others are nuisances
+            raise BadInput(f"[tune] {key} is what the configurations differ in: tune another parameter"
+                           + ("" if spec.compare else ", or name the compared ones in [study] compare"))
         _distribution(key, value, spec.model, False)
         out[key] = value
     if len(out) == 1:

@@ -319,18 +319,19 @@ def _isolation(handle, data: _Data, folder: Path) -> tuple[list[str], Path | Non
         return [], None
     fixed = manager.open_study(link["fixed"], handle.url)
     at_post = _measure(fixed)
-    keys = list(link["post"])
     arms = [c["label"] for c in handle.spec.configs()]
+    posts = isolation.post_settings(link, len(arms))
+    keys = list(posts[0])
     settings = _table(["configuration", *(f"the post's {k}" for k in keys), *(f"its best {k}" for k in keys)],
-                      [[arm, *(short(link["post"][k]) for k in keys), *(short(b[k]) for k in keys)]
-                       for arm, b in zip(arms, link["best"])])
+                      [[arm, *(short(p[k]) for k in keys), *(short(b[k]) for k in keys)]
+                       for arm, p, b in zip(arms, posts, link["best"])])
     rows = []
     for (number, ours), (_, theirs) in zip(data.claims.iterrows(), at_post.claims.iterrows()):
         rows.append([str(number + 1), theirs["claim"], _effect(theirs), theirs["verdict"], _effect(ours),
                      ours["verdict"]])
     side = _table(["#", "the claim", "at the post's setting", "verdict", "each at its best", "verdict"], rows)
     tuning = [(arm, analysis.trials(manager.open_study(name, handle.url))) for arm, name in zip(arms, link["tuning"])]
-    drawn = plots._save(plots.isolation(handle.spec, tuning, keys[0], link["post"][keys[0]], at_post.measured,
+    drawn = plots._save(plots.isolation(handle.spec, tuning, keys[0], [p[keys[0]] for p in posts], at_post.measured,
                                         data.measured), plots.png_path(folder, handle.spec.name, "isolation"))
     intro = (f"Each configuration's {', '.join(keys)} was tuned on validation error (studies "
              f"`{link['tuning'][0]}` to `{link['tuning'][-1]}`, on a seed none of this study's uses, so that no "

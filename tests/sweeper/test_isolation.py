@@ -84,6 +84,73 @@ def test_a_bad_tune_table_is_one_line_that_says_the_fix(tune, message):
         toml_spec.parse(tomllib.loads(PLANTED.replace('compare = ["optimizer"]', 'compare = ["width"]')))
 
 
+# The post's rate is each arm's own ([[point]] entries): lr is tuned although the arms differ in it, because
+# compare names the one parameter they are compared on.
+OWN_RATES = PLANTED[:PLANTED.index("[params]")] + """[params]
+width = 64
+batch_size = 50
+
+[[point]]
+name = "Adam at its rate"
+optimizer = "adam"
+lr = 0.002
+
+[[point]]
+name = "SGD at its rate"
+optimizer = "sgd"
+lr = 0.5
+
+[tune]
+lr = {float = [0.001, 1.0], log = true}
+budget = 6
+"""
+
+
+def test_a_rate_each_arm_sets_itself_is_tuned_from_that_arms_own_value():
+    data = tomllib.loads(OWN_RATES)
+    spec = toml_spec.parse(data)
+    tables = isolation.tuning_tables(data, spec)
+    starts = [toml_spec.parse(t).enqueue for t in tables]
+    assert starts == [[{"lr": 0.002}], [{"lr": 0.5}]]  # each arm's own, not one shared value
+    assert [isolation.post_setting(data, c, ["lr"]) for c in spec.configs()] == [{"lr": 0.002}, {"lr": 0.5}]
+    tuned = toml_spec.parse(isolation.tuned_table(data, spec, [{"lr": 0.01}, {"lr": 0.9}]))
+    assert [c["params"] for c in tuned.configs()] == [{"optimizer": "adam", "lr": 0.01},
+                                                      {"optimizer": "sgd", "lr": 0.9}]
+    # without compare, a parameter the arms differ in is what they compare: tuning it is refused
+    with pytest.raises(BadInput, match=r"\[tune\] lr is what the configurations differ in: .* \[study\] compare"):
+        toml_spec.parse(tomllib.loads(OWN_RATES.replace('compare = ["optimizer"]\n', "")))
+    with pytest.raises(BadInput, match=r"\[tune\] lr is what the configurations differ in: tune another"):
+        toml_spec.parse(tomllib.loads(OWN_RATES.replace('compare = ["optimizer"]', 'compare = ["lr"]')))
+
+
+def test_the_posts_setting_reads_one_dict_for_all_arms_or_one_per_arm():
+    assert isolation.post_settings({"post": {"lr": 0.8}}, 3) == [{"lr": 0.8}] * 3  # tuned studies made before
+    assert isolation.post_settings({"post": [{"lr": 0.8}, {"lr": 0.001}]}, 2) == [{"lr": 0.8}, {"lr": 0.001}]
+
+
+def test_the_isolation_plot_marks_each_arms_own_post_value_in_its_colour_or_one_shared_line():
+    import pandas as pd
+
+    from sweeper import plots
+
+    spec = toml_spec.parse(tomllib.loads(OWN_RATES))
+    tuning = [(arm, pd.DataFrame({"state": ["COMPLETE"] * 3, "lr": lrs, "valid_error": [0.05, 0.03, 0.04],
+                                  "trial": [0, 1, 2]}))
+              for arm, lrs in (("Adam at its rate", [0.002, 0.01, 0.05]), ("SGD at its rate", [0.5, 0.9, 0.1]))]
+    measured = pd.DataFrame({"config": ["Adam at its rate"] * 3 + ["SGD at its rate"] * 3,
+                             "valid_error": [0.03, 0.031, 0.029, 0.04, 0.041, 0.039]})
+
+    def dashed(post):
+        search = plots.isolation(spec, tuning, "lr", post, measured, measured).axes[0]
+        return [(line.get_xdata()[0], line.get_color()) for line in search.lines if line.get_linestyle() == "--"
+                and len(line.get_xdata())]
+
+    own = dashed([0.002, 0.5])
+    assert [x for x, _ in own] == [0.002, 0.5] and own[0][1] != own[1][1]
+    assert [x for x, _ in dashed([0.8, 0.8])] == [0.8]
+    assert dashed([None, None]) == []
+
+
 @pytest.mark.slow
 def test_one_fixed_rate_says_adam_wins_each_at_its_best_says_sgd_is_as_good(tmp_path):
     from sweeper import analysis, reproduce, writeup

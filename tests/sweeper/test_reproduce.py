@@ -50,7 +50,7 @@ def test_the_report_has_a_section_per_topic_and_a_verdict_per_claim(reproduced):
     planned = reproduce.plan([], dataset="digits", repeats=2, epochs=2)
     n_claims = 0
     tuned = [item.spec.name + ".tuned" for item in planned if item.spec.tune]
-    assert len(tuned) == 2  # the activation and L2 studies, each also at every configuration's own rate
+    assert len(tuned) == 4  # activations, L2, width and depth, Adam against SGD: each configuration at its own rate
     for item in planned:
         claims = analysis.open(item.spec.name, storage=url).claims()
         assert len(claims) == len(item.spec.claims)
@@ -65,7 +65,7 @@ def test_the_report_has_a_section_per_topic_and_a_verdict_per_claim(reproduced):
         n_claims += len(claims)
     verdicts = re.findall(r"\| \*\*(supported|contradicted|inconclusive|untestable)\*\*", report)
     assert len(verdicts) == n_claims > 40
-    assert "**Not the posts' lengths.** Studies that trained another length than the post: 14 of 14" in report
+    assert "**Not the posts' lengths.** Studies that trained another length than the post: 16 of 16" in report
     assert f"# Report: {len(planned)} studies" not in report  # one heading per study instead
     for item in planned:
         assert f"Study `{item.spec.name}`" in report
