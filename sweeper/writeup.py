@@ -196,17 +196,23 @@ def _overview(studies, heads: dict) -> list[str]:
     there is more than one study."""
     if len(studies) < 2:
         return []
-    rows, total, other = [], pd.Series(dtype="int64"), 0
+    rows, total, other, spans, searches = [], pd.Series(dtype="int64"), 0, [], 0
     for part, handle, data in studies:
         counted = data.claims[data.claims["counted"]]["verdict"].value_counts()
         rest = int((~data.claims["counted"]).sum())
         total, other = total.add(counted, fill_value=0), other + rest
         link = handle.spec.heading.replace("[", "\\[").replace("]", "\\]")
+        tuning = [trials for _, trials in _tuning(handle)]
+        own = [_span(data.trials), *map(_span, tuning)]
+        spans.append(own)
+        searches += len(tuning)
+        wall = _duration(data.trials)[0] + (f" (+ {_seconds(sum(own[1:]))} tuning)" if tuning else "")
         rows.append([part.title.split(":")[0] if part.title else "", f"[{link}](#{heads[id(handle)][1]})",
                      _done(data.trials), str(len(_seeds_run(data.trials))),
-                     *(str(int(counted.get(v, 0))) for v in VERDICTS), str(rest),
-                     _duration(data.trials)[0]])
-    rows.append(["**all**", "", "", "", *(f"**{int(total.get(v, 0))}**" for v in VERDICTS), f"**{other}**", ""])
+                     *(str(int(counted.get(v, 0))) for v in VERDICTS), str(rest), wall])
+    whole = sum(x for own in spans for x in own)
+    rows.append(["**all**", "", "", "", *(f"**{int(total.get(v, 0))}**" for v in VERDICTS), f"**{other}**",
+                 f"**{_hours(whole)}**"])
     family = int(sum(d.claims["counted"].sum() for _, _, d in studies))
     note = ("The verdict columns count the posts' own conclusions (origin *post*) measured under the posts' "
             f"conditions, each decided on its p-value adjusted by Holm's method over these {family} claims (the "
@@ -214,8 +220,43 @@ def _overview(studies, heads: dict) -> list[str]:
             "claims, and verdicts under conditions that could change them (each study's conditions table says "
             "which), judged on their own p.")
     columns = ["section", "study", "trials", "seeds", *VERDICTS, "not counted", "wall time"]
+    time_note = (f"**Wall time of the whole run: {_hours(whole)}**, the studies' wall times summed ({searches} tuning "
+                 "searches included), each the time during which at least one of its trials was running: the "
+                 "studies ran one after another, some in several invocations, whose pauses are left out; a run "
+                 "shared by several studies was trained once and copied in seconds into the others.")
     return ["## Overview", "", _table(columns, rows),
-            "", note, "", *_shared_runs(studies)]
+            "", note, "", time_note, "", *_shared_runs(studies)]
+
+
+def _span(trials: pd.DataFrame) -> float:
+    """The study's wall time: seconds during which at least one of its trials ran (the union of their
+    start-to-end intervals), so that the pause between two invocations of a study run in parts is left out."""
+    ran = trials.dropna(subset=["started", "finished"]).sort_values("started")
+    total, start, end = 0.0, None, None
+    for begun, ended in zip(ran["started"], ran["finished"]):
+        if end is None or begun > end:
+            total += (end - start).total_seconds() if end is not None else 0.0
+            start, end = begun, ended
+        else:
+            end = max(end, ended)
+    return total + ((end - start).total_seconds() if end is not None else 0.0)
+
+
+def _hours(s: float) -> str:
+    minutes = round(s / 60)
+    return _seconds(s) if s < 3600 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def _tuning(handle) -> list[tuple[str, pd.DataFrame]]:
+    """A study tuned per configuration (sweeper.isolation.LINK): (configuration, its tuning study's
+    trials) for each; [] for others."""
+    from sweeper import analysis, isolation, manager
+
+    link = handle.study.user_attrs.get(isolation.LINK)
+    if not isinstance(link, dict):
+        return []
+    arms = [c["label"] for c in handle.spec.configs()]
+    return [(arm, analysis.trials(manager.open_study(name, handle.url))) for arm, name in zip(arms, link["tuning"])]
 
 
 def _reused(trials: pd.DataFrame) -> pd.Series:
@@ -312,7 +353,7 @@ def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -
 def _isolation(handle, data: _Data, folder: Path) -> tuple[list[str], Path | None]:
     """For a study tuned per configuration (sweeper.isolation.LINK): each claim at the post's setting beside
     each configuration at its best, the settings found, and the isolation plot; ([], None) for others."""
-    from sweeper import analysis, isolation, manager
+    from sweeper import isolation, manager
 
     link = handle.study.user_attrs.get(isolation.LINK)
     if not isinstance(link, dict):
@@ -330,7 +371,7 @@ def _isolation(handle, data: _Data, folder: Path) -> tuple[list[str], Path | Non
         rows.append([str(number + 1), theirs["claim"], _effect(theirs), theirs["verdict"], _effect(ours),
                      ours["verdict"]])
     side = _table(["#", "the claim", "at the post's setting", "verdict", "each at its best", "verdict"], rows)
-    tuning = [(arm, analysis.trials(manager.open_study(name, handle.url))) for arm, name in zip(arms, link["tuning"])]
+    tuning = _tuning(handle)
     drawn = plots._save(plots.isolation(handle.spec, tuning, keys[0], [p[keys[0]] for p in posts], at_post.measured,
                                         data.measured), plots.png_path(folder, handle.spec.name, "isolation"))
     intro = (f"Each configuration's {', '.join(keys)} was tuned on validation error (studies "
@@ -384,8 +425,8 @@ def _setup(spec, trials: pd.DataFrame) -> str:
     data = (f" **Less data than the post:** {ours:,} training images against its {spec.post_train_images:,}, so its "
             "absolute figures are for reference and the verdicts judge differences." if ours else "")
     return (f"**Setup.** {MODELS.get(spec.model, spec.model)} on `{spec.dataset}`: {what}, {length}. Fixed: {fixed}."
-            f"{data}{shared} **Time:** {_done(trials)} trials done; {wall} from the first trial's "
-            f"start to the last one's end, {compute} of training in all.")
+            f"{data}{shared} **Time:** {_done(trials)} trials done; {wall} of wall time (while any of its "
+            f"trials ran, pauses between invocations left out), {compute} of training in all.")
 
 
 def _length(spec, trials: pd.DataFrame) -> str:
@@ -511,8 +552,7 @@ def _duration(trials: pd.DataFrame) -> tuple[str, str]:
     trial's seconds are those of the trial it copied, trained in another study: not counted here."""
     if trials.empty or trials["started"].isna().all():
         return "-", "-"
-    wall = (trials["finished"].max() - trials["started"].min()).total_seconds()
-    return _seconds(wall), _seconds(float(trials["seconds"].drop(_reused(trials).index).sum()))
+    return _seconds(_span(trials)), _seconds(float(trials["seconds"].drop(_reused(trials).index).sum()))
 
 
 def _seconds(s: float) -> str:

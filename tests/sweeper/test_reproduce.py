@@ -67,6 +67,7 @@ def test_the_report_has_a_section_per_topic_and_a_verdict_per_claim(reproduced):
     assert len(verdicts) == n_claims > 40
     assert "**Not the posts' lengths.** Studies that trained another length than the post: 16 of 16" in report
     assert f"# Report: {len(planned)} studies" not in report  # one heading per study instead
+    assert report.count(" tuning) |") == 4 and "**Wall time of the whole run: " in report  # tuning counted
     for item in planned:
         assert f"Study `{item.spec.name}`" in report
     print(f"reproduce on digits: {seconds:.0f} s")
