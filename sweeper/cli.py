@@ -496,6 +496,9 @@ def report(names: tuple[str, ...], storage: str | None, out: str) -> None:
               help="cap every study at N epochs: a quick look, not the posts' length [default: the posts' lengths]")
 @click.option("--fraction", type=float, default=None, metavar="F",
               help="train a share F in (0, 1] of each post's length (verdicts then not counted)")
+@click.option("--tune-budget", type=click.IntRange(min=1), default=None, metavar="N",
+              help="cap each configuration's tuning search ([tune]) at N trials: a quick look [default: each "
+                   "study's budget]")
 @click.option("--workers", "n_workers", default=2, show_default=True, type=click.IntRange(min=1),
               help="worker processes on this machine")
 @click_options("threads", defaults={"threads": "cores / workers"})
@@ -503,8 +506,8 @@ def report(names: tuple[str, ...], storage: str | None, out: str) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default="reproduction", show_default=True,
               help="folder for report.md and its PNG files (made if missing)")
 def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeats: str, cap: int,
-              epochs: int | None, fraction: float | None, n_workers: int, threads: int | None, storage: str | None,
-              out: str) -> None:
+              epochs: int | None, fraction: float | None, tune_budget: int | None, n_workers: int,
+              threads: int | None, storage: str | None, out: str) -> None:
     """Re-run the posts' explorations (every SECTION by default) with several seeds, then write their report.
 
     Run again with the same options, it reuses what is done. Sections: sweeper reproduce --list.
@@ -517,13 +520,14 @@ def reproduce(sections: tuple[str, ...], show: bool, dataset: str | None, repeat
     if show:
         click.echo(rep.listing())
         return
-    planned = rep.plan(list(sections), dataset=dataset, repeats=_repeats(repeats), epochs=epochs,
-                       fraction=fraction, cap=cap)
+    options = dict(dataset=dataset, repeats=_repeats(repeats), epochs=epochs, fraction=fraction, cap=cap,
+                   tune_budget=tune_budget)
+    planned = rep.plan(list(sections), **options)
     writeup.check_out(out)
     url = _url(storage)
     started = time.monotonic()
     code, done = rep.run(planned, url, n_workers=n_workers, options=WorkerOptions(threads=threads))
-    everything = rep.plan([], dataset=dataset, repeats=_repeats(repeats), epochs=epochs, fraction=fraction, cap=cap)
+    everything = rep.plan([], **options)
     done = rep.with_earlier(everything, done, url)
     if done:
         intro = (f"Every exploration below was re-run under the posts' conditions (each study's conditions table "

@@ -77,13 +77,18 @@ def shipped(folder: Path = STUDIES) -> list[tuple[Path, dict]]:
 
 def plan(sections: list[str], *, dataset: str | None = None, repeats: int | str | None = None,
          epochs: int | None = None, fraction: float | None = None, cap: int = DEFAULT_CAP,
-         folder: Path = STUDIES) -> list[Planned]:
+         tune_budget: int | None = None, folder: Path = STUDIES) -> list[Planned]:
     """The studies of `sections` (all when empty) with the overrides applied, checked, not yet created.
 
     Each study trains the post's own length unless `epochs` caps it (N epochs each, a quick look) or
     `fraction` scales it; such a run is another length than the post's, and its report says so.
     `repeats`: seeds per configuration; None: each study's own; "auto": each study's own as a pilot,
-    then as many more, up to `cap`, as the effects its post claims need (`run` decides, sweeper.power)."""
+    then as many more, up to `cap`, as the effects its post claims need (`run` decides, sweeper.power).
+    `tune_budget` caps each [tune] search at that many trials per configuration (a quick look; the study's
+    name then ends in `.t{N}`, so that it is not taken for the study tuned in full)."""
+    if tune_budget is not None and (isinstance(tune_budget, bool) or not isinstance(tune_budget, int)
+                                    or tune_budget < 1):
+        raise BadInput(f"--tune-budget {tune_budget} is invalid: use a whole number of trials from 1")
     for section in sections:
         if section not in SECTIONS:
             hint = did_you_mean(section, SECTIONS, otherwise="")
@@ -117,8 +122,12 @@ def plan(sections: list[str], *, dataset: str | None = None, repeats: int | str 
             if isinstance(study.get(unit), int):
                 study[unit] = max(1, round(study[unit] * fraction))
         study["name"] = _name(study, pilot)
+        tune = dict(data.get("tune", {}))
+        if tune_budget is not None and isinstance(tune.get("budget"), int) and tune["budget"] > tune_budget:
+            tune["budget"] = tune_budget
+            study["name"] += f".t{tune_budget}"
         try:
-            out.append(_planned(path, {**data, "study": study}, pilot, cap,
+            out.append(_planned(path, {**data, "study": study, **({"tune": tune} if tune else {})}, pilot, cap,
                                 post_length if _length(study) != post_length else None))
         except BadInput as exc:
             raise BadInput(f"{path.name}: {exc}") from None

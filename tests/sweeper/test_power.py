@@ -58,13 +58,13 @@ def test_repeats_auto_runs_the_pilot_then_the_seeds_it_chose_and_a_rerun_adds_no
 
     url = f"sqlite:///{tmp_path / 'auto.db'}"
     args = ("reproduce", "penalties", "--dataset", "digits", "--epochs", "2", "--repeats", "auto",
-            "--max-repeats", "4", "--workers", "2", "--storage", url)
+            "--max-repeats", "4", "--tune-budget", "2", "--workers", "2", "--storage", url)
     done = sweeper(*args, "--out", tmp_path / "out")
     assert done.returncode == 0, done.stderr
     report = (tmp_path / "out" / "report.md").read_text()
     went_past = []
-    for item in reproduce.plan(["penalties"], dataset="digits", repeats="auto", epochs=2, cap=4):
-        assert item.spec.name.endswith(".r3-4.e2") and item.pilot == 3
+    for item in reproduce.plan(["penalties"], dataset="digits", repeats="auto", epochs=2, cap=4, tune_budget=2):
+        assert item.spec.name.endswith((".r3-4.e2", ".r3-4.e2.t2")) and item.pilot == 3
         handle = manager.open_study(item.spec.name, url)
         chosen = handle.study.user_attrs["sweeper_seeds"]
         assert chosen["pilot"] == 3 and 3 <= chosen["seeds"] <= 4
@@ -81,7 +81,7 @@ def test_repeats_auto_runs_the_pilot_then_the_seeds_it_chose_and_a_rerun_adds_no
         went_past.append(chosen["seeds"] > 3)
     assert any(went_past)  # at least one study went past its pilot (2 epochs on digits: small effects, wide spread)
     fixed = [item.spec.name for item in reproduce.plan(["penalties"], dataset="digits", repeats="auto", epochs=2,
-                                                       cap=4) if item.spec.tune][0]
+                                                       cap=4, tune_budget=2) if item.spec.tune][0]
     chosen = manager.open_study(fixed, url).study.user_attrs["sweeper_seeds"]
     tuned = manager.open_study(f"{fixed}.tuned", url).study.user_attrs["sweeper_seeds"]
     assert tuned["matched"] == chosen["seeds"] and tuned["seeds"] >= chosen["seeds"]  # side by side at equal n

@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 from matplotlib import image
 
+from storage.contract.errors import BadInput
 from sweeper import analysis, reproduce
 from sweeper.claims import CONTRADICTED, INCONCLUSIVE, SUPPORTED, UNTESTABLE
 from tests.sweeper.conftest import tiny_spec
 
 pytestmark = pytest.mark.slow  # real processes or whole runs: not in the fast lane (-m 'not slow')
 
-QUICK = ("--dataset", "digits", "--repeats", "2", "--epochs", "2", "--workers", "1")  # 1: 12 % faster than 2 here
+QUICK = ("--dataset", "digits", "--repeats", "2", "--epochs", "2", "--tune-budget", "2",
+         "--workers", "1")  # 1 worker: 12 % faster than 2 here
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def test_the_report_has_a_section_per_topic_and_a_verdict_per_claim(reproduced):
     report = (folder / "out" / "report.md").read_text()
     headings = re.findall(r"^## (\w+): ", report, flags=re.M)
     assert headings == list(reproduce.SECTIONS)
-    planned = reproduce.plan([], dataset="digits", repeats=2, epochs=2)
+    planned = reproduce.plan([], dataset="digits", repeats=2, epochs=2, tune_budget=2)
     n_claims = 0
     tuned = [item.spec.name + ".tuned" for item in planned if item.spec.tune]
     assert len(tuned) == 4  # activations, L2, width and depth, Adam against SGD: each configuration at its own rate
@@ -65,7 +67,7 @@ def test_the_report_has_a_section_per_topic_and_a_verdict_per_claim(reproduced):
         n_claims += len(claims)
     verdicts = re.findall(r"\| \*\*(supported|contradicted|inconclusive|untestable)\*\*", report)
     assert len(verdicts) == n_claims > 40
-    assert "**Not the posts' lengths.** Studies that trained another length than the post: 16 of 16" in report
+    assert "**Not the posts' lengths.** Studies that trained another length than the post: 18 of 18" in report
     assert f"# Report: {len(planned)} studies" not in report  # one heading per study instead
     assert report.count(" tuning) |") == 4 and "**Wall time of the whole run: " in report  # tuning counted
     for item in planned:
@@ -77,7 +79,7 @@ def test_every_png_of_the_report_is_a_real_image(reproduced):
     folder = reproduced[0] / "out"
     report = (folder / "report.md").read_text()
     names = _pngs(report)
-    assert len(names) >= 2 * len(reproduce.plan([], dataset="digits", repeats=2, epochs=2))
+    assert len(names) >= 2 * len(reproduce.plan([], dataset="digits", repeats=2, epochs=2, tune_budget=2))
     assert sorted(names) == sorted(p.name for p in folder.glob("*.png"))
     for name in names:
         assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -116,7 +118,7 @@ def test_a_report_into_the_same_folder_removes_the_pngs_of_the_one_before(reprod
 
 def test_report_and_plot_of_named_studies(reproduced, sweeper, tmp_path):
     folder, url, _, _ = reproduced
-    names = [p.spec.name for p in reproduce.plan(["penalties"], dataset="digits", repeats=2, epochs=2)]
+    names = [p.spec.name for p in reproduce.plan(["penalties"], dataset="digits", repeats=2, epochs=2, tune_budget=2)]
     done = sweeper("report", *names, "--storage", url, "--out", tmp_path / "rep")
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "rep" / "report.md").read_text()
@@ -219,6 +221,13 @@ def test_names_say_what_was_overridden(mnist_dir):
     assert (tenth.spec.steps, tenth.spec.post_length) == (200, "2,000 steps") and tenth.spec.name.endswith(".s200")
     (capped,) = reproduce.plan(["lenet"], epochs=2)
     assert (capped.spec.steps, capped.spec.epochs, capped.spec.post_length) == (None, 2, "2,000 steps")
+    quick = {p.spec.name: p.spec.tune for p in reproduce.plan(["architecture"], tune_budget=2)}
+    assert {n: t["budget"] for n, t in quick.items() if t} == {"blog.architecture.activations.mnist.r3.s30000.t2": 2,
+                                                              "blog.architecture.widthdepth.mnist.r6.s30000.t2": 2}
+    assert "blog.architecture.size.mnist.r3.s30000" in quick  # nothing to tune: its name unchanged
+    assert [p.spec.name for p in reproduce.plan(["penalties"], tune_budget=5)] == [p.spec.name for p in posts]
+    with pytest.raises(BadInput, match="--tune-budget 0 is invalid"):
+        reproduce.plan(["penalties"], tune_budget=0)
 
 
 def _tiny(folder: Path) -> Path:
