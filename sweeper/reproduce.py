@@ -336,7 +336,7 @@ def _name(study: dict, pilot: int | None = None) -> str:
 def _tag(dataset) -> str:
     if not isinstance(dataset, str) or not dataset.startswith("idx:"):
         return str(dataset)
-    folder = Path(dataset[4:].strip()).expanduser().resolve()
+    folder = datasets.idx_path(dataset).resolve()
     stem = re.sub(r"[^A-Za-z0-9_-]", "", folder.name)[:24] or "idx"
     return f"idx-{stem}-{hashlib.sha1(str(folder).encode()).hexdigest()[:6]}"
 

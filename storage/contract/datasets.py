@@ -19,9 +19,7 @@ def check(spec) -> str:
     if spec in NAMES:
         return spec
     if spec.startswith("idx:"):
-        folder = Path(spec[4:].strip()).expanduser()
-        if not spec[4:].strip():
-            raise BadInput(f"dataset {spec!r} names no folder: {FIX}")
+        folder = idx_path(spec)
         if not folder.is_dir():
             raise BadInput(f"dataset {spec!r}: no folder {folder}: fix the path, {FIX}")
         return spec
@@ -34,6 +32,13 @@ def check(spec) -> str:
         return spec
     hint = did_you_mean(spec, NAMES, otherwise="")
     raise BadInput(f"unknown dataset {spec!r}: " + (f"{hint} " if hint else "") + FIX)
+
+
+def idx_path(spec: str) -> Path:
+    """The folder of an idx:DIR data set (`~` expanded); BadInput when it names none."""
+    if not spec[4:].strip():
+        raise BadInput(f"dataset {spec!r} names no folder: {FIX}")
+    return Path(spec[4:].strip()).expanduser()
 
 
 def npz_path(spec: str) -> Path:

@@ -221,9 +221,11 @@ def test_digits_are_scikit_learns_read_without_importing_it():
     assert len(x_train) + len(x_test) == 1797 and x_train.dtype == np.float32
 
 
-@pytest.mark.parametrize("spec", ["foo", "MNIST", "idx:", "idx:  ", "digits ", ""])
-def test_unknown_spec(spec):
-    with pytest.raises(BadInput, match="unknown dataset .*: use digits, mnist, xor, idx:DIR .*npz:FILE") as info:
+@pytest.mark.parametrize("spec, says", [("foo", "unknown dataset"), ("MNIST", "unknown dataset"),
+                                         ("idx:", "names no folder"), ("idx:  ", "names no folder"),
+                                         ("digits ", "unknown dataset"), ("", "unknown dataset")])
+def test_unknown_spec(spec, says):
+    with pytest.raises(BadInput, match=f"{says}.*: use digits, mnist, xor, idx:DIR .*npz:FILE") as info:
         load(spec)
     assert "\n" not in str(info.value)
 

@@ -6,7 +6,6 @@ import functools
 import math
 import numbers
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -122,8 +121,8 @@ def _files(spec: str) -> tuple:
         directory = mnist.data_dir()
         mnist.download(directory)  # only the files that are missing
         x_train, y_train, x_test, y_test = mnist.read(directory)
-    elif spec.startswith("idx:") and spec[4:].strip():
-        x_train, y_train, x_test, y_test = mnist.read(Path(spec[4:].strip()).expanduser())
+    elif spec.startswith("idx:"):
+        x_train, y_train, x_test, y_test = mnist.read(datasets.idx_path(spec))
     else:
         raise BadInput(f"unknown dataset {spec!r}: {datasets.FIX}")
     return x_train, y_train, x_test, y_test, scale, n_classes, None
