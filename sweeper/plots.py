@@ -235,10 +235,29 @@ def _forest_panel(ax, spec, rows: pd.DataFrame, unit: str) -> None:
                    label=POST)
     ax.set_yticks(ys, [_row_label(spec, number, r) for number, r in rows.iterrows()], fontsize="small")
     ax.set_ylim(len(rows) - 0.5, -0.5)
+    label = _forest_axis(spec, rows, unit)
     if unit == "share of seeds":
         ax.set_xlim(-0.03, 1.03)
-    ax.set_xlabel(textwrap.fill(_forest_axis(spec, rows, unit), 120), fontsize="small")
+    elif (linear := _linear_range(rows, [x for x, _ in bounds + posts])) is not None:
+        ax.set_xscale("symlog", linthresh=linear)
+        label += f"; symmetric log scale beyond \u00b1{linear:.3g}, where a far wider interval would flatten the others"
+    ax.set_xlabel(textwrap.fill(label, 120), fontsize="small")
     ax.grid(True, axis="x", alpha=0.3)
+
+
+OUTLYING = 100  # a row reaching this many times further from 0 than the panel's typical row makes it symlog
+
+
+def _linear_range(rows: pd.DataFrame, marks: list[float]) -> float | None:
+    """Where a forest panel's axis stays linear when one row (a seed whose loss blew up) reaches OUTLYING
+    times further from 0 than the typical row: the furthest reach of the rows within that bound (their
+    margins and the post's differences included); None when no row outlies."""
+    ends = rows[["effect", "effect_low", "effect_high"]].abs().max(axis=1, skipna=True).to_numpy(dtype=float)
+    reach = np.concatenate([ends[np.isfinite(ends)], np.abs([m for m in marks if math.isfinite(m)])])
+    typical = float(np.median(reach)) if reach.size else 0.0
+    if typical <= 0 or reach.max() <= OUTLYING * typical:
+        return None
+    return float(reach[reach <= OUTLYING * typical].max())
 
 
 def _unit(metric: str | None) -> str:

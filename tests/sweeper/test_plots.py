@@ -205,3 +205,17 @@ def test_the_forest_plot_grows_with_its_rows():
     few = plots.forest(spec, frame.loc[[0, 1, 3]]).get_figheight()  # claims 1, 2 and 4: both panels
     many = plots.forest(spec, frame).get_figheight()
     assert many - few == pytest.approx(2 * plots.ROW_INCHES)  # claims 3 and 6: two more rows, no new panel
+
+
+def test_a_forest_panel_turns_symmetric_log_past_a_row_far_wider_than_the_others():
+    spec, frame, _ = _forest_frame()
+    shares = plots.forest(spec, frame).axes[0]
+    assert shares.get_xscale() == "linear"  # no row outlies: a plain axis
+    blown = frame.copy()  # one claim's seeds include a run whose loss blew up (finite, so not diverged)
+    blown.loc[0, ["effect", "effect_low", "effect_high"]] = [1e19, -3e19, 5e19]
+    shares = plots.forest(spec, blown).axes[0]
+    others = blown.loc[[1, 2, 5], ["effect", "effect_low", "effect_high"]].abs().to_numpy().max()
+    reach = max(others, 0.01, 0.02, 0.005, abs((1 - 0.97) - 0.05))  # the margins and the post's differences too
+    assert shares.get_xscale() == "symlog"
+    assert shares.xaxis.get_transform().linthresh == pytest.approx(reach)
+    assert "symmetric log scale beyond ±" in " ".join(shares.get_xlabel().split())
