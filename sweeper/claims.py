@@ -204,7 +204,7 @@ def evaluate(claim: dict, measured: pd.DataFrame, epochs: int | None, shortened:
         row["x_mean"] = x[metric].mean()
     p_for, p_against = _tests(kind, claim, d, est, floor)
     sd, levels, df = spread(measured if claim["y"] is not None else measured[measured["config"] == claim["x"]],
-                            metric, paired=claim["y"] is not None, floor=floor)
+                            metric, paired=claim["y"] is not None, floor=floor, own=(claim["x"], claim["y"]))
     row.update(spread=sd, levels=levels,
                detectable=stats.detectable(sd, est.n, df) if df > 0 and est.n >= 1 else math.nan)
     row.update(n=est.n, effect=est.mean, effect_low=est.low, effect_high=est.high,
@@ -252,15 +252,26 @@ def _tests(kind: str, claim: dict, d, est: stats.Estimate, floor: float) -> tupl
             min(2 * stats.one_sided(sign * d, -margin, False, floor), 1.0))
 
 
-def spread(measured: pd.DataFrame, metric: str, paired: bool, floor: float) -> tuple[float, int, int]:
+OUTLYING_SPREAD = 10  # a configuration whose spread over seeds is this many times the median's is not pooled
+
+
+def spread(measured: pd.DataFrame, metric: str, paired: bool, floor: float,
+           own: tuple = ()) -> tuple[float, int, int]:
     """(standard deviation of one seed's figure, configurations, degrees of freedom) behind a claim's smallest
     detectable effect: for paired claims sqrt(2) times the residual spread of a configurations x seeds
-    model pooled over all the study's configurations, on (configurations - 1) x (seeds - 1) degrees of
+    model pooled over the study's configurations, on (configurations - 1) x (seeds - 1) degrees of
     freedom; for a claim on one configuration (`measured` holds only it) its own spread over seeds
-    (configurations 0): pooling it with configurations of another spread would misstate it. Never below
-    `floor`."""
+    (configurations 0): pooling it with configurations of another spread would misstate it. The pool
+    leaves out the configurations (other than the claim's `own`) whose spread over seeds is more than
+    OUTLYING_SPREAD times the median configuration's (a run that blew up, one that never converged):
+    they would lend every claim their spread. Never below `floor`."""
     done = measured[~measured["diverged"]]
     if paired:
+        per = done.groupby("config")[metric].std()
+        typical = float(per.median()) if per.notna().any() else math.nan
+        if math.isfinite(typical) and typical > 0:
+            wild = set(per.index[per > OUTLYING_SPREAD * typical]) - set(own)
+            done = done[~done["config"].isin(wild)]
         sd, df = stats.pooled_sd(done[metric], done["config"], done["seed"])
         sd *= math.sqrt(2)
         levels = int(done["config"].nunique())

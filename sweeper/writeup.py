@@ -70,6 +70,7 @@ def write(parts: list[Part], out: str | Path, *, title: str, intro: str = "") ->
                                      anchors.add(handle.spec.heading) if own else anchors.last)
         lines = [f"# {title}", ""] + ([intro, ""] if intro else []) + _caveats(studies)
         lines += _overview(studies, heads)
+        known = {handle.spec.name: data for _, handle, data in studies}  # as judged here (Holm-adjusted)
         for part in parts:
             level = "###" if part.title else "##"
             if part.title:
@@ -78,7 +79,8 @@ def write(parts: list[Part], out: str | Path, *, title: str, intro: str = "") ->
                 if owner is part:
                     heading = heads[id(handle)][0]
                     lines += ([f"{level} {heading}", ""] if heading else []) + \
-                        _study(handle, data, tmp, level if heading else level[:-1], titled=bool(heading))
+                        _study(handle, data, tmp, level if heading else level[:-1], titled=bool(heading),
+                               known=known)
         lines += _superseded(studies, heads)
         (tmp / "report.md").write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
         stale = _listed(Path(out)) - {p.name for p in tmp.iterdir()}
@@ -312,8 +314,9 @@ def _superseded(studies, heads: dict) -> list[str]:
             "verdicts it had when it was replaced.", "", *lines] if lines else []
 
 
-def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -> list[str]:
-    """A study's part of the report (below its heading; `titled`: its title is that heading)."""
+def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True, known: dict | None = None) -> list[str]:
+    """A study's part of the report (below its heading; `titled`: its title is that heading; `known`: the
+    report's studies by name, as judged there)."""
     spec = handle.spec
     name = f"Study `{spec.name}`" + ("." if titled or not spec.title else f": *{spec.title}*.")
     lines = [name + (f" {spec.about}" if spec.about else ""), "", _setup(spec, data.trials), ""]
@@ -341,7 +344,7 @@ def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -
     else:
         lines += [f"{level}# The best trials", "", _best_table(spec, data.trials), ""]
     paths = plots.write(handle, data.trials, data.epochs, data.measured, folder, data.claims)
-    side, drawn = _isolation(handle, data, folder)
+    side, drawn = _isolation(handle, data, folder, known or {})
     if side:
         lines += [f"{level}# One setting for all against each at its best", "", *side]
         paths.insert(0, drawn)
@@ -350,16 +353,18 @@ def _study(handle, data: _Data, folder: Path, level: str, titled: bool = True) -
     return lines
 
 
-def _isolation(handle, data: _Data, folder: Path) -> tuple[list[str], Path | None]:
+def _isolation(handle, data: _Data, folder: Path, known: dict) -> tuple[list[str], Path | None]:
     """For a study tuned per configuration (sweeper.isolation.LINK): each claim at the post's setting beside
-    each configuration at its best, the settings found, and the isolation plot; ([], None) for others."""
+    each configuration at its best, the settings found, and the isolation plot; ([], None) for others. The
+    claims at the post's setting are those of the study `known` holds by that name when the report has it
+    (judged as its own section shows them, Holm-adjusted where counted), else measured here."""
     from sweeper import isolation, manager
 
     link = handle.study.user_attrs.get(isolation.LINK)
     if not isinstance(link, dict):
         return [], None
     fixed = manager.open_study(link["fixed"], handle.url)
-    at_post = _measure(fixed)
+    at_post = known.get(link["fixed"]) or _measure(fixed)
     arms = [c["label"] for c in handle.spec.configs()]
     posts = isolation.post_settings(link, len(arms))
     keys = list(posts[0])
@@ -377,8 +382,9 @@ def _isolation(handle, data: _Data, folder: Path) -> tuple[list[str], Path | Non
     intro = (f"Each configuration's {', '.join(keys)} was tuned on validation error (studies "
              f"`{link['tuning'][0]}` to `{link['tuning'][-1]}`, on a seed none of this study's uses, so that no "
              f"figure below was chosen on), then every configuration re-ran at its best with the study's seeds. "
-             f"The post compared them at one setting: the table sets that comparison (study `{link['fixed']}`) "
-             f"beside this one.")
+             f"The post compared them at one setting: the table sets that comparison (study `{link['fixed']}`, "
+             f"its verdicts as its own section gives them, Holm-adjusted where counted) beside this one (our "
+             f"checks, never counted, each on its own p).")
     return [intro, "", settings, "", side, ""], drawn
 
 

@@ -177,3 +177,12 @@ def test_one_fixed_rate_says_adam_wins_each_at_its_best_says_sgd_is_as_good(tmp_
     assert "| 2 | SGD is at least as accurate as Adam, within 0.03. |" in side
     assert "| contradicted |" in side and "| supported |" in side
     assert f"{tuned}.isolation.png" in report and (tmp_path / "out" / f"{tuned}.isolation.png").exists()
+    # the verdicts at the post's setting are those the report judged for that study (Holm-adjusted where
+    # counted), not measured again on their own p
+    from sweeper import manager
+
+    judged = writeup._measure(manager.open_study(fixed, url))
+    judged.claims = judged.claims.assign(verdict="as-judged-in-the-report")
+    side, _ = writeup._isolation(manager.open_study(tuned, url), writeup._measure(manager.open_study(tuned, url)),
+                                 tmp_path, {fixed: judged})
+    assert "\n".join(side).count("| as-judged-in-the-report |") == 2

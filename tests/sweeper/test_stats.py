@@ -407,3 +407,30 @@ def test_a_claim_on_one_configuration_takes_its_own_spread_not_a_noisier_neighbo
     row = claims.evaluate(_claim("at_least", value=0.97), _measured(x, y), 10)
     assert row["detectable"] == pytest.approx(stats.detectable(x.std(ddof=1), 6, 5))
     assert row["levels"] == 0 and row["spread"] == pytest.approx(x.std(ddof=1))
+
+
+def test_a_configuration_whose_runs_blew_up_is_left_out_of_the_pooled_spread_unless_the_claim_is_on_it():
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(11)
+    seeds = np.arange(5)
+    luck = rng.normal(0, 0.002, 5)  # what a seed does to every configuration
+    level = {"x": 0.97, "y": 0.975, "z": 0.98, "blown": 0.6}
+    noise = {"x": 0.001, "y": 0.0015, "z": 0.001, "blown": 0.2}  # one arm: a seed's loss blew up, another's not
+    rows = [dict(config=c, seed=int(s), diverged=False, test_accuracy=level[c] + luck[s] + rng.normal(0, noise[c]))
+            for c in level for s in seeds]
+    measured = pd.DataFrame(rows)
+
+    def ols_sd(configs) -> tuple[float, int]:  # independently: the residual of statsmodels OLS on the kept arms
+        part = measured[measured["config"].isin(configs)]
+        design = sm.add_constant(pd.get_dummies(part[["config"]].assign(seed=part["seed"].astype(str)),
+                                                drop_first=True).astype(float))
+        fit = sm.OLS(part["test_accuracy"].to_numpy(), design).fit()
+        return math.sqrt(fit.mse_resid), int(fit.df_resid)
+
+    sd, levels, df = claims.spread(measured, "test_accuracy", paired=True, floor=0.0, own=("x", "y"))
+    pooled, dof = ols_sd(["x", "y", "z"])
+    assert (levels, df) == (3, dof) and sd == pytest.approx(math.sqrt(2) * pooled)  # the blown arm left out
+    sd, levels, df = claims.spread(measured, "test_accuracy", paired=True, floor=0.0, own=("blown", "x"))
+    pooled, dof = ols_sd(list(level))
+    assert (levels, df) == (4, dof) and sd == pytest.approx(math.sqrt(2) * pooled)  # a claim on it keeps it
