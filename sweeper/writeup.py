@@ -153,6 +153,7 @@ class _Data:
     epochs: pd.DataFrame
     measured: pd.DataFrame
     claims: pd.DataFrame
+    tuning: list  # a study tuned per configuration: (configuration, its tuning study's trials) each; else []
 
 
 def _measure(handle) -> _Data:
@@ -160,7 +161,7 @@ def _measure(handle) -> _Data:
 
     trials, epochs = analysis.trials(handle), analysis.epochs(handle)
     measured = measures(handle, trials, epochs)
-    return _Data(trials, epochs, measured, verdicts.claims(handle, trials, epochs, measured))
+    return _Data(trials, epochs, measured, verdicts.claims(handle, trials, epochs, measured), _tuning(handle))
 
 
 def _adjusted(studies: list) -> list:
@@ -204,11 +205,10 @@ def _overview(studies, heads: dict) -> list[str]:
         rest = int((~data.claims["counted"]).sum())
         total, other = total.add(counted, fill_value=0), other + rest
         link = handle.spec.heading.replace("[", "\\[").replace("]", "\\]")
-        tuning = [trials for _, trials in _tuning(handle)]
-        own = [_span(data.trials), *map(_span, tuning)]
+        own = [_span(data.trials), *(_span(trials) for _, trials in data.tuning)]
         spans.append(own)
-        searches += len(tuning)
-        wall = _duration(data.trials)[0] + (f" (+ {_seconds(sum(own[1:]))} tuning)" if tuning else "")
+        searches += len(data.tuning)
+        wall = _duration(data.trials)[0] + (f" (+ {_seconds(sum(own[1:]))} tuning)" if data.tuning else "")
         rows.append([part.title.split(":")[0] if part.title else "", f"[{link}](#{heads[id(handle)][1]})",
                      _done(data.trials), str(len(_seeds_run(data.trials))),
                      *(str(int(counted.get(v, 0))) for v in VERDICTS), str(rest), wall])
@@ -363,8 +363,7 @@ def _isolation(handle, data: _Data, folder: Path, known: dict) -> tuple[list[str
     link = handle.study.user_attrs.get(isolation.LINK)
     if not isinstance(link, dict):
         return [], None
-    fixed = manager.open_study(link["fixed"], handle.url)
-    at_post = known.get(link["fixed"]) or _measure(fixed)
+    at_post = known.get(link["fixed"]) or _measure(manager.open_study(link["fixed"], handle.url))
     arms = [c["label"] for c in handle.spec.configs()]
     posts = isolation.post_settings(link, len(arms))
     keys = list(posts[0])
@@ -376,9 +375,9 @@ def _isolation(handle, data: _Data, folder: Path, known: dict) -> tuple[list[str
         rows.append([str(number + 1), theirs["claim"], _effect(theirs), theirs["verdict"], _effect(ours),
                      ours["verdict"]])
     side = _table(["#", "the claim", "at the post's setting", "verdict", "each at its best", "verdict"], rows)
-    tuning = _tuning(handle)
-    drawn = plots._save(plots.isolation(handle.spec, tuning, keys[0], [p[keys[0]] for p in posts], at_post.measured,
-                                        data.measured), plots.png_path(folder, handle.spec.name, "isolation"))
+    figure = plots.isolation(handle.spec, data.tuning, keys[0], [p[keys[0]] for p in posts], at_post.measured,
+                             data.measured)
+    drawn = plots._save(figure, plots.png_path(folder, handle.spec.name, "isolation"))
     intro = (f"Each configuration's {', '.join(keys)} was tuned on validation error (studies "
              f"`{link['tuning'][0]}` to `{link['tuning'][-1]}`, on a seed none of this study's uses, so that no "
              f"figure below was chosen on), then every configuration re-ran at its best with the study's seeds. "
@@ -554,7 +553,7 @@ def _done(trials: pd.DataFrame) -> str:
 
 
 def _duration(trials: pd.DataFrame) -> tuple[str, str]:
-    """(wall time from the first start to the last end, summed training seconds), in words. A reused
+    """(wall time while any trial ran (_span), summed training seconds), in words. A reused
     trial's seconds are those of the trial it copied, trained in another study: not counted here."""
     if trials.empty or trials["started"].isna().all():
         return "-", "-"
